@@ -1,0 +1,1 @@
+"""Differential privacy: accounting, DP-SGD through Opacus, client-level DP."""
