@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._util import check_bytes
 from .errors import IntegrityError
+from .profiling import CRYPTO, timed
 
 __all__ = ["KEY_BYTES", "NONCE_BYTES", "OVERHEAD", "TAG_BYTES", "open", "seal"]
 
@@ -27,6 +28,7 @@ TAG_BYTES = 16
 OVERHEAD = NONCE_BYTES + TAG_BYTES
 
 
+@timed(CRYPTO)
 def seal(key: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
     """Encrypt and authenticate ``plaintext`` under a 32-byte ``key``."""
     key = check_bytes("key", key, KEY_BYTES)
@@ -35,6 +37,7 @@ def seal(key: bytes, plaintext: bytes, associated_data: bytes = b"") -> bytes:
                                        check_bytes("associated_data", associated_data))
 
 
+@timed(CRYPTO)
 def open(key: bytes, sealed: bytes, associated_data: bytes = b"") -> bytes:
     """Decrypt ``sealed`` or raise :class:`IntegrityError` (bad tag, key, ad or length)."""
     key = check_bytes("key", key, KEY_BYTES)

@@ -26,6 +26,7 @@ import numpy.typing as npt
 from . import prg
 from ._util import check_int
 from .errors import EncodingError, ParameterError
+from .profiling import HOT_PATH, timed
 
 __all__ = ["FixedPointEncoder"]
 
@@ -147,6 +148,7 @@ class FixedPointEncoder:
             raise EncodingError(f"element {i} is {x[i]}: NaN and Inf cannot be encoded")
         return x, lo, hi
 
+    @timed(HOT_PATH)
     def encode(self, x: npt.NDArray[np.floating]) -> npt.NDArray[np.unsignedinteger]:
         """Encode a 1-D float vector; returns a new vector of ``self.dtype``.
 
@@ -191,6 +193,7 @@ class FixedPointEncoder:
         return out
 
     # -- arithmetic ---------------------------------------------------------
+    @timed(HOT_PATH)
     def add(
         self, a: npt.NDArray[np.unsignedinteger], b: npt.NDArray[np.unsignedinteger]
     ) -> npt.NDArray[np.unsignedinteger]:
@@ -246,6 +249,7 @@ class FixedPointEncoder:
                     f"{n} summands: the sum overflowed or is corrupt"
                 )
 
+    @timed(HOT_PATH)
     def decode_int(
         self, v: npt.NDArray[np.unsignedinteger], n_summands: int | None = None
     ) -> npt.NDArray[np.int64]:
@@ -262,6 +266,7 @@ class FixedPointEncoder:
         self._check_limit(signed, n)
         return signed.astype(np.int64)
 
+    @timed(HOT_PATH)
     def decode(
         self, v: npt.NDArray[np.unsignedinteger], n_summands: int | None = None
     ) -> npt.NDArray[np.float64]:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._util import check_bytes, check_int
 from .errors import IntegrityError, ParameterError
+from .profiling import CRYPTO, timed
 
 __all__ = ["KEY_BYTES", "PrivateKey", "PublicKey", "agree", "context", "hkdf"]
 
@@ -55,6 +56,7 @@ class PrivateKey:
     _key: x25519.X25519PrivateKey
 
     @classmethod
+    @timed(CRYPTO)
     def generate(cls) -> PrivateKey:
         """A fresh key from the operating system's CSPRNG."""
         return cls(x25519.X25519PrivateKey.generate())
@@ -95,6 +97,7 @@ def context(purpose: str, round_id: int, a: int, b: int) -> bytes:
     return struct.pack(">H", len(p)) + p + struct.pack(">QII", round_id, lo, hi)
 
 
+@timed(CRYPTO)
 def agree(private: PrivateKey, peer: PublicKey, info: bytes) -> bytes:
     """The 32-byte seed shared by ``private``'s owner and ``peer``'s owner.
 

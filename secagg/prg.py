@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._util import check_bytes, check_int
 from .errors import ParameterError
+from .profiling import CRYPTO, HOT_PATH, timed
 
 __all__ = ["SEED_BYTES", "counter_block", "expand", "expand_into", "fresh_seed", "keystream"]
 
@@ -92,6 +93,7 @@ def _check_dtype(dtype: npt.DTypeLike) -> np.dtype[np.unsignedinteger]:
     return _LE[dt]
 
 
+@timed(CRYPTO)
 def expand(
     seed: bytes, length: int, dtype: npt.DTypeLike = np.uint32, label: bytes = b""
 ) -> npt.NDArray[np.unsignedinteger]:
@@ -125,6 +127,7 @@ def expand(
     return out
 
 
+@timed(HOT_PATH)
 def expand_into(
     out: npt.NDArray[np.unsignedinteger],
     seed: bytes,

@@ -28,6 +28,7 @@ import gmpy2
 
 from ._util import check_bytes, check_int
 from .errors import AbortError, EncodingError, ParameterError, ProtocolError
+from .profiling import CRYPTO, timed
 
 __all__ = [
     "MAX_SHARES",
@@ -103,6 +104,7 @@ def _check_nt(n: int, t: int) -> None:
         raise ParameterError(f"threshold t={t} exceeds the number of shares n={n}")
 
 
+@timed(CRYPTO)
 def split_many(secrets: Sequence[bytes], n: int, t: int) -> list[list[Share]]:
     """Share each 32-byte secret among n holders with threshold t.
 
@@ -185,6 +187,7 @@ def _to_secret(v: int) -> bytes:
     return int(v).to_bytes(SECRET_BYTES, "big")
 
 
+@timed(CRYPTO)
 def combine(shares: Sequence[Share]) -> bytes:
     """Reconstruct the 32-byte secret from at least ``t`` shares.
 
@@ -201,6 +204,7 @@ def combine(shares: Sequence[Share]) -> bytes:
     return _to_secret(int(acc % _P))
 
 
+@timed(CRYPTO)
 def combine_many(share_sets: Sequence[Sequence[Share]]) -> list[bytes]:
     """Reconstruct several secrets; sets held by the same holders share one
     set of Lagrange coefficients (computed once, then cached)."""

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from ._util import check_bytes
 from .errors import IntegrityError
+from .profiling import CRYPTO, timed
 
 __all__ = ["KEY_BYTES", "SIGNATURE_BYTES", "SigningKey", "VerifyKey"]
 
@@ -40,6 +41,7 @@ class VerifyKey:
     def to_bytes(self) -> bytes:
         return self._key.public_bytes(_RAW, serialization.PublicFormat.Raw)
 
+    @timed(CRYPTO)
     def verify(self, signature: bytes, message: bytes) -> None:
         """Raise :class:`IntegrityError` unless ``signature`` is valid for ``message``."""
         signature = check_bytes("signature", signature)
@@ -66,6 +68,7 @@ class SigningKey:
     _key: ed25519.Ed25519PrivateKey
 
     @classmethod
+    @timed(CRYPTO)
     def generate(cls) -> SigningKey:
         return cls(ed25519.Ed25519PrivateKey.generate())
 
@@ -82,6 +85,7 @@ class SigningKey:
     def verify_key(self) -> VerifyKey:
         return VerifyKey(self._key.public_key())
 
+    @timed(CRYPTO)
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(check_bytes("message", message))
 
