@@ -105,7 +105,7 @@ def expand(
         dtype: ``uint8``, ``uint16``, ``uint32`` or ``uint64``.
         label: domain-separation label; different labels give independent streams.
 
-    Returns a writable, native-endian array that owns its buffer.
+    Returns a writable, native-endian array over a fresh buffer.
     """
     dt = _check_dtype(dtype)
     if type(length) is not int or not 0 <= length <= MAX_BYTES // dt.itemsize:

@@ -1,0 +1,25 @@
+"""The reference FedAvg driver: local training x secure aggregation x DP.
+
+``run_fedavg(FedAvgConfig(...))`` trains, records each round and writes a
+run directory; ``Task`` lets users bring their own per-client datasets.
+"""
+
+from .aggregation import Aggregator
+from .config import AGGREGATIONS, DP_MODES, FedAvgConfig
+from .driver import FedAvgResult, RoundRecord, run_fedavg
+from .params import flatten_model
+from .tasks import Task, digits_task, linear_regression_task
+
+__all__ = [
+    "AGGREGATIONS",
+    "DP_MODES",
+    "Aggregator",
+    "FedAvgConfig",
+    "FedAvgResult",
+    "RoundRecord",
+    "Task",
+    "digits_task",
+    "flatten_model",
+    "linear_regression_task",
+    "run_fedavg",
+]
