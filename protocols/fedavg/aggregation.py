@@ -73,6 +73,8 @@ class Aggregator:
                 f"aggregation {self.kind!r} is not one of plain, secagg, secagg+, paillier"
             )
         bits = frac_bits_for(self.clip, self.max_summands, 32)
+        # Paillier slots: sign + integer part + the same fractional resolution.
+        self.paillier_value_bits = bits + max(0, int(np.ceil(np.log2(self.clip)))) + 1
         self.encoder = FixedPointEncoder(
             self.clip, bits, max_summands=self.max_summands, modulus_bits=32
         )
@@ -93,23 +95,28 @@ class Aggregator:
         if self.kind in ("secagg", "secagg+"):
             from protocols.secagg import simulate
 
-            n = len(inputs)
             return simulate(
                 dict(inputs),
-                neighbors=None if self.kind == "secagg+" else n - 1,
+                neighbors=None if self.kind == "secagg+" else "complete",
                 dropouts={"masked_input": sorted(dropped)} if dropped else None,
                 seed=self.seed * 1_000_003 + round_idx,
                 encoder=self.encoder,
             )
         from protocols.paillier_sum import simulate as paillier_simulate
+        from secagg import paillier
 
+        if self._paillier_keys is None:  # one key pair per run: generation takes seconds
+            self._paillier_keys = paillier.generate_keypair(self.paillier_key_bits)
         return paillier_simulate(
             dict(inputs),
             key_bits=self.paillier_key_bits,
+            keypair=self._paillier_keys,  # type: ignore[arg-type]
             dropouts={"encrypt": sorted(dropped)} if dropped else None,
             seed=self.seed * 1_000_003 + round_idx,
             clip=self.clip,
+            value_bits=self.paillier_value_bits,
             max_summands=self.max_summands,
+            round=round_idx,
         )
 
     def _plain(

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .driver import FedAvgResult
 
-TIME_PARTS = ("local_training", "hot_path", "crypto", "server_aggregation", "other")
+#: The exclusive parts of a round (server aggregation overlaps them; see RoundRecord).
+TIME_PARTS = ("local_training", "hot_path", "crypto", "other")
 
 
 def plot_run(result: FedAvgResult, run_dir: Path) -> list[Path]:
