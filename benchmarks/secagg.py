@@ -1,0 +1,376 @@
+"""Suite ``secagg``: pairwise-mask secure aggregation against Flower's SecAgg+.
+
+For n clients and dimension d, one full round (advertise keys, share keys,
+masked input, unmask) with 0% or 10% of the clients dropping out, reporting
+per-client compute (mean over the clients that finished the round), server
+compute, and bytes per client (sent + received, mean over the same clients),
+for this library and for Flower's SecAgg+, on the same float32 inputs.
+
+Dropouts: by default the dropping clients vanish after sharing their keys and
+before sending their masked input (``--drop-round masked_input``), which is
+the expensive case for the server: it must rebuild each dropout's mask key
+and regenerate the pairwise masks between it and its surviving neighbours.
+``--drop-round unmask`` makes them vanish after their masked input instead.
+
+Graphs: ``secagg+`` rows use k = 14 neighbours (Flower ``num_shares = 15``,
+which counts the client itself) and threshold t = 8 of those 15 share
+holders, for both implementations; with n <= 15 that is the complete graph.
+``complete`` rows are Bonawitz et al.'s complete graph (t = floor(n/2) + 1);
+the full grid has one such row pair at n = 50, d = 10^5, because Flower's
+complete-graph mode needs minutes per round beyond that. ``--scale`` runs
+one round of 1,000 clients at d = 10^5 with the SecAgg+ degree and threshold
+derived by ``protocols.secagg.config`` (this library only).
+
+How Flower is driven: Flower's own client-side stage functions
+(``flwr.client.mod.secure_aggregation.secaggplus_mod``: ``_setup``,
+``_share_keys``, ``_collect_masked_vectors``, ``_unmask``) run in process on
+a ``SecAggPlusState`` per client; the server side re-enacts
+``SecAggPlusWorkflow`` stage by stage (random ring of neighbours,
+``_check_threshold``, routing of ciphertexts, summing and ``mod`` of the
+masked vectors, then ``combine_shares``, ``pseudo_rand_gen`` and
+``generate_shared_key`` to unmask, and ``dequantize``) with Flower's own
+primitives, minus the ``Grid`` messaging and the ``Strategy`` call. Flower's
+bytes are the payload fields of its messages (public keys, ciphertexts,
+serialized arrays, shares, 8 bytes per node id), without protobuf framing.
+Flower runs once per row (it is slow); this library runs ``--repeat`` times
+(best kept). Flower's masks come from ``numpy.random.RandomState`` seeded
+with 32 bits of the shared secret, which is not a cryptographic generator;
+this library's come from AES-256-CTR.
+
+Install Flower into the benchmark's environment to get its columns::
+
+    pip install 'secagg[bench]'        # or: pip install flwr
+
+Without it the Flower columns are skipped with a message.
+
+    python -m benchmarks secagg [--quick] [--scale] [--repeat R] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import table, write_json
+from protocols.secagg import SecAggConfig, default_encoder, simulate
+
+FLOWER_DEGREE = 14
+FULL_NS = (10, 50, 100)
+FULL_DS = (10**4, 10**5, 10**6)
+QUICK_NS = (10,)
+QUICK_DS = (10**4, 10**5)
+DROP_FRACTIONS = (0.0, 0.1)
+SCALE_N, SCALE_D = 1000, 10**5
+TARGETS = {"server_speedup": 20.0, "client_speedup": 2.0}
+
+
+@dataclass
+class Figures:
+    """One implementation's cost for one round."""
+
+    client_s: float  # mean compute seconds per finishing client
+    server_s: float  # server compute seconds
+    bytes_per_client: float  # mean bytes sent + received per finishing client
+    max_error: float  # largest |decoded - exact| over the vector
+
+
+def _inputs(n: int, d: int, seed: int) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {u: rng.uniform(-1.0, 1.0, d).astype(np.float32) for u in range(1, n + 1)}
+
+
+def _dropouts(n: int, frac: float, seed: int) -> list[int]:
+    k = round(frac * n)
+    return sorted(random.Random(f"dropouts/{seed}").sample(range(1, n + 1), k))
+
+
+# -- this library ---------------------------------------------------------------------
+def run_ours(inputs: dict[int, np.ndarray], degree: int | str | None, threshold: int | None,
+             dropped: list[int], drop_round: str, repeat: int) -> Figures:
+    """Best of ``repeat`` simulated rounds (each figure minimised separately)."""
+    best: Figures | None = None
+    n = len(inputs)
+    for r in range(repeat):
+        res = simulate(inputs, threshold=threshold, neighbors=degree,  # type: ignore[arg-type]
+                       dropouts={drop_round: dropped}, seed=r,
+                       encoder=default_encoder(n))
+        done = [u for u in inputs if "unmask" in res.figures[u].compute_seconds]
+        exact = np.sum([inputs[u].astype(np.float64) for u in res.included], axis=0)
+        f = Figures(
+            client_s=float(np.mean([res.figures[u].total_compute for u in done])),
+            server_s=res.figures["server"].total_compute,
+            bytes_per_client=float(np.mean([res.figures[u].total_sent
+                                             + res.figures[u].total_received for u in done])),
+            max_error=float(np.max(np.abs(res.sum - exact))),
+        )
+        if best is None:
+            best = f
+        else:
+            best = Figures(min(best.client_s, f.client_s), min(best.server_s, f.server_s),
+                           f.bytes_per_client, max(best.max_error, f.max_error))
+    assert best is not None
+    return best
+
+
+# -- Flower's SecAgg+ ---------------------------------------------------------------------
+def flower_version() -> str | None:
+    """The installed flwr version, or None when its SecAgg+ code cannot be imported."""
+    try:
+        importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
+    except ImportError:
+        return None
+    return importlib.metadata.version("flwr")
+
+
+def run_flower(inputs: dict[int, np.ndarray], num_shares: int, threshold: int,
+               dropped: list[int], drop_round: str, seed: int) -> Figures:
+    """One SecAgg+ round with Flower's client stage functions and primitives."""
+    fm = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
+    from flwr.common import bytes_to_ndarray, ndarrays_to_parameters
+    from flwr.common.secure_aggregation.crypto.shamir import combine_shares
+    from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
+    from flwr.common.secure_aggregation.ndarrays_arithmetic import (
+        factor_extract,
+        get_parameters_shape,
+        parameters_addition,
+        parameters_mod,
+        parameters_subtraction,
+    )
+    from flwr.common.secure_aggregation.quantization import dequantize
+    from flwr.common.secure_aggregation.secaggplus_constants import Key
+    from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
+    from flwr.supercore.primitives.asymmetric import bytes_to_private_key, bytes_to_public_key
+
+    clip, qrange, mod, max_weight = 8.0, 2**22, 2**32, 1.0  # SecAggPlusWorkflow defaults
+    ids = sorted(inputs)
+    n = len(ids)
+    client_s = dict.fromkeys(ids, 0.0)
+    nbytes = dict.fromkeys(ids, 0)
+    server_s = 0.0
+    states: dict[int, Any] = {}
+    gone = set(dropped)
+
+    def on_client(u: int, fn: Any, *args: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn(states[u], *args)
+        client_s[u] += time.perf_counter() - t0
+        return out
+
+    def size(rec: Any) -> int:
+        total = 0
+        for v in rec.values():
+            for x in v if isinstance(v, list) else [v]:
+                total += len(x) if isinstance(x, bytes) else 8
+        return total
+
+    # setup: configuration, neighbour ring, key generation
+    t0 = time.perf_counter()
+    shuffled = list(ids)
+    random.Random(f"flower-ring/{seed}").shuffle(shuffled)
+    half = num_shares >> 1
+    neighbours = {u: {shuffled[(i + o) % n] for o in range(-half, half + 1)}
+                  for i, u in enumerate(shuffled)}
+    setup_cfg = {Key.SAMPLE_NUMBER: n, Key.SHARE_NUMBER: num_shares, Key.THRESHOLD: threshold,
+                 Key.CLIPPING_RANGE: clip, Key.TARGET_RANGE: qrange, Key.MOD_RANGE: mod,
+                 Key.MAX_WEIGHT: max_weight}
+    server_s += time.perf_counter() - t0
+    pks: dict[int, list[bytes]] = {}
+    for u in ids:
+        states[u] = fm.SecAggPlusState()
+        states[u].nid = u
+        res = on_client(u, fm._setup, setup_cfg)
+        pks[u] = [res[Key.PUBLIC_KEY_1], res[Key.PUBLIC_KEY_2]]
+        nbytes[u] += size(setup_cfg) + size(res)
+
+    def check(active: set[int]) -> None:
+        for u in ids:
+            if len(neighbours[u] & active) < threshold:
+                raise RuntimeError("Flower round aborted: insufficient available nodes")
+
+    active = set(ids)
+    check(active)
+    # share keys
+    fwd_ct: dict[int, list[bytes]] = {u: [] for u in ids}
+    fwd_src: dict[int, list[int]] = {u: [] for u in ids}
+    for u in ids:
+        t0 = time.perf_counter()
+        cfg = {str(v): pks[v] for v in neighbours[u] & active}
+        server_s += time.perf_counter() - t0
+        res = on_client(u, fm._share_keys, cfg)
+        nbytes[u] += size(cfg) + size(res)
+        t0 = time.perf_counter()
+        for dst, ct in zip(res[Key.DESTINATION_LIST], res[Key.CIPHERTEXT_LIST], strict=True):
+            fwd_ct[dst].append(ct)
+            fwd_src[dst].append(u)
+        server_s += time.perf_counter() - t0
+    check(active)
+    # collect masked vectors
+    params = {u: ndarrays_to_parameters([inputs[u]]) for u in ids}
+    masked_sum = None
+    for u in ids:
+        cfg = {Key.CIPHERTEXT_LIST: fwd_ct[u], Key.SOURCE_LIST: fwd_src[u]}
+        nbytes[u] += size(cfg)
+        if u in gone and drop_round == "masked_input":
+            continue
+        res = on_client(u, fm._collect_masked_vectors, cfg, 1, params[u])
+        nbytes[u] += size(res)
+        t0 = time.perf_counter()
+        vec = [bytes_to_ndarray(b) for b in res[Key.MASKED_PARAMETERS]]
+        masked_sum = vec if masked_sum is None else parameters_addition(masked_sum, vec)
+        server_s += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if drop_round == "masked_input":
+        active -= gone
+    assert masked_sum is not None
+    masked_sum = parameters_mod(masked_sum, mod)
+    server_s += time.perf_counter() - t0
+    check(active)
+    # unmask
+    dead = set(ids) - active
+    shares: dict[int, list[bytes]] = {u: [] for u in ids}
+    for u in sorted(active):
+        cfg = {Key.ACTIVE_NODE_ID_LIST: sorted(neighbours[u] & active),
+               Key.DEAD_NODE_ID_LIST: sorted(neighbours[u] & dead)}
+        nbytes[u] += size(cfg)
+        if u in gone:  # drop_round == "unmask"
+            continue
+        res = on_client(u, fm._unmask, cfg)
+        nbytes[u] += size(res)
+        for owner, share in zip(res[Key.NODE_ID_LIST], res[Key.SHARE_LIST], strict=True):
+            shares[owner].append(share)
+    t0 = time.perf_counter()
+    vec = masked_sum
+    for u, share_list in shares.items():
+        if len(share_list) < threshold:
+            raise RuntimeError("Flower round aborted: not enough shares")
+        secret = combine_shares(share_list)
+        if u in active:
+            vec = parameters_subtraction(
+                vec, pseudo_rand_gen(secret, mod, get_parameters_shape(vec)))
+        else:
+            for v in neighbours[u] - {u}:
+                key = generate_shared_key(bytes_to_private_key(secret),
+                                          bytes_to_public_key(pks[v][0]))
+                mask = pseudo_rand_gen(key, mod, get_parameters_shape(vec))
+                vec = (parameters_addition(vec, mask) if u > v
+                       else parameters_subtraction(vec, mask))
+    vec = parameters_mod(vec, mod)
+    q_total, recon = factor_extract(vec)
+    (mean,) = dequantize(recon, clip, qrange)
+    mean = (mean - (len(active) - 1) * clip) * (qrange / q_total)
+    server_s += time.perf_counter() - t0
+    done = [u for u in ids if u in active and u not in gone]
+    exact_mean = np.mean([inputs[u].astype(np.float64) for u in active], axis=0)
+    return Figures(
+        client_s=float(np.mean([client_s[u] for u in done])),
+        server_s=server_s,
+        bytes_per_client=float(np.mean([nbytes[u] for u in done])),
+        max_error=float(np.max(np.abs(mean * len(active) - exact_mean * len(active)))),
+    )
+
+
+# -- driver -------------------------------------------------------------------------------
+def _row(graph: str, n: int, d: int, frac: float, args: argparse.Namespace,
+         flower: bool) -> dict[str, Any]:
+    inputs = _inputs(n, d, seed=n * 1000 + d % 997)
+    dropped = _dropouts(n, frac, seed=n)
+    if graph == "complete" or n <= FLOWER_DEGREE + 1:
+        degree: int | str | None = "complete"
+        holders = n
+    else:
+        degree, holders = FLOWER_DEGREE, FLOWER_DEGREE + 1
+    t = holders // 2 + 1
+    label = "complete" if degree == "complete" else f"secagg+ k={degree}"
+    ours = run_ours(inputs, degree, t, dropped, args.drop_round, args.repeat)
+    row: dict[str, Any] = {
+        "graph": label, "n": n, "d": d, "drop": f"{frac:.0%}", "t": t,
+        "client ms": ours.client_s * 1e3, "server ms": ours.server_s * 1e3,
+        "KB/client": ours.bytes_per_client / 1e3,
+    }
+    if flower:
+        fl = run_flower(inputs, holders, t, dropped, args.drop_round, seed=n)
+        row.update({
+            "Flower client ms": fl.client_s * 1e3, "Flower server ms": fl.server_s * 1e3,
+            "Flower KB/client": fl.bytes_per_client / 1e3,
+            "client x": fl.client_s / ours.client_s, "server x": fl.server_s / ours.server_s,
+        })
+        row["_flower_error"] = fl.max_error
+    row["_error"] = ours.max_error
+    print(f"  {label:>14} n={n:<4} d={d:<8} drop={frac:.0%}: ours client "
+          f"{ours.client_s * 1e3:.1f} ms, server {ours.server_s * 1e3:.1f} ms"
+          + (f" | Flower client {row['Flower client ms']:.1f} ms, server "
+             f"{row['Flower server ms']:.1f} ms" if flower else ""), flush=True)
+    return row
+
+
+def _scale_row(args: argparse.Namespace) -> dict[str, Any]:
+    cfg = SecAggConfig.create(range(1, SCALE_N + 1), SCALE_D)
+    inputs = _inputs(SCALE_N, SCALE_D, seed=1)
+    dropped = _dropouts(SCALE_N, 0.1, seed=1)
+    t0 = time.perf_counter()
+    ours = run_ours(inputs, None, None, dropped, args.drop_round, 1)
+    wall = time.perf_counter() - t0
+    print(f"  scale: n={SCALE_N} d={SCALE_D} k={cfg.degree} t={cfg.threshold}: "
+          f"{wall:.1f} s wall for the whole simulated round", flush=True)
+    return {"graph": f"secagg+ k={cfg.degree} (derived)", "n": SCALE_N, "d": SCALE_D,
+            "drop": "10%", "t": cfg.threshold, "client ms": ours.client_s * 1e3,
+            "server ms": ours.server_s * 1e3, "KB/client": ours.bytes_per_client / 1e3,
+            "simulated round s": wall, "_error": ours.max_error}
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="secagg bench secagg", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="n = 10, d <= 10^5 (under a minute)")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the 1,000-client, d = 10^5 SecAgg+ round (this library)")
+    ap.add_argument("--repeat", type=int, default=2, help="rounds per row for this library")
+    ap.add_argument("--drop-round", choices=("masked_input", "unmask"), default="masked_input",
+                    help="where the dropping clients vanish (default: before the masked input)")
+    ap.add_argument("--no-flower", action="store_true", help="skip the Flower columns")
+    ap.add_argument("--out", default=None, help="JSON output (default bench-results/secagg.json)")
+    args = ap.parse_args(argv)
+
+    version = None if args.no_flower else flower_version()
+    if not args.no_flower and version is None:
+        print("Flower (flwr) is not installed: skipping the Flower columns. "
+              "Install it with: pip install 'secagg[bench]'  (or: pip install flwr)")
+    flower = version is not None
+    # warm up imports and caches so the first row is not charged for them
+    warm = _inputs(4, 16, seed=0)
+    run_ours(warm, "complete", 3, [], args.drop_round, 1)
+    if flower:
+        run_flower(warm, 4, 3, [], args.drop_round, seed=0)
+    rows: list[dict[str, Any]] = []
+    if args.scale:
+        rows.append(_scale_row(args))
+    else:
+        ns, ds = (QUICK_NS, QUICK_DS) if args.quick else (FULL_NS, FULL_DS)
+        grid = [("secagg+", n, d) for n in ns for d in ds]
+        if not args.quick:
+            grid.append(("complete", 50, 10**5))
+        for graph, n, d in grid:
+            for frac in DROP_FRACTIONS:
+                rows.append(_row(graph, n, d, frac, args, flower))
+    shown = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    print()
+    print(table(shown))
+    payload: dict[str, Any] = {
+        "flwr": version, "drop_round": args.drop_round, "repeat": args.repeat,
+        "targets": TARGETS, "rows": rows,
+    }
+    if flower and not args.scale:
+        payload["min_server_speedup"] = min(r["server x"] for r in rows)
+        payload["min_client_speedup"] = min(r["client x"] for r in rows)
+        print(f"\nserver speedup >= {payload['min_server_speedup']:.1f}x "
+              f"(target {TARGETS['server_speedup']:.0f}x), client speedup >= "
+              f"{payload['min_client_speedup']:.1f}x (target {TARGETS['client_speedup']:.0f}x)")
+    path = write_json("secagg", payload, args.out)
+    print(f"wrote {path}")
+    return 0

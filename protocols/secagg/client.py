@@ -1,0 +1,329 @@
+"""The client of the pairwise-mask protocol, as a sans-I/O state machine.
+
+``SecAggClient(config, client_id, signing_key=...)``: call :meth:`start` for
+the advertise message, then pass every message from the server to
+:meth:`handle`, which returns the messages to send back. The client owns no
+socket, thread or clock.
+
+Rules an honest client enforces (each violation raises a
+:class:`~secagg.errors.SecAggError` subclass, sends nothing and leaves the
+client exactly as it was):
+
+* messages must be for this client, this session and configuration (codec),
+  and for the round the client is in; a second message for a finished round
+  is refused;
+* every set the server shows must keep at least ``t`` members of the
+  client's closed neighbourhood (:class:`AbortError` otherwise);
+* its own keys must be shown unchanged, all keys must be distinct, and in
+  malicious mode every neighbour's key advertisement must carry a valid
+  signature from its registered identity key (:class:`IntegrityError`);
+* share ciphertexts must open under the pairwise key with the round, sender
+  and receiver as associated data (:class:`IntegrityError`);
+* an unmasking request may name only neighbours whose shares it holds, never
+  the same neighbour as both survivor and dropout, never the client itself as
+  a dropout; in malicious mode it must come with at least ``quorum`` valid
+  signatures over exactly the survivor set the client signed. The client
+  answers one unmasking request, once.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import aead, kex, prg, shamir
+from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
+from secagg.sign import SigningKey
+
+from . import binding
+from .config import SecAggConfig
+from .messages import (
+    SHARE_PLAINTEXT_BYTES,
+    AdvertiseKeys,
+    ConsistencyRequest,
+    ConsistencySignature,
+    KeyBroadcast,
+    MaskedInput,
+    Message,
+    RevealedShare,
+    SealedShare,
+    ShareForward,
+    ShareKeys,
+    UnmaskRequest,
+    UnmaskResponse,
+)
+
+__all__ = ["SecAggClient"]
+
+_STATES = ("init", "advertised", "shared", "masked", "signed", "done")
+
+
+@dataclass(frozen=True)
+class _Peer:
+    c_public: kex.PublicKey
+    s_public: kex.PublicKey
+    channel_key: bytes  # AEAD key c_uv shared with this neighbour
+
+
+class SecAggClient:
+    """One client of a round.
+
+    Args:
+        config: the round's public parameters.
+        client_id: this client's id (one of ``config.client_ids``).
+        signing_key: this client's Ed25519 identity key; required in malicious
+            mode and must match ``config.registry[client_id]``.
+        input: the encoded input, a ``config.dtype`` vector of length
+            ``config.dimension``; may instead be given later with
+            :meth:`set_input`, before the masked-input round.
+    """
+
+    def __init__(
+        self,
+        config: SecAggConfig,
+        client_id: int,
+        *,
+        signing_key: SigningKey | None = None,
+        input: npt.NDArray[np.unsignedinteger] | None = None,
+    ) -> None:
+        if not isinstance(config, SecAggConfig):
+            raise ParameterError("config must be a SecAggConfig")
+        if client_id not in config.id_set:
+            raise ParameterError(f"client {client_id} is not in this round's client_ids")
+        if config.mode == "malicious":
+            if not isinstance(signing_key, SigningKey):
+                raise ParameterError("malicious mode needs the client's SigningKey")
+            assert config.registry is not None
+            if signing_key.verify_key() != config.registry[client_id]:
+                raise ParameterError(f"signing key does not match registry entry {client_id}")
+        self.config = config
+        self.id = client_id
+        self._signing_key = signing_key
+        self._neighbourhood = config.neighbours[client_id] | {client_id}
+        self._state = "init"
+        self._input: npt.NDArray[np.unsignedinteger] | None = None
+        if input is not None:
+            self.set_input(input)
+        self._c_key: kex.PrivateKey | None = None
+        self._s_key: kex.PrivateKey | None = None
+        self._peers: dict[int, _Peer] = {}
+        self._b_seed: bytes | None = None
+        # shares held: owner -> (b-share, s-share); this client's own included
+        self._held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
+        self._survivors: tuple[int, ...] | None = None
+
+    # -- public ----------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """``init``, ``advertised``, ``shared``, ``masked``, ``signed`` or ``done``."""
+        return self._state
+
+    def set_input(self, x: npt.NDArray[np.unsignedinteger]) -> None:
+        """Set the encoded input vector (checked for dtype and length)."""
+        cfg = self.config
+        if not isinstance(x, np.ndarray) or x.dtype != cfg.dtype or x.shape != (cfg.dimension,):
+            got = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise ParameterError(
+                f"input must be a {cfg.dtype} vector of length {cfg.dimension}, got {got}"
+            )
+        if self._state not in ("init", "advertised", "shared"):
+            raise ProtocolError("the input can no longer change: it was already masked")
+        self._input = np.array(x, dtype=cfg.dtype, copy=True)
+
+    def start(self) -> list[Message]:
+        """Round "advertise": generate the two key pairs and announce them."""
+        if self._state != "init":
+            raise ProtocolError(f"client {self.id} already started (state {self._state})")
+        c_key, s_key = kex.PrivateKey.generate(), kex.PrivateKey.generate()
+        c_pub, s_pub = c_key.public_key().to_bytes(), s_key.public_key().to_bytes()
+        sig = b""
+        if self._signing_key is not None and self.config.mode == "malicious":
+            sig = self._signing_key.sign(
+                binding.advertise_payload(self.config, self.id, c_pub, s_pub))
+        self._c_key, self._s_key, self._state = c_key, s_key, "advertised"
+        return [AdvertiseKeys(sender=self.id, c_public=c_pub, s_public=s_pub, signature=sig)]
+
+    def handle(self, msg: Message) -> list[Message]:
+        """Process one message from the server; returns the replies."""
+        if getattr(msg, "receiver", None) != self.id:
+            raise ProtocolError(
+                f"message for {getattr(msg, 'receiver', None)} delivered to client {self.id}")
+        expected = {
+            KeyBroadcast: "advertised",
+            ShareForward: "shared",
+            ConsistencyRequest: "masked",
+            UnmaskRequest: "signed" if self.config.mode == "malicious" else "masked",
+        }.get(type(msg))
+        if expected is None:
+            raise ProtocolError(f"a client does not accept {type(msg).__name__}")
+        if self._state != expected:
+            raise ProtocolError(
+                f"{type(msg).__name__} (round {msg.ROUND}) is not accepted in state "
+                f"{self._state!r} of client {self.id}"
+                + ("" if _STATES.index(self._state) < _STATES.index(expected)
+                   else ": that round is closed")
+            )
+        if isinstance(msg, KeyBroadcast):
+            return self._on_keys(msg)
+        if isinstance(msg, ShareForward):
+            return self._on_forward(msg)
+        if isinstance(msg, ConsistencyRequest):
+            return self._on_consistency(msg)
+        assert isinstance(msg, UnmaskRequest)
+        return self._on_unmask(msg)
+
+    # -- rounds ----------------------------------------------------------------
+    def _check_size(self, count: int, what: str) -> None:
+        t = self.config.threshold
+        if count < t:
+            raise AbortError(
+                f"client {self.id}: only {count} of its neighbourhood {what}, threshold {t}")
+
+    def _on_keys(self, msg: KeyBroadcast) -> list[Message]:
+        cfg = self.config
+        assert self._c_key is not None and self._s_key is not None
+        ids = [e.client for e in msg.keys]
+        outside = set(ids) - self._neighbourhood
+        if outside:
+            raise ProtocolError(f"key broadcast names non-neighbours {sorted(outside)}")
+        self._check_size(len(ids), "advertised keys")
+        mine = {e.client: e for e in msg.keys}.get(self.id)
+        if (mine is None or mine.c_public != self._c_key.public_key().to_bytes()
+                or mine.s_public != self._s_key.public_key().to_bytes()):
+            raise ProtocolError(f"the server did not show client {self.id}'s own keys unchanged")
+        all_keys = [k for e in msg.keys for k in (e.c_public, e.s_public)]
+        if len(set(all_keys)) != len(all_keys):
+            raise ProtocolError("key broadcast repeats a public key")
+        if cfg.mode == "malicious":
+            assert cfg.registry is not None
+            for e in msg.keys:
+                cfg.registry[e.client].verify(
+                    e.signature, binding.advertise_payload(cfg, e.client, e.c_public, e.s_public))
+        peers: dict[int, _Peer] = {}
+        for e in msg.keys:
+            if e.client == self.id:
+                continue
+            c_pub = kex.PublicKey.from_bytes(e.c_public)
+            s_pub = kex.PublicKey.from_bytes(e.s_public)
+            key = kex.agree(self._c_key, c_pub,
+                            binding.kex_info(cfg, binding.SHARE_ENCRYPTION, self.id, e.client))
+            peers[e.client] = _Peer(c_pub, s_pub, key)
+        b_seed = prg.fresh_seed()
+        holders = cfg.holders(self.id)
+        b_shares, s_shares = shamir.split_many(
+            [b_seed, self._s_key.to_bytes()], len(holders), cfg.threshold)
+        out: list[SealedShare] = []
+        for v in sorted(peers):
+            i = cfg.share_index(self.id, v) - 1
+            pt = struct.pack(">II", self.id, v) + b_shares[i].to_bytes() + s_shares[i].to_bytes()
+            out.append(SealedShare(v, aead.seal(peers[v].channel_key, pt,
+                                                binding.share_ad(cfg, self.id, v))))
+        own = cfg.share_index(self.id, self.id) - 1
+        self._peers, self._b_seed = peers, b_seed
+        self._held = {self.id: (b_shares[own], s_shares[own])}
+        self._state = "shared"
+        return [ShareKeys(sender=self.id, shares=tuple(out))]
+
+    def _on_forward(self, msg: ShareForward) -> list[Message]:
+        cfg = self.config
+        if self._input is None:
+            raise ParameterError(f"client {self.id} has no input: call set_input() first")
+        senders = [s.peer for s in msg.shares]
+        unknown = set(senders) - set(self._peers)
+        if unknown:
+            raise ProtocolError(f"shares forwarded from {sorted(unknown)}, whose keys this "
+                                f"client never received")
+        self._check_size(len(senders) + 1, "shared their keys")
+        held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
+        for s in msg.shares:
+            v = s.peer
+            pt = aead.open(self._peers[v].channel_key, s.ciphertext,
+                           binding.share_ad(cfg, v, self.id))
+            if len(pt) != SHARE_PLAINTEXT_BYTES:
+                raise ProtocolError(f"share plaintext from {v} has {len(pt)} bytes")
+            owner, holder = struct.unpack(">II", pt[:8])
+            if (owner, holder) != (v, self.id):
+                raise IntegrityError(f"sealed share from {v} names {owner} -> {holder}")
+            bs = shamir.Share.from_bytes(pt[8 : 8 + shamir.SHARE_BYTES])
+            ss = shamir.Share.from_bytes(pt[8 + shamir.SHARE_BYTES :])
+            idx = cfg.share_index(v, self.id)
+            for sh in (bs, ss):
+                if sh.index != idx or sh.threshold != cfg.threshold:
+                    raise ProtocolError(f"share from {v} has index {sh.index}/threshold "
+                                        f"{sh.threshold}, expected {idx}/{cfg.threshold}")
+            held[v] = (bs, ss)
+        # All checks passed: mask. y = x + PRG(b) + sum_{v>u} PRG(s_uv) - sum_{v<u} PRG(s_uv)
+        assert self._b_seed is not None and self._s_key is not None
+        y = self._input.copy()
+        prg.expand_into(y, self._b_seed, binding.mask_label(cfg, "self"))
+        pair_label = binding.mask_label(cfg, "pair")
+        for v in senders:
+            seed = kex.agree(self._s_key, self._peers[v].s_public,
+                             binding.kex_info(cfg, binding.PAIRWISE_MASK, self.id, v))
+            prg.expand_into(y, seed, pair_label, subtract=self.id > v)
+        self._held.update(held)
+        self._state = "masked"
+        self._input = None
+        return [MaskedInput(sender=self.id, vector=y)]
+
+    def _on_consistency(self, msg: ConsistencyRequest) -> list[Message]:
+        cfg = self.config
+        if cfg.mode != "malicious" or self._signing_key is None:
+            raise ProtocolError("no consistency round in the semi-honest mode")
+        u3 = set(msg.survivors)
+        if self.id not in u3:
+            raise ProtocolError(f"survivor set omits client {self.id}, which sent its input")
+        near = u3 & self._neighbourhood
+        if not near <= set(self._held):
+            raise ProtocolError(f"survivor set names neighbours {sorted(near - set(self._held))}"
+                                f" that never shared keys with this client")
+        self._check_size(len(near), "survived")
+        assert cfg.quorum is not None
+        if len(u3) < cfg.quorum:
+            raise AbortError(f"survivor set of {len(u3)} is below the quorum {cfg.quorum}")
+        sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors))
+        self._survivors = msg.survivors
+        self._state = "signed"
+        return [ConsistencySignature(sender=self.id, signature=sig)]
+
+    def _on_unmask(self, msg: UnmaskRequest) -> list[Message]:
+        cfg = self.config
+        surv, drop = set(msg.survivors), set(msg.dropped)
+        outside = (surv | drop) - self._neighbourhood
+        if outside:
+            raise ProtocolError(f"unmask request names non-neighbours {sorted(outside)}")
+        both = surv & drop
+        if both:
+            raise ProtocolError(
+                f"unmask request asks for both shares of {sorted(both)}: refused")
+        if self.id not in surv:
+            raise ProtocolError(f"unmask request does not list client {self.id} as a survivor")
+        unknown = (surv | drop) - set(self._held)
+        if unknown:
+            raise ProtocolError(f"no shares held for {sorted(unknown)}")
+        if cfg.mode == "malicious":
+            assert self._survivors is not None and cfg.quorum is not None
+            u3 = set(self._survivors)
+            if surv != u3 & self._neighbourhood or drop & u3:
+                raise ProtocolError("unmask request contradicts the signed survivor set")
+            signers = [c for c, _ in msg.signatures]
+            if not set(signers) <= u3:
+                raise IntegrityError("consistency signatures from clients outside the "
+                                     "survivor set")
+            if len(signers) < cfg.quorum:
+                raise AbortError(f"{len(signers)} consistency signatures, quorum {cfg.quorum}")
+            assert cfg.registry is not None
+            payload = binding.consistency_payload(cfg, self._survivors)
+            for c, sig in msg.signatures:
+                cfg.registry[c].verify(sig, payload)  # IntegrityError: another set was shown
+        self._check_size(len(surv), "survived")
+        out = [RevealedShare(o, "b", self._held[o][0]) for o in sorted(surv)]
+        out += [RevealedShare(o, "s", self._held[o][1]) for o in sorted(drop)]
+        out.sort(key=lambda r: r.owner)
+        self._state = "done"
+        self._held, self._peers, self._b_seed = {}, {}, None
+        self._c_key = self._s_key = None
+        return [UnmaskResponse(sender=self.id, shares=tuple(out))]

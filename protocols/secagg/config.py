@@ -1,0 +1,419 @@
+"""Public parameters of one secure-aggregation round, and how they are chosen.
+
+A :class:`SecAggConfig` is what every party agrees on before the round: the
+client ids, the vector dimension and modulus, the neighbour graph (degree and
+public seed), the Shamir threshold, the security mode, a session id and, in
+the malicious-server mode, the registry of Ed25519 identity keys. Its
+:attr:`~SecAggConfig.digest` (SHA-256 of a canonical encoding) is bound into
+every message, every AEAD associated data and every key-derivation context, so
+nothing from another session or another configuration is ever accepted.
+
+Choosing the degree ``k`` and threshold ``t``
+---------------------------------------------
+Shares of a client's secrets go to its *closed* neighbourhood (its ``k``
+neighbours and itself; all ``n`` clients for the complete graph) and any
+``t`` of them reconstruct. :func:`derive_parameters` picks, for ``n`` clients,
+a tolerated dropout fraction ``delta`` and a tolerated corrupt fraction
+``gamma`` (clients that collude with the server), the smallest even ``k`` for
+which some ``t`` meets all three conditions below. These are the conditions of
+Bell, Bonawitz, Gascon, Lepoint and Raykova, "Secure Single-Server Aggregation
+with (Poly)Logarithmic Overhead" (CCS 2020, ePrint 2020/704), Section 3, for a
+random Harary graph ``H(n, k)``, with Hoeffding's bound (which also holds for
+sampling without replacement) and a union bound over the ``n`` clients.
+Write ``g = gamma * n / (n - 1)`` and ``d = delta * n / (n - 1)`` (the worst
+fractions among the ``n - 1`` other clients):
+
+1. no client has ``t`` corrupt neighbours, so the adversary alone never holds
+   ``t`` shares of an honest client's secret:
+   ``n * exp(-2k (t/k - g)^2)``, with ``t/k > g``;
+2. the honest survivors stay connected once corrupt and dropped clients are
+   removed (a cut of ``H(n, k)`` needs ``k/2`` consecutive ring positions all
+   removed): ``n * (gamma + delta)^(k/2)``;
+3. every client keeps ``t`` surviving neighbours, so the server can always
+   reconstruct: ``n * exp(-2k (1 - d - t/k)^2)``, with ``t/k < 1 - d``.
+
+Security asks (1) + (2) <= ``2^-security_bits`` (default 40) and correctness
+asks (3) <= ``2^-correctness_bits`` (default 20). Among the feasible ``t`` the
+one that best balances (1) against (3) is chosen (``_best_threshold``). When no ``k < n-1``
+qualifies (roughly ``n`` below 100 with the defaults) the complete graph is
+used with the exact counts ``c = floor(gamma n)`` corrupt and
+``m = floor(delta n)`` dropped clients: ``t`` is a majority ``floor(n/2) + 1``
+clamped into ``[c + 1, n - m]`` (Bonawitz et al., Section 4).
+
+The defaults are ``delta = 0.1``, ``gamma = 0.05``, 40 and 20 bits.
+Callers may override ``degree`` and ``threshold``; :func:`guarantees` reports
+the bits that a given ``(n, k, t)`` achieves under the bounds above.
+
+Malicious-server mode adds a *consistency quorum*: an honest client reveals
+shares only after seeing valid signatures from at least
+``q = floor((n + c)/2) + 1`` clients on the very survivor set it signed. Two
+quorums of that size share an honest client, who signs only once, so all
+honest clients agree on the survivor set and never reveal both kinds of share
+of one client (this replaces Bonawitz et al.'s ``t > 2n/3`` rule, which ties
+the same guarantee to the threshold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from itertools import pairwise
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+
+from secagg import shamir, wire
+from secagg.errors import ParameterError
+from secagg.sign import VerifyKey
+
+from .graph import complete_neighbourhoods, harary_neighbourhoods
+
+__all__ = [
+    "MODES",
+    "ROUNDS",
+    "Mode",
+    "SecAggConfig",
+    "consistency_quorum",
+    "derive_parameters",
+    "guarantees",
+]
+
+Mode = Literal["semi-honest", "malicious"]
+MODES: tuple[Mode, ...] = ("semi-honest", "malicious")
+
+#: Round names, in protocol order ("consistency" runs only in malicious mode).
+ROUNDS = ("advertise", "share_keys", "masked_input", "consistency", "unmask")
+
+#: Largest client id (ids travel as u32; 0 is the server).
+MAX_CLIENT_ID = 2**32 - 1
+_MAX_DIMENSION = wire.MAX_FIELD // 8
+_CONFIG_MAGIC = b"SACF"
+
+
+def _check_fraction(name: str, v: float) -> float:
+    v = float(v)
+    if not 0.0 <= v < 1.0:
+        raise ParameterError(f"{name} must be in [0, 1), got {v}")
+    return v
+
+
+def _bits(p: float) -> float:
+    """-log2(p), with p <= 0 meaning an infinitely strong bound."""
+    return math.inf if p <= 0 else -math.log2(p)
+
+
+def guarantees(
+    n: int, degree: int | None, threshold: int, *, dropout_fraction: float,
+    corrupt_fraction: float,
+) -> tuple[float, float]:
+    """Bits of ``(security, correctness)`` that ``(n, degree, threshold)`` achieves.
+
+    For a Harary graph these are the union bounds in the module docstring;
+    for the complete graph (``degree`` None or ``>= n-1``) they are exact:
+    ``inf`` when ``c < t <= n - m``, else 0.
+    """
+    delta = _check_fraction("dropout_fraction", dropout_fraction)
+    gamma = _check_fraction("corrupt_fraction", corrupt_fraction)
+    if degree is None or degree >= n - 1:
+        c, m = math.floor(gamma * n), math.floor(delta * n)
+        return (math.inf if threshold > c else 0.0, math.inf if threshold <= n - m else 0.0)
+    k = degree
+    g, d = gamma * n / (n - 1), delta * n / (n - 1)
+    f = threshold / k
+    sec = n * (gamma + delta) ** (k / 2)
+    sec += n * math.exp(-2 * k * (f - g) ** 2) if f > g else 1.0
+    cor = n * math.exp(-2 * k * (1 - d - f) ** 2) if f < 1 - d else 1.0
+    return max(0.0, _bits(sec)), max(0.0, _bits(cor))
+
+
+def _best_threshold(
+    n: int, k: int, delta: float, gamma: float, sigma: float, eta: float, *, feasible: bool
+) -> int | None:
+    """The t in [2, k] that best balances the two Hoeffding bounds.
+
+    Balancing means maximising ``min((t/k - g) / sqrt(sigma + log2 n),
+    (1 - d - t/k) / sqrt(eta + log2 n))``: each bound reaches its target when
+    its margin is ``sqrt((target + log2 n) ln 2 / 2k)``, so this spends the
+    margin ``1 - d - g`` in the ratio the targets ask for. With ``feasible``,
+    only thresholds meeting both targets count (None if there is none).
+    """
+    g, d = gamma * n / (n - 1), delta * n / (n - 1)
+    ws, wc = math.sqrt(sigma + math.log2(n)), math.sqrt(eta + math.log2(n))
+    best: tuple[float, int] | None = None
+    for t in range(2, k + 1):
+        if feasible:
+            s, c = guarantees(n, k, t, dropout_fraction=delta, corrupt_fraction=gamma)
+            if s < sigma or c < eta:
+                continue
+        f = t / k
+        score = min((f - g) / ws, (1 - d - f) / wc)
+        if best is None or score > best[0]:
+            best = (score, t)
+    return None if best is None else best[1]
+
+
+def _complete_threshold(n: int, delta: float, gamma: float) -> int:
+    c, m = math.floor(gamma * n), math.floor(delta * n)
+    lo, hi = max(2, c + 1), n - m
+    if lo > hi:
+        raise ParameterError(
+            f"no threshold fits {n} clients with {c} corrupt and {m} dropouts tolerated "
+            f"(need c + 1 = {lo} <= n - m = {hi}); lower the fractions"
+        )
+    return min(max(n // 2 + 1, lo), hi)
+
+
+def derive_parameters(
+    n: int,
+    *,
+    dropout_fraction: float = 0.1,
+    corrupt_fraction: float = 0.05,
+    security_bits: float = 40.0,
+    correctness_bits: float = 20.0,
+    degree: int | None = None,
+) -> tuple[int | None, int]:
+    """``(degree, threshold)`` for ``n`` clients; ``degree`` None is the complete graph.
+
+    See the module docstring for the formula and its source. With ``degree``
+    given, only the threshold is derived (balancing the two bounds even when
+    they cannot reach their targets).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ParameterError(f"need at least 2 clients, got {n}")
+    delta = _check_fraction("dropout_fraction", dropout_fraction)
+    gamma = _check_fraction("corrupt_fraction", corrupt_fraction)
+    if degree is not None:
+        if degree >= n - 1:
+            return None, _complete_threshold(n, delta, gamma)
+        if degree % 2 or degree < 2:
+            raise ParameterError(f"degree must be even and >= 2, got {degree}")
+        t = _best_threshold(n, degree, delta, gamma, security_bits, correctness_bits,
+                            feasible=False)
+        assert t is not None
+        return degree, t
+    for k in range(2, n - 1, 2):
+        if n * (gamma + delta) ** (k / 2) > 2.0**-security_bits:
+            continue  # the connectivity term alone already fails
+        t = _best_threshold(n, k, delta, gamma, security_bits, correctness_bits,
+                            feasible=True)
+        if t is not None:
+            return k, t
+    return None, _complete_threshold(n, delta, gamma)
+
+
+def consistency_quorum(n: int, corrupt_fraction: float) -> int:
+    """Signatures an honest client needs in malicious mode: ``floor((n + c)/2) + 1``."""
+    c = math.floor(_check_fraction("corrupt_fraction", corrupt_fraction) * n)
+    return (n + c) // 2 + 1
+
+
+@dataclass(frozen=True, eq=False)
+class SecAggConfig:
+    """Public parameters of one round; build it with :meth:`create`.
+
+    Attributes:
+        client_ids: the sampled clients, strictly increasing, each in
+            ``[1, 2^32 - 1]`` (0 names the server); 2 to 65535 of them.
+        dimension: length of every input vector (>= 1).
+        threshold: Shamir threshold t, in ``[2, size of a closed neighbourhood]``.
+        degree: neighbours per client (even, ``2 <= k < n - 1``) for SecAgg+,
+            or None for the complete graph.
+        mode: ``"semi-honest"`` (honest-but-curious server) or ``"malicious"``.
+        modulus_bits: 32 or 64; inputs and masks are ``uint32``/``uint64`` mod 2^bits.
+        session_id: u64 naming this round; bound into everything.
+        graph_seed: 32 public random bytes fixing the Harary ring.
+        quorum: malicious mode: signatures required in the consistency round.
+        registry: malicious mode: every client's Ed25519 identity key.
+    """
+
+    client_ids: tuple[int, ...]
+    dimension: int
+    threshold: int
+    degree: int | None = None
+    mode: Mode = "semi-honest"
+    modulus_bits: int = 32
+    session_id: int = 0
+    graph_seed: bytes = bytes(32)
+    quorum: int | None = None
+    registry: Mapping[int, VerifyKey] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        ids = self.client_ids
+        if not isinstance(ids, tuple) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in ids
+        ):
+            raise ParameterError("client_ids must be a tuple of ints")
+        n = len(ids)
+        if not 2 <= n <= shamir.MAX_SHARES:
+            raise ParameterError(f"need 2..{shamir.MAX_SHARES} clients, got {n}")
+        if any(b <= a for a, b in pairwise(ids)) or ids[0] < 1 or ids[-1] > MAX_CLIENT_ID:
+            raise ParameterError(
+                f"client_ids must be strictly increasing and in [1, {MAX_CLIENT_ID}]"
+            )
+        if isinstance(self.dimension, bool) or not isinstance(self.dimension, int) or not (
+            1 <= self.dimension <= _MAX_DIMENSION
+        ):
+            raise ParameterError(f"dimension must be in [1, {_MAX_DIMENSION}], got "
+                                 f"{self.dimension}")
+        if self.modulus_bits not in (32, 64):
+            raise ParameterError(f"modulus_bits must be 32 or 64, got {self.modulus_bits}")
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.degree is not None and (
+            isinstance(self.degree, bool) or not isinstance(self.degree, int)
+            or self.degree % 2 or not 2 <= self.degree <= n - 2
+        ):
+            raise ParameterError(
+                f"degree must be None (complete graph) or even in [2, n-2={n - 2}], "
+                f"got {self.degree}"
+            )
+        holders = n if self.degree is None else self.degree + 1
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int) or not (
+            2 <= self.threshold <= holders
+        ):
+            raise ParameterError(
+                f"threshold must be in [2, {holders}] (the size of a closed "
+                f"neighbourhood), got {self.threshold}"
+            )
+        if not isinstance(self.session_id, int) or not 0 <= self.session_id < 2**64:
+            raise ParameterError(f"session_id must be a u64, got {self.session_id}")
+        if not isinstance(self.graph_seed, bytes) or len(self.graph_seed) != 32:
+            raise ParameterError("graph_seed must be 32 bytes")
+        if self.mode == "malicious":
+            if self.quorum is None or not n // 2 + 1 <= self.quorum <= n:
+                raise ParameterError(
+                    f"malicious mode needs a quorum in [{n // 2 + 1}, {n}], got {self.quorum}"
+                )
+            reg = self.registry
+            if reg is None or set(reg) != set(ids) or not all(
+                isinstance(k, VerifyKey) for k in reg.values()
+            ):
+                raise ParameterError(
+                    "malicious mode needs a registry with one VerifyKey per client id"
+                )
+            if len({k.to_bytes() for k in reg.values()}) != n:
+                raise ParameterError("registry holds the same identity key twice")
+        elif self.quorum is not None or self.registry is not None:
+            raise ParameterError("quorum and registry belong to the malicious mode only")
+
+    # -- construction ---------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        client_ids: Iterable[int],
+        dimension: int,
+        *,
+        threshold: int | None = None,
+        degree: int | Literal["complete"] | None = None,
+        mode: Mode = "semi-honest",
+        dropout_fraction: float = 0.1,
+        corrupt_fraction: float = 0.05,
+        security_bits: float = 40.0,
+        correctness_bits: float = 20.0,
+        modulus_bits: int = 32,
+        session_id: int | None = None,
+        graph_seed: bytes | None = None,
+        registry: Mapping[int, VerifyKey] | None = None,
+    ) -> SecAggConfig:
+        """Derive the degree, threshold and quorum (see the module docstring).
+
+        ``degree``: None derives it, ``"complete"`` forces the complete graph,
+        an even int fixes it (``>= n - 1`` means complete). ``threshold``
+        overrides the derived one. ``session_id`` and ``graph_seed`` default to
+        fresh OS randomness; pass them to reproduce a round.
+        """
+        ids = tuple(sorted(client_ids))
+        n = len(ids)
+        if degree == "complete":
+            deg: int | None = n - 1
+        elif degree is None or isinstance(degree, int):
+            deg = degree
+        else:
+            raise ParameterError(f"degree must be None, 'complete' or an int, got {degree!r}")
+        k, t = derive_parameters(
+            n, dropout_fraction=dropout_fraction, corrupt_fraction=corrupt_fraction,
+            security_bits=security_bits, correctness_bits=correctness_bits, degree=deg,
+        )
+        if threshold is not None:
+            t = threshold
+        quorum = consistency_quorum(n, corrupt_fraction) if mode == "malicious" else None
+        if session_id is None:
+            session_id = int.from_bytes(os.urandom(8), "big")
+        return cls(
+            client_ids=ids, dimension=dimension, threshold=t, degree=k, mode=mode,
+            modulus_bits=modulus_bits, session_id=session_id,
+            graph_seed=os.urandom(32) if graph_seed is None else graph_seed,
+            quorum=quorum,
+            registry=MappingProxyType(dict(registry)) if registry is not None else None,
+        )
+
+    # -- derived, public facts --------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self.client_ids)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.degree is None
+
+    @property
+    def dtype(self) -> np.dtype[np.unsignedinteger]:
+        return np.dtype(np.uint32 if self.modulus_bits == 32 else np.uint64)
+
+    @cached_property
+    def id_set(self) -> frozenset[int]:
+        return frozenset(self.client_ids)
+
+    @cached_property
+    def neighbours(self) -> Mapping[int, frozenset[int]]:
+        """Open neighbourhood of each client (without the client itself)."""
+        if self.degree is None:
+            return complete_neighbourhoods(self.client_ids)
+        return harary_neighbourhoods(self.client_ids, self.degree, self.graph_seed)
+
+    @cached_property
+    def _holders(self) -> dict[int, tuple[int, ...]]:
+        if self.degree is None:
+            return dict.fromkeys(self.client_ids, self.client_ids)
+        return {u: tuple(sorted(nb | {u})) for u, nb in self.neighbours.items()}
+
+    @cached_property
+    def _index(self) -> dict[int, dict[int, int]]:
+        if self.degree is None:
+            shared = {h: i + 1 for i, h in enumerate(self.client_ids)}
+            return dict.fromkeys(self.client_ids, shared)
+        return {u: {h: i + 1 for i, h in enumerate(hs)} for u, hs in self._holders.items()}
+
+    def holders(self, owner: int) -> tuple[int, ...]:
+        """Holders of ``owner``'s shares: its closed neighbourhood, increasing."""
+        return self._holders[owner]
+
+    def share_index(self, owner: int, holder: int) -> int:
+        """The Shamir x-coordinate of ``holder``'s share of ``owner``'s secrets
+        (1 + the holder's rank in ``holders(owner)``); public and deterministic."""
+        return self._index[owner][holder]
+
+    @cached_property
+    def digest(self) -> bytes:
+        """SHA-256 of the canonical encoding of every field."""
+        w = wire.Writer(_CONFIG_MAGIC, 1)
+        w.u64(self.session_id).u8(MODES.index(self.mode)).u8(self.modulus_bits)
+        w.u64(self.dimension).u32(self.threshold).u32(self.degree or 0)
+        w.u32(self.quorum or 0).raw(self.graph_seed).u32(self.n)
+        for i in self.client_ids:
+            w.u32(i)
+        if self.registry is not None:
+            for i in self.client_ids:
+                w.raw(self.registry[i].to_bytes())
+        return hashlib.sha256(w.getvalue()).digest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecAggConfig) and self.digest == other.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)

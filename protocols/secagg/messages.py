@@ -1,0 +1,395 @@
+"""Typed messages of the pairwise-mask protocol and their strict binary codec.
+
+Every message is framed as ``"SAGG" | version (u8) | type (u8) | session id
+(u64) | config digest (32 bytes) | sender (u32) | receiver (u32) | body``,
+with big-endian integers (:mod:`secagg.wire`). The server is party 0.
+:func:`decode` checks everything it can without secrets: magic, version,
+type, session, digest, that the sender and receiver are a client and the
+server in the right direction, id lists strictly increasing and made of
+configured clients, fixed field lengths, the vector's dtype and length, and
+that no byte is left over. Any violation raises :class:`ProtocolError`
+before a message object exists. Nothing is pickled.
+
+=====================  ======  ================  ==================================
+message                dir.    round             body
+=====================  ======  ================  ==================================
+AdvertiseKeys          C -> S  advertise         c_pk (32), s_pk (32), [sig (64)]
+KeyBroadcast           S -> C  share_keys        [(id, c_pk, s_pk, [sig])] of N[u]
+ShareKeys              C -> S  share_keys        [(to, sealed shares)] for N(u)
+ShareForward           S -> C  masked_input      [(from, sealed shares)]
+MaskedInput            C -> S  masked_input      vector y_u (dtype, length d)
+ConsistencyRequest     S -> C  consistency       survivor set U3
+ConsistencySignature   C -> S  consistency       sig (64) over U3
+UnmaskRequest          S -> C  unmask            survivors, dropped, [(id, sig)]
+UnmaskResponse         C -> S  unmask            [(owner, kind, share)]
+=====================  ======  ================  ==================================
+
+``[sig]`` fields exist only in the malicious mode. A sealed share is
+``AES-GCM(c_uv, owner (u32) | holder (u32) | b-share | s-share)`` with the
+session, digest, round, sender and receiver as associated data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import ClassVar, Literal, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import aead, kex, shamir, sign, wire
+from secagg.errors import ProtocolError
+
+from .config import SecAggConfig
+
+__all__ = [
+    "SEALED_SHARE_BYTES",
+    "SERVER",
+    "AdvertiseKeys",
+    "ConsistencyRequest",
+    "ConsistencySignature",
+    "KeyBroadcast",
+    "KeyEntry",
+    "MaskedInput",
+    "Message",
+    "RevealedShare",
+    "SealedShare",
+    "ShareForward",
+    "ShareKeys",
+    "ShareKind",
+    "UnmaskRequest",
+    "UnmaskResponse",
+    "decode",
+    "encode",
+]
+
+#: Party id of the server on the wire.
+SERVER = 0
+MAGIC = b"SAGG"
+VERSION = 1
+#: Plaintext of a sealed share: owner, holder, b-share, s-share.
+SHARE_PLAINTEXT_BYTES = 8 + 2 * shamir.SHARE_BYTES
+SEALED_SHARE_BYTES = aead.OVERHEAD + SHARE_PLAINTEXT_BYTES
+_KEY = kex.KEY_BYTES
+_SIG = sign.SIGNATURE_BYTES
+
+ShareKind = Literal["b", "s"]
+_KIND_CODES: dict[str, int] = {"b": 0, "s": 1}
+_KIND_NAMES: dict[int, ShareKind] = {0: "b", 1: "s"}
+_VECTOR_CODE = {dt: code for code, dt in wire.DTYPE_CODES.items()}
+
+
+# -- message types -------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyEntry:
+    """One client's advertised public keys (and, in malicious mode, its signature)."""
+
+    client: int
+    c_public: bytes
+    s_public: bytes
+    signature: bytes = b""
+
+
+@dataclass(frozen=True)
+class SealedShare:
+    """An AEAD ciphertext of shares; ``peer`` is the receiver (in ShareKeys)
+    or the sender (in ShareForward)."""
+
+    peer: int
+    ciphertext: bytes
+
+
+@dataclass(frozen=True)
+class RevealedShare:
+    """A share of ``owner``'s self-mask seed (``kind="b"``) or mask key (``"s"``)."""
+
+    owner: int
+    kind: ShareKind
+    share: shamir.Share
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdvertiseKeys:
+    """Round "advertise": a client's two X25519 public keys."""
+
+    TYPE: ClassVar[int] = 1
+    ROUND: ClassVar[str] = "advertise"
+    sender: int
+    c_public: bytes
+    s_public: bytes
+    signature: bytes = b""
+    receiver: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyBroadcast:
+    """Round "share_keys", to client ``receiver``: the keys of its live closed
+    neighbourhood (its own included)."""
+
+    TYPE: ClassVar[int] = 2
+    ROUND: ClassVar[str] = "share_keys"
+    receiver: int
+    keys: tuple[KeyEntry, ...]
+    sender: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareKeys:
+    """Round "share_keys": a client's sealed shares, one per live neighbour."""
+
+    TYPE: ClassVar[int] = 3
+    ROUND: ClassVar[str] = "share_keys"
+    sender: int
+    shares: tuple[SealedShare, ...]
+    receiver: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShareForward:
+    """Round "masked_input", to client ``receiver``: the sealed shares its
+    neighbours addressed to it."""
+
+    TYPE: ClassVar[int] = 4
+    ROUND: ClassVar[str] = "masked_input"
+    receiver: int
+    shares: tuple[SealedShare, ...]
+    sender: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class MaskedInput:
+    """Round "masked_input": ``y_u = x_u + PRG(b_u) + sum of signed pairwise masks``."""
+
+    TYPE: ClassVar[int] = 5
+    ROUND: ClassVar[str] = "masked_input"
+    sender: int
+    vector: npt.NDArray[np.unsignedinteger]
+    receiver: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsistencyRequest:
+    """Round "consistency" (malicious mode), to ``receiver``: the survivor set U3."""
+
+    TYPE: ClassVar[int] = 6
+    ROUND: ClassVar[str] = "consistency"
+    receiver: int
+    survivors: tuple[int, ...]
+    sender: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsistencySignature:
+    """Round "consistency": a client's signature over the survivor set it saw."""
+
+    TYPE: ClassVar[int] = 7
+    ROUND: ClassVar[str] = "consistency"
+    sender: int
+    signature: bytes
+    receiver: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnmaskRequest:
+    """Round "unmask", to ``receiver``: which of its neighbours survived (send
+    their b-shares) and which dropped (send their s-shares); in malicious mode
+    also every consistency signature the server collected."""
+
+    TYPE: ClassVar[int] = 8
+    ROUND: ClassVar[str] = "unmask"
+    receiver: int
+    survivors: tuple[int, ...]
+    dropped: tuple[int, ...]
+    signatures: tuple[tuple[int, bytes], ...] = ()
+    sender: int = SERVER
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnmaskResponse:
+    """Round "unmask": the requested shares, one per named neighbour."""
+
+    TYPE: ClassVar[int] = 9
+    ROUND: ClassVar[str] = "unmask"
+    sender: int
+    shares: tuple[RevealedShare, ...]
+    receiver: int = SERVER
+
+
+Message = Union[  # noqa: UP007 - a runtime alias usable in isinstance-free annotations
+    AdvertiseKeys, KeyBroadcast, ShareKeys, ShareForward, MaskedInput,
+    ConsistencyRequest, ConsistencySignature, UnmaskRequest, UnmaskResponse,
+]
+_TYPES: dict[int, type] = {
+    cls.TYPE: cls
+    for cls in (AdvertiseKeys, KeyBroadcast, ShareKeys, ShareForward, MaskedInput,
+                ConsistencyRequest, ConsistencySignature, UnmaskRequest, UnmaskResponse)
+}
+_FROM_CLIENT = (AdvertiseKeys, ShareKeys, MaskedInput, ConsistencySignature, UnmaskResponse)
+
+
+# -- encoding ------------------------------------------------------------------
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise ProtocolError(what)
+
+
+def _fixed(b: bytes, n: int, what: str) -> bytes:
+    _need(isinstance(b, (bytes, bytearray)) and len(b) == n, f"{what} must be {n} bytes")
+    return bytes(b)
+
+
+def _sig_len(config: SecAggConfig) -> int:
+    return _SIG if config.mode == "malicious" else 0
+
+
+def _write_ids(w: wire.Writer, ids: tuple[int, ...]) -> None:
+    w.u32(len(ids))
+    for i in ids:
+        w.u32(i)
+
+
+def encode(msg: Message, config: SecAggConfig) -> bytes:
+    """The wire bytes of ``msg`` under ``config`` (session and digest included)."""
+    w = wire.Writer(MAGIC, VERSION)
+    w.u8(msg.TYPE).u64(config.session_id).raw(config.digest)
+    w.u32(msg.sender).u32(msg.receiver)
+    sig = _sig_len(config)
+    if isinstance(msg, AdvertiseKeys):
+        w.raw(_fixed(msg.c_public, _KEY, "c_public")).raw(_fixed(msg.s_public, _KEY, "s_public"))
+        w.raw(_fixed(msg.signature, sig, "signature"))
+    elif isinstance(msg, KeyBroadcast):
+        w.u32(len(msg.keys))
+        for e in msg.keys:
+            w.u32(e.client).raw(_fixed(e.c_public, _KEY, "c_public"))
+            w.raw(_fixed(e.s_public, _KEY, "s_public")).raw(_fixed(e.signature, sig, "signature"))
+    elif isinstance(msg, (ShareKeys, ShareForward)):
+        w.u32(len(msg.shares))
+        for s in msg.shares:
+            w.u32(s.peer).raw(_fixed(s.ciphertext, SEALED_SHARE_BYTES, "sealed share"))
+    elif isinstance(msg, MaskedInput):
+        v = msg.vector
+        _need(isinstance(v, np.ndarray) and v.dtype == config.dtype
+              and v.shape == (config.dimension,),
+              f"masked input must be a {config.dtype} vector of length {config.dimension}")
+        # the wire.Writer.vector layout, joined without an intermediate copy
+        le = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<"))
+        w.u8(_VECTOR_CODE[le.dtype]).u64(le.shape[0])
+        return b"".join((w.getvalue(), le.data.cast("B")))
+    elif isinstance(msg, ConsistencyRequest):
+        _write_ids(w, msg.survivors)
+    elif isinstance(msg, ConsistencySignature):
+        w.raw(_fixed(msg.signature, _SIG, "signature"))
+    elif isinstance(msg, UnmaskRequest):
+        _write_ids(w, msg.survivors)
+        _write_ids(w, msg.dropped)
+        w.u32(len(msg.signatures))
+        for cid, sig_bytes in msg.signatures:
+            w.u32(cid).raw(_fixed(sig_bytes, _SIG, "signature"))
+    elif isinstance(msg, UnmaskResponse):
+        w.u32(len(msg.shares))
+        for r in msg.shares:
+            w.u32(r.owner).u8(_KIND_CODES[r.kind]).raw(r.share.to_bytes())
+    else:
+        raise ProtocolError(f"cannot encode {type(msg).__name__}")
+    return w.getvalue()
+
+
+# -- decoding ------------------------------------------------------------------
+def _read_count(r: wire.Reader, config: SecAggConfig, what: str) -> int:
+    n = r.u32()
+    _need(n <= config.n, f"{what}: {n} entries for {config.n} clients")
+    return n
+
+
+def _check_increasing(ids: list[int], config: SecAggConfig, what: str) -> tuple[int, ...]:
+    for a, b in pairwise(ids):
+        _need(b > a, f"{what}: ids must be strictly increasing (duplicate or unordered {b})")
+    for i in ids:
+        _need(i in config.id_set, f"{what}: {i} is not a client of this round")
+    return tuple(ids)
+
+
+def _read_ids(r: wire.Reader, config: SecAggConfig, what: str) -> tuple[int, ...]:
+    n = _read_count(r, config, what)
+    return _check_increasing([r.u32() for _ in range(n)], config, what)
+
+
+def decode(data: bytes, config: SecAggConfig) -> Message:
+    """Parse and check one message; raises :class:`ProtocolError` on anything off."""
+    r = wire.Reader(data, MAGIC, (VERSION,))
+    code = r.u8()
+    cls = _TYPES.get(code)
+    _need(cls is not None, f"unknown message type {code}")
+    session = r.u64()
+    _need(session == config.session_id,
+          f"message of session {session}, this round is session {config.session_id}")
+    _need(r.raw(32) == config.digest, "message bound to another configuration (digest)")
+    sender, receiver = r.u32(), r.u32()
+    name = cls.__name__  # type: ignore[union-attr]
+    if cls in _FROM_CLIENT:
+        _need(sender in config.id_set, f"{name} from {sender}, not a client of this round")
+        _need(receiver == SERVER, f"{name} addressed to {receiver}, not the server")
+    else:
+        _need(sender == SERVER, f"{name} must come from the server, not {sender}")
+        _need(receiver in config.id_set, f"{name} for {receiver}, not a client of this round")
+    sig = _sig_len(config)
+    msg: Message
+    if cls is AdvertiseKeys:
+        msg = AdvertiseKeys(sender=sender, c_public=r.raw(_KEY), s_public=r.raw(_KEY),
+                            signature=r.raw(sig))
+    elif cls is KeyBroadcast:
+        n = _read_count(r, config, name)
+        keys = [KeyEntry(r.u32(), r.raw(_KEY), r.raw(_KEY), r.raw(sig)) for _ in range(n)]
+        _check_increasing([k.client for k in keys], config, name)
+        msg = KeyBroadcast(receiver=receiver, keys=tuple(keys))
+    elif cls is ShareKeys or cls is ShareForward:
+        n = _read_count(r, config, name)
+        shares = [SealedShare(r.u32(), r.raw(SEALED_SHARE_BYTES)) for _ in range(n)]
+        _check_increasing([s.peer for s in shares], config, name)
+        if cls is ShareKeys:
+            msg = ShareKeys(sender=sender, shares=tuple(shares))
+        else:
+            msg = ShareForward(receiver=receiver, shares=tuple(shares))
+    elif cls is MaskedInput:
+        # the wire.Reader.vector layout, viewed in place (read-only, no copy)
+        code, length = r.u8(), r.u64()
+        want = config.dtype.newbyteorder("<")
+        _need(wire.DTYPE_CODES.get(code) == want,
+              f"vector dtype code {code}, expected {_VECTOR_CODE[want]} ({config.dtype})")
+        _need(length == config.dimension,
+              f"vector length {length} does not match expected {config.dimension}")
+        nbytes = length * want.itemsize
+        _need(r.remaining() >= nbytes, f"truncated vector: {r.remaining()} bytes, need {nbytes}")
+        _need(r.remaining() == nbytes, f"{r.remaining() - nbytes} trailing bytes")
+        buf = data if isinstance(data, bytes) else bytes(data)
+        vec = np.frombuffer(buf, dtype=want, count=length, offset=len(buf) - nbytes)
+        if vec.dtype != config.dtype:  # pragma: no cover - big-endian host
+            vec = vec.astype(config.dtype)
+        return MaskedInput(sender=sender, vector=vec)
+    elif cls is ConsistencyRequest:
+        msg = ConsistencyRequest(receiver=receiver, survivors=_read_ids(r, config, name))
+    elif cls is ConsistencySignature:
+        msg = ConsistencySignature(sender=sender, signature=r.raw(_SIG))
+    elif cls is UnmaskRequest:
+        survivors = _read_ids(r, config, name + " survivors")
+        dropped = _read_ids(r, config, name + " dropped")
+        n = _read_count(r, config, name + " signatures")
+        _need(sig > 0 or n == 0, "signatures in an UnmaskRequest of the semi-honest mode")
+        sigs = [(r.u32(), r.raw(_SIG)) for _ in range(n)]
+        _check_increasing([c for c, _ in sigs], config, name + " signatures")
+        msg = UnmaskRequest(receiver=receiver, survivors=survivors, dropped=dropped,
+                            signatures=tuple(sigs))
+    else:  # UnmaskResponse
+        n = _read_count(r, config, name)
+        shares_r: list[RevealedShare] = []
+        for _ in range(n):
+            owner, kcode = r.u32(), r.u8()
+            kind = _KIND_NAMES.get(kcode)
+            _need(kind is not None, f"unknown share kind {kcode}")
+            shares_r.append(RevealedShare(owner, kind,  # type: ignore[arg-type]
+                                          shamir.Share.from_bytes(r.raw(shamir.SHARE_BYTES))))
+        _check_increasing([s.owner for s in shares_r], config, name)
+        msg = UnmaskResponse(sender=sender, shares=tuple(shares_r))
+    r.done()
+    return msg
