@@ -137,7 +137,7 @@ def test_user_task_and_weighting_by_counts():
                        dp="none", dropout_rate=0.0, client_lr=0.2, batch_size=64,
                        max_examples_per_client=100, progress=False)
     res = run_fedavg(cfg, task, write=False)
-    assert abs(float(res.model.bias) - 0.5) < 0.05  # (30*1 + 10*-1) / 40
+    assert abs(float(res.model.bias.detach()[0]) - 0.5) < 0.05  # (30*1 + 10*-1) / 40
 
 
 def test_task_validation():
