@@ -1,0 +1,599 @@
+"""Privacy-budget benchmark: test accuracy against epsilon on ``load_digits``.
+
+Runs DP-SGD on the 8x8 digits shipped with scikit-learn (no download),
+stratified 80/20 split, fixed seeds, at epsilon in {0.5, 1, 2, 4, 8, inf}
+and delta = 1e-5:
+
+* centralized DP-SGD (one party holds all 1437 training examples);
+* federated local DP-SGD: 10 clients (IID, and Dirichlet(0.5) label skew),
+  each running :class:`dp.LocalDPTrainer` with an example-level budget of
+  epsilon, combined by plain FedAvg (average weighted by client size); with
+  one local step per round (the selected configuration) and, in full mode,
+  with five local steps per round.
+
+Privacy unit: one training example; adjacency: add/remove one example; the
+accountant (PLD by default) is recorded with every number, next to what PRV
+and RDP say for the same run. Hyperparameters are fixed per epsilon (see
+``CENTRAL`` and ``FEDERATED``); they were chosen once on a validation split
+of the training set (``--validation`` reruns that set-up), and that choice is
+not itself accounted for. ``FEDERATED_MULTI`` is one fixed configuration.
+
+Also measured: the DP-SGD step time against plain SGD for each grad-sample
+mode, and the cost of the cryptographic (secure-mode) noise.
+
+    python -m benchmarks privacy [--quick] [--out DIR] [--seeds N] [--validation]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._common import table, write_json
+
+SUITE = "privacy"
+DELTA = 1e-5
+EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
+QUICK_EPSILONS = (1.0, 8.0, math.inf)
+N_CLIENTS = 10
+DIRICHLET_ALPHA = 0.5
+
+
+@dataclass(frozen=True)
+class Config:
+    """Training hyperparameters of one run.
+
+    ``sample_rate`` is the Poisson rate per step (1.0: full batch);
+    centralized runs do ``epochs / sample_rate`` steps, federated runs do
+    ``rounds`` rounds of ``local_steps`` steps on every client. The reported
+    model is the average of the iterates over the last ``average_tail`` of
+    training (post-processing, free in privacy terms)."""
+
+    sample_rate: float
+    lr: float
+    epochs: float = 0.0
+    rounds: int = 0
+    local_steps: int = 0
+    clip: float = 1.0
+    average_tail: float = 0.5
+
+
+#: centralized DP-SGD, per target epsilon (inf: the same loop without DP)
+CENTRAL: dict[float, Config] = {
+    0.5: Config(sample_rate=1.0, epochs=30, lr=2.0, average_tail=0.5),
+    1.0: Config(sample_rate=1.0, epochs=30, lr=2.0, average_tail=0.2),
+    2.0: Config(sample_rate=0.7, epochs=40, lr=2.0, average_tail=0.5),
+    4.0: Config(sample_rate=0.7, epochs=60, lr=4.0, average_tail=0.2),
+    8.0: Config(sample_rate=0.35, epochs=60, lr=4.0, average_tail=0.2),
+    math.inf: Config(sample_rate=0.05, epochs=60, lr=0.5, average_tail=0.0),
+}
+
+#: federated local DP-SGD, per target epsilon (each client's example-level
+#: budget). The selection favoured one full-batch local step per round: with
+#: weighted averaging that equals one centralized step carrying ten clients'
+#: independent noise, so IID and Dirichlet splits then give the same model.
+FEDERATED: dict[float, Config] = {
+    0.5: Config(sample_rate=1.0, rounds=20, local_steps=1, lr=2.0),
+    1.0: Config(sample_rate=1.0, rounds=20, local_steps=1, lr=2.0),
+    2.0: Config(sample_rate=1.0, rounds=20, local_steps=1, lr=4.0),
+    4.0: Config(sample_rate=1.0, rounds=20, local_steps=1, lr=4.0),
+    8.0: Config(sample_rate=1.0, rounds=20, local_steps=1, lr=4.0),
+    math.inf: Config(sample_rate=0.2, rounds=30, local_steps=5, lr=0.5, average_tail=0.0),
+}
+
+#: a multi-step federated variant (full mode only), the same at every epsilon:
+#: five local steps per round let client drift show the effect of label skew
+FEDERATED_MULTI: dict[float, Config] = {
+    **{e: Config(sample_rate=1.0, rounds=50, local_steps=5, lr=1.0, average_tail=0.0)
+       for e in (0.5, 1.0, 2.0, 4.0, 8.0)},
+    math.inf: Config(sample_rate=0.2, rounds=30, local_steps=5, lr=0.5, average_tail=0.0),
+}
+
+
+# -------------------------------------------------------------------- data
+
+
+@dataclass
+class Data:
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+
+
+def load_data(validation: bool = False) -> Data:
+    """Digits, stratified 80/20 split (seed 0). Pixels 0..16 are mapped to
+    [-1, 1] with a fixed, data-independent scaling. With ``validation``, the
+    test set is replaced by a stratified 20 % of the training set."""
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
+    if validation:
+        xtr, xte, ytr, yte = train_test_split(
+            xtr, ytr, test_size=0.2, stratify=ytr, random_state=1
+        )
+
+    def prep(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(a / 8.0 - 1.0, dtype=torch.float32)
+
+    return Data(prep(xtr), torch.tensor(ytr), prep(xte), torch.tensor(yte))
+
+
+def split_clients(y: np.ndarray, kind: str, seed: int, k: int = N_CLIENTS) -> list[np.ndarray]:
+    """Indices of ``k`` clients: ``"iid"`` (random equal shares) or
+    ``"dirichlet"`` (per-class shares from Dirichlet(0.5); every client gets
+    at least 10 examples)."""
+    rng = np.random.default_rng(seed)
+    if kind == "iid":
+        return [np.sort(p) for p in np.array_split(rng.permutation(len(y)), k)]
+    for _ in range(1000):
+        parts: list[list[int]] = [[] for _ in range(k)]
+        for c in np.unique(y):
+            ids = rng.permutation(np.flatnonzero(y == c))
+            cuts = (np.cumsum(rng.dirichlet([DIRICHLET_ALPHA] * k)) * len(ids)).astype(int)[:-1]
+            for j, chunk in enumerate(np.split(ids, cuts)):
+                parts[j].extend(chunk.tolist())
+        if min(len(p) for p in parts) >= 10:
+            return [np.sort(np.array(p)) for p in parts]
+    raise RuntimeError("could not draw a Dirichlet split with >= 10 examples per client")
+
+
+# ------------------------------------------------------------------ models
+
+
+def make_model(seed: int) -> Any:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    return nn.Linear(64, 10)
+
+
+def accuracy(model: Any, x: Any, y: Any) -> float:
+    import torch
+
+    with torch.no_grad():
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+class TailAverage:
+    """Running mean of parameter vectors (averaging iterates is post-processing)."""
+
+    def __init__(self) -> None:
+        self.total: np.ndarray | None = None
+        self.n = 0
+
+    def add(self, v: np.ndarray) -> None:
+        self.total = v.astype(np.float64) if self.total is None else self.total + v
+        self.n += 1
+
+    def mean(self) -> np.ndarray:
+        assert self.total is not None
+        return (self.total / self.n).astype(np.float32)
+
+
+def _flat(model: Any) -> np.ndarray:
+    import torch
+
+    return torch.nn.utils.parameters_to_vector(model.parameters()).detach().numpy().copy()
+
+
+def _load(model: Any, v: np.ndarray) -> None:
+    import torch
+
+    torch.nn.utils.vector_to_parameters(torch.from_numpy(v.astype(np.float32)), model.parameters())
+
+
+def _plain_steps(model: Any, x: Any, y: Any, cfg: Config, steps: int, gen: Any) -> None:
+    """Non-private SGD with Poisson batches (the epsilon = inf baseline)."""
+    import torch
+    from torch import nn
+
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    crit = nn.CrossEntropyLoss()
+    n = len(y)
+    for _ in range(steps):
+        idx = (torch.rand(n, generator=gen) < cfg.sample_rate).nonzero().reshape(-1)
+        if len(idx) == 0:
+            continue
+        opt.zero_grad()
+        crit(model(x[idx]), y[idx]).backward()
+        opt.step()
+
+
+# -------------------------------------------------------------------- runs
+
+
+def run_central(data: Data, eps: float, cfg: Config, seed: int, accountant: str) -> dict[str, Any]:
+    """Centralized DP-SGD at example-level ``eps``; returns accuracy and privacy."""
+    import torch
+
+    from dp import LocalDPTrainer, steps_for_epochs
+
+    model = make_model(seed)
+    steps = steps_for_epochs(cfg.epochs, cfg.sample_rate)
+    chunks = 10 if cfg.average_tail > 0 else 1
+    sizes = [steps // chunks + (1 if i < steps % chunks else 0) for i in range(chunks)]
+    first_avg = round(chunks * (1 - cfg.average_tail))
+    avg = TailAverage()
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"steps": steps}
+    if math.isinf(eps):
+        gen = torch.Generator().manual_seed(seed)
+        for i, s in enumerate(sizes):
+            _plain_steps(model, data.x_train, data.y_train, cfg, s, gen)
+            if i >= first_avg and cfg.average_tail > 0:
+                avg.add(_flat(model))
+        out.update(noise_multiplier=0.0, epsilon=math.inf)
+    else:
+        tr = LocalDPTrainer(
+            model,
+            (data.x_train, data.y_train),
+            sample_rate=cfg.sample_rate,
+            max_grad_norm=cfg.clip,
+            target_epsilon=eps,
+            delta=DELTA,
+            planned_steps=steps,
+            lr=cfg.lr,
+            accountant=accountant,
+            grad_sample_mode="ew",
+            secure_mode=False,
+            seed=seed,
+        )
+        for i, s in enumerate(sizes):
+            tr.train_round(steps=s, round=i)
+            if i >= first_avg:
+                avg.add(tr.get_flat_params())
+        g = tr.epsilon()
+        out.update(noise_multiplier=tr.noise_multiplier, epsilon=g.epsilon, guarantee=g.as_dict())
+    if avg.n:
+        _load(model, avg.mean())
+    out.update(accuracy=accuracy(model, data.x_test, data.y_test),
+               seconds=time.perf_counter() - t0)
+    return out
+
+
+def run_federated(
+    data: Data, eps: float, cfg: Config, seed: int, kind: str, accountant: str
+) -> dict[str, Any]:
+    """FedAvg over 10 clients running local DP-SGD at example-level ``eps`` each."""
+    import torch
+
+    from dp import LocalDPTrainer
+
+    parts = split_clients(data.y_train.numpy(), kind, seed)
+    weights = np.array([len(p) for p in parts], dtype=np.float64)
+    weights /= weights.sum()
+    global_model = make_model(seed)
+    gv = _flat(global_model)
+    planned = cfg.rounds * cfg.local_steps
+    t0 = time.perf_counter()
+    trainers: list[Any] = []
+    locals_: list[Any] = []
+    gens: list[Any] = []
+    for i, p in enumerate(parts):
+        m = make_model(seed)
+        locals_.append(m)
+        if math.isinf(eps):
+            gens.append(torch.Generator().manual_seed(seed * 1000 + i))
+            continue
+        trainers.append(
+            LocalDPTrainer(
+                m,
+                (data.x_train[p], data.y_train[p]),
+                sample_rate=cfg.sample_rate,
+                max_grad_norm=cfg.clip,
+                target_epsilon=eps,
+                delta=DELTA,
+                planned_steps=planned,
+                lr=cfg.lr,
+                accountant=accountant,
+                grad_sample_mode="ew",
+                secure_mode=False,
+                seed=seed * 1000 + i,
+            )
+        )
+    first_avg = round(cfg.rounds * (1 - cfg.average_tail))
+    avg = TailAverage()
+    for r in range(cfg.rounds):
+        updates = []
+        for i, p in enumerate(parts):
+            if trainers:
+                tr = trainers[i]
+                tr.set_flat_params(gv)
+                tr.train_round(steps=cfg.local_steps, round=r)
+                updates.append(tr.get_flat_params())
+            else:
+                _load(locals_[i], gv)
+                _plain_steps(
+                    locals_[i], data.x_train[p], data.y_train[p], cfg, cfg.local_steps, gens[i]
+                )
+                updates.append(_flat(locals_[i]))
+        gv = np.sum([w * u.astype(np.float64) for w, u in zip(weights, updates, strict=True)],
+                    axis=0).astype(np.float32)
+        if r >= first_avg and cfg.average_tail > 0:
+            avg.add(gv)
+    _load(global_model, avg.mean() if avg.n else gv)
+    out: dict[str, Any] = {
+        "accuracy": accuracy(global_model, data.x_test, data.y_test),
+        "seconds": time.perf_counter() - t0,
+        "client_sizes": [len(p) for p in parts],
+        "steps_per_client": planned,
+    }
+    if trainers:
+        spent = [tr.epsilon() for tr in trainers]
+        out.update(
+            noise_multiplier=trainers[0].noise_multiplier,
+            epsilon=max(g.epsilon for g in spent),
+            guarantee=max(spent, key=lambda g: g.epsilon).as_dict(),
+        )
+    else:
+        out.update(noise_multiplier=0.0, epsilon=math.inf)
+    return out
+
+
+def measure_overhead(data: Data, quick: bool) -> dict[str, Any]:
+    """Seconds per step of plain SGD and of DP-SGD in each grad-sample mode,
+    on the benchmark's linear model and on a small MLP, plus secure noise."""
+    import torch
+    from torch import nn
+
+    from dp import LocalDPTrainer, time_grad_sample_modes
+
+    steps, repeat = (10, 3) if quick else (30, 5)
+    b = 256
+    x, y = data.x_train[:b], data.y_train[:b]
+    models = {
+        "linear 64-10": lambda: nn.Linear(64, 10),
+        "mlp 64-256-10": lambda: nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)),
+    }
+    result: dict[str, Any] = {"batch_size": b, "threads": torch.get_num_threads(), "models": {}}
+    for name, make in models.items():
+        t = time_grad_sample_modes(make, (x, y), steps=steps, repeat=repeat)
+        ratios = {m: t[m] / t["sgd"] for m in t if m != "sgd"}
+        result["models"][name] = {
+            "seconds_per_step": t,
+            "overhead_vs_sgd": ratios,
+            "fastest_mode": min(ratios, key=lambda m: ratios[m]),
+        }
+    # secure (cryptographic) noise vs torch's generator, same mode, same model
+    per_mode: dict[str, float] = {}
+    for secure in (False, True):
+        torch.manual_seed(0)
+        kw: dict[str, Any] = {"secure_mode": secure}
+        if not secure:
+            kw["seed"] = 0
+        tr = LocalDPTrainer(
+            nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)),
+            (data.x_train, data.y_train),
+            batch_size=b,
+            max_grad_norm=1.0,
+            noise_multiplier=1.0,
+            grad_sample_mode="ghost",  # the fastest mode for this model
+            **kw,
+        )
+        tr.train_round(steps=3)
+        best = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            tr.train_round(steps=steps)
+            best = min(best, (time.perf_counter() - t0) / steps)
+        per_mode["secure" if secure else "torch_rng"] = best
+    result["secure_noise"] = {
+        "model": "mlp 64-256-10",
+        "seconds_per_step": per_mode,
+        "ratio": per_mode["secure"] / per_mode["torch_rng"],
+    }
+    return result
+
+
+# ------------------------------------------------------------------ report
+
+
+def _summ(vals: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray(vals, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=0))
+
+
+def plot(rows: list[dict[str, Any]], path: Path, accountant: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    finite = sorted({r["epsilon_target"] for r in rows if math.isfinite(r["epsilon_target"])})
+    inf_x = (max(finite) * 2.2) if finite else 1.0
+    styles = {
+        "centralized": "o-",
+        "federated IID, 1 local step": "s-",
+        "federated Dirichlet(0.5), 1 local step": "^-",
+        "federated IID, 5 local steps": "s--",
+        "federated Dirichlet(0.5), 5 local steps": "^--",
+    }
+    for setting, style in styles.items():
+        rs = [r for r in rows if r["setting"] == setting]
+        if not rs:
+            continue
+        fr = [r for r in rs if math.isfinite(r["epsilon_target"])]
+        fr.sort(key=lambda r: r["epsilon_target"])
+        line = ax.errorbar(
+            [r["epsilon_target"] for r in fr],
+            [r["accuracy"] for r in fr],
+            yerr=[r["accuracy_std"] for r in fr],
+            fmt=style,
+            capsize=3,
+            label=setting,
+        )
+        for r in rs:
+            if math.isinf(r["epsilon_target"]):
+                ax.plot([inf_x], [r["accuracy"]], style[0], color=line[0].get_color())
+    ax.set_xscale("log")
+    ticks = [*finite, inf_x]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in finite] + ["∞ (no DP)"])
+    ax.minorticks_off()
+    ax.set_xlabel(f"example-level ε (δ = {DELTA:g}, {accountant.upper()} accountant)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("DP-SGD on load_digits (linear model)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _json_safe(obj: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) with strings."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "inf" if obj > 0 else ("-inf" if obj < 0 else "nan")
+    if isinstance(obj, dict):
+        return {(_json_safe(k) if isinstance(k, float) else k): _json_safe(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks privacy",
+        description="Test accuracy against epsilon for DP-SGD on load_digits "
+        "(centralized, and federated local DP-SGD with 10 clients).",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="epsilon in {1, 8, inf}, one seed (about a minute)")
+    parser.add_argument("--out", default="bench-results",
+                        help="output directory for privacy.json and privacy.png")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per point (default 3, or 1 with --quick)")
+    parser.add_argument("--accountant", default="pld", choices=("pld", "prv", "rdp"))
+    parser.add_argument("--validation", action="store_true",
+                        help="evaluate on a validation split of the training set instead "
+                        "of the test set (the set-up used to choose hyperparameters)")
+    parser.add_argument("--skip-overhead", action="store_true",
+                        help="do not measure step-time overhead")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    # tiny models: one thread avoids oversubscription stalls on a busy machine
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+    seeds = list(range(args.seeds if args.seeds else (1 if args.quick else 3)))
+    epsilons = QUICK_EPSILONS if args.quick else EPSILONS
+    data = load_data(args.validation)
+    started = time.perf_counter()
+
+    rows: list[dict[str, Any]] = []
+    settings: list[tuple[str, str | None, dict[float, Config]]] = [
+        ("centralized", None, CENTRAL),
+        ("federated IID, 1 local step", "iid", FEDERATED),
+        ("federated Dirichlet(0.5), 1 local step", "dirichlet", FEDERATED),
+    ]
+    if not args.quick:
+        settings += [
+            ("federated IID, 5 local steps", "iid", FEDERATED_MULTI),
+            ("federated Dirichlet(0.5), 5 local steps", "dirichlet", FEDERATED_MULTI),
+        ]
+    for setting, kind, configs in settings:
+        for eps in epsilons:
+            cfg = configs[eps]
+            runs = [
+                run_central(data, eps, cfg, s, args.accountant)
+                if kind is None
+                else run_federated(data, eps, cfg, s, kind, args.accountant)
+                for s in seeds
+            ]
+            acc, sd = _summ([r["accuracy"] for r in runs])
+            row = {
+                "setting": setting,
+                "epsilon_target": eps,
+                "accuracy": acc,
+                "accuracy_std": sd,
+                "epsilon_spent": max(r["epsilon"] for r in runs),
+                "noise_multiplier": runs[0]["noise_multiplier"],
+                "accountant": args.accountant if math.isfinite(eps) else "-",
+                "seconds": float(np.mean([r["seconds"] for r in runs])),
+                "config": asdict(cfg),
+                "runs": runs,
+            }
+            if math.isfinite(eps):
+                from dp import compare_accountants
+
+                steps = runs[0]["steps"] if kind is None else runs[0]["steps_per_client"]
+                by = compare_accountants(cfg.sample_rate, row["noise_multiplier"], steps, DELTA)
+                row["epsilon_by_accountant"] = {k: g.epsilon for k, g in by.items()}
+            rows.append(row)
+            print(f"{setting:<40} eps={eps:<4g} acc={acc:.3f}±{sd:.3f} "
+                  f"sigma={row['noise_multiplier']:.3g} ({row['seconds']:.1f} s/run)",
+                  flush=True)
+
+    overhead = None if args.skip_overhead else measure_overhead(data, args.quick)
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = out_dir / f"{SUITE}.png"
+    plot(rows, png, args.accountant)
+
+    summary = [
+        {
+            "setting": r["setting"],
+            "epsilon": "inf" if math.isinf(r["epsilon_target"]) else r["epsilon_target"],
+            "accuracy": r["accuracy"],
+            "± (std)": r["accuracy_std"],
+            "noise multiplier": r["noise_multiplier"],
+            "accountant": r["accountant"],
+            "ε PLD / PRV / RDP": " / ".join(
+                f"{r['epsilon_by_accountant'][a]:.3g}" for a in ("pld", "prv", "rdp")
+            )
+            if "epsilon_by_accountant" in r
+            else "-",
+        }
+        for r in rows
+    ]
+    print()
+    print(table(summary))
+    if overhead:
+        print()
+        over_rows = [
+            {"model": name, **{m: f"{v:.2f}x" for m, v in d["overhead_vs_sgd"].items()},
+             "fastest": d["fastest_mode"]}
+            for name, d in overhead["models"].items()
+        ]
+        print("DP-SGD step time / plain SGD step time (batch 256):")
+        print(table(over_rows))
+        sn = overhead["secure_noise"]
+        print(f"secure noise: {sn['ratio']:.2f}x the step time of torch's generator "
+              f"({sn['model']})")
+    payload = {
+        "dataset": "sklearn load_digits, stratified 80/20 split (seed 0)",
+        "evaluated_on": "validation split of train" if args.validation else "test split",
+        "delta": DELTA,
+        "privacy_unit": "example",
+        "adjacency": "add/remove one example",
+        "accountant": args.accountant,
+        "model": "linear (64 -> 10), softmax cross-entropy",
+        "clients": N_CLIENTS,
+        "dirichlet_alpha": DIRICHLET_ALPHA,
+        "seeds": seeds,
+        "quick": args.quick,
+        "secure_mode": False,
+        "total_seconds": time.perf_counter() - started,
+        "results": rows,
+        "overhead": overhead,
+        "plot": str(png),
+    }
+    path = write_json(SUITE, _json_safe(payload), str(out_dir / f"{SUITE}.json"))
+    print(f"\nwrote {path} and {png} in {time.perf_counter() - started:.0f} s")
+    return 0
