@@ -68,8 +68,8 @@ class FedAvgConfig:
     rounds: int = 30
     clients_per_round: int = 20
     local_epochs: int = 2
-    batch_size: int = 16
-    client_lr: float = 0.2
+    batch_size: int = 32
+    client_lr: float = 0.5
     server_lr: float = 1.0
     aggregation: str = "secagg+"
     update_clip: float = 4.0

@@ -27,7 +27,7 @@ import numpy.typing as npt
 import torch
 
 from secagg import profiling
-from secagg.errors import AbortError, ParameterError
+from secagg.errors import AbortError, ParameterError, PrivacyBudgetExceeded
 
 from .aggregation import Aggregator
 from .config import FedAvgConfig
@@ -60,6 +60,7 @@ class RoundRecord:
     sampled: list[int]
     included: list[int]
     dropped: list[int]
+    refused: list[int]
     aborted: bool
     clipped_values: int
     bytes_up_per_client: float
@@ -177,32 +178,47 @@ def _run(
     global_params = flatten_model(global_model)
     trainers = _make_trainers(cfg, task)
     dim = global_params.shape[0]
-    aggregator = Aggregator(
-        cfg.aggregation,
-        clip=cfg.update_clip,
-        max_summands=cfg.clients_per_round,
-        paillier_key_bits=cfg.paillier_key_bits,
-        seed=cfg.seed,
-    )
     central = None
     if cfg.dp == "central":
         from .dp_central import CentralDP
 
         central = CentralDP(cfg)
+    secure = cfg.aggregation in ("secagg", "secagg+")
+    min_clients = 3 if secure else 1
+    aggregator = Aggregator(
+        cfg.aggregation,
+        # central DP: updates have L2 norm <= clip_norm, so every coordinate does too
+        clip=cfg.clip_norm if central is not None else cfg.update_clip,
+        # Poisson sampling (central DP) can pick everyone
+        max_summands=cfg.num_clients if central is not None else cfg.clients_per_round,
+        paillier_key_bits=cfg.paillier_key_bits,
+        seed=cfg.seed,
+    )
     result = FedAvgResult(config=asdict(cfg), model=global_model,
                           true_weights={k: v.tolist() for k, v in task.true_weights.items()})
     progress = _progress(cfg)
     for r in range(1, cfg.rounds + 1):
         t_round = time.perf_counter()
-        sampled = sorted(rng.choice(cfg.num_clients, cfg.clients_per_round, replace=False).tolist())
+        if central is not None:
+            central.begin_round(r)  # charged before any client touches data
+            sampled = central.sample(cfg.num_clients)
+        else:
+            sampled = sorted(
+                rng.choice(cfg.num_clients, cfg.clients_per_round, replace=False).tolist()
+            )
         dropped = {c for c in sampled if rng.random() < cfg.dropout_rate}
         # local training (clients that later drop out train too: they spent budget)
         t0 = time.perf_counter()
         inputs: dict[int, npt.NDArray[np.float32]] = {}
+        refused: list[int] = []
         for c in sampled:
             tr = trainers[c]
             tr.params[:] = global_params
-            tr.train(cfg.local_epochs)
+            try:
+                tr.train(cfg.local_epochs, round=r)
+            except PrivacyBudgetExceeded:
+                refused.append(c)  # out of budget: the client sits the round out
+                continue
             delta = tr.params - global_params
             if central is not None:
                 vec = central.client_step(delta)
@@ -213,11 +229,15 @@ def _run(
                 vec[dim] = w
             inputs[c + 1] = vec  # protocol ids start at 1
         t_train = time.perf_counter() - t0
+        dropped -= set(refused)
         ids_dropped = frozenset(c + 1 for c in dropped)
         t0 = time.perf_counter()
         aborted = False
         with profiling.collect() as split:
             try:
+                if len(inputs) - len(ids_dropped) < min_clients:
+                    raise AbortError(f"only {len(inputs) - len(ids_dropped)} clients reached "
+                                     f"the sum; at least {min_clients} are needed")
                 agg = aggregator(inputs, ids_dropped, r)
             except AbortError:
                 aborted = True
@@ -242,8 +262,6 @@ def _run(
         else:
             up = down = t_server = 0.0
             included = []
-        if central is not None and not aborted:
-            central.account_round()
         ev = evaluate(global_model, task.test_dataset, task.kind)
         eps, accountant, unit = _epsilon(cfg, trainers, central)
         hot, crypto = split.get(profiling.HOT_PATH, 0.0), split.get(profiling.CRYPTO, 0.0)
@@ -257,6 +275,7 @@ def _run(
             sampled=sampled,
             included=included,
             dropped=sorted(dropped),
+            refused=refused,
             aborted=aborted,
             clipped_values=clipped,
             bytes_up_per_client=up,
@@ -296,7 +315,7 @@ def _epsilon(
         return None, None, None
     if central is not None:
         return central.epsilon(), central.accountant_name, "client"
-    spent = [t.epsilon(cfg.delta) for t in trainers]
+    spent = [t.epsilon(cfg.delta) for t in trainers]  # example level, per client
     vals = [e for e in spent if e is not None]
     name = getattr(trainers[0], "accountant_name", None)
     return (max(vals) if vals else 0.0), name, "example"

@@ -44,7 +44,7 @@ class LocalTrainer:
         self.generator = torch.Generator().manual_seed(seed)  # data order only
         self.num_examples = len(dataset)  # type: ignore[arg-type]
 
-    def train(self, epochs: int) -> dict[str, Any]:
+    def train(self, epochs: int, round: int | None = None) -> dict[str, Any]:
         """Run ``epochs`` passes of SGD; returns ``{"loss": mean training loss}``."""
         loader = DataLoader(
             self.dataset, batch_size=self.batch_size, shuffle=True, generator=self.generator
