@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-from secagg.errors import ParameterError, SecAggError
+from secagg.errors import ParameterError, UnclippedGradientError
 
 from .accounting import (
     DEFAULT_ACCOUNTANT,
@@ -64,12 +64,6 @@ __all__ = [
 #: depends on the model (ghost clipping, which never materialises per-sample
 #: gradients, on wider layers; "ew" on tiny ones), so the default "auto" measures.
 GRAD_SAMPLE_MODES: Final[tuple[str, ...]] = ("ghost", "ew", "hooks", "functorch")
-
-
-class UnclippedGradientError(SecAggError, RuntimeError):
-    """An optimizer step was attempted on gradients that were not clipped
-    per sample (with ghost clipping: ``backward`` was called on a loss other
-    than the one the trainer computes). The step is refused."""
 
 
 # ----------------------------------------------------------------- sampling

@@ -15,6 +15,7 @@ __all__ = [
     "PrivacyBudgetExceeded",
     "ProtocolError",
     "SecAggError",
+    "UnclippedGradientError",
 ]
 
 
@@ -47,3 +48,9 @@ class AbortError(SecAggError):
 
 class PrivacyBudgetExceeded(SecAggError):
     """A party refuses to spend more privacy budget than it was given."""
+
+
+class UnclippedGradientError(SecAggError, RuntimeError):
+    """A DP-SGD optimizer step was attempted on gradients that were not
+    clipped per sample (with ghost clipping: ``backward`` was called on a
+    loss other than the one the trainer computes). The step is refused."""
