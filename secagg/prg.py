@@ -116,11 +116,14 @@ def expand(
     nbytes = length * dt.itemsize
     # update_into needs block_size - 1 spare bytes past each chunk's output.
     buf = np.empty(nbytes + 15, dtype=np.uint8)
-    view = memoryview(buf)  # type: ignore[arg-type]  # ndarray is a buffer
     enc = Cipher(algorithms.AES(seed), modes.CTR(block)).encryptor()
-    for off in range(0, nbytes, _CHUNK):  # a loop over MiB chunks, not elements
-        m = min(_CHUNK, nbytes - off)
-        enc.update_into(_ZEROS[:m], view[off : off + m + 15])
+    if nbytes <= _CHUNK:  # one call, straight into the array's buffer
+        enc.update_into(_ZEROS[:nbytes], buf)  # type: ignore[arg-type]  # ndarray is a buffer
+    else:
+        view = memoryview(buf)  # type: ignore[arg-type]
+        for off in range(0, nbytes, _CHUNK):  # a loop over MiB chunks, not elements
+            m = min(_CHUNK, nbytes - off)
+            enc.update_into(_ZEROS[:m], view[off : off + m + 15])
     out = buf[:nbytes].view(dt)
     if not dt.isnative:  # pragma: no cover - big-endian host: make native (copy)
         return out.astype(dt.newbyteorder("="))
