@@ -1,0 +1,163 @@
+"""Ready-made :class:`~protocols.testing.spec.ProtocolSpec` objects for the
+library's own protocols: the pairwise-mask protocol (Bonawitz et al.'s
+complete graph, SecAgg+'s Harary graphs, both security modes) and Paillier
+summation (both trust layouts).
+
+Each spec draws valid parameters (threshold, graph degree, modulus bits,
+encoder; key sizes, value bits, minimum clients) and carries a wiring, so
+every property applies. Passing party classes (for example subclasses with a
+planted bug) swaps the simulator for one that runs those classes on the test
+network.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from protocols import paillier_sum as ps
+from protocols import secagg as sa
+from secagg.encoding import FixedPointEncoder
+from secagg.errors import ParameterError
+
+from .checks import network_simulator
+from .network import Adversary, Wiring
+from .spec import Params, ProtocolSpec, Scenario
+from .wirings import PackedQuantizer, PaillierWiring, SecAggWiring
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = ["paillier_params", "paillier_spec", "secagg_params", "secagg_spec"]
+
+
+def secagg_params(
+    n: int, threshold: int, *, degree: int | None = None,
+    mode: Literal["semi-honest", "malicious"] = "semi-honest", modulus_bits: int = 32,
+    clip: float = 1.0, frac_bits: int | None = None, corrupt_fraction: float = 0.05,
+) -> Params:
+    """Parameters of the pairwise-mask protocol for ``n`` clients, by hand.
+
+    ``degree`` None is the complete graph (SecAgg), an even int a Harary
+    graph (SecAgg+). The encoder has headroom for ``n`` summands;
+    ``frac_bits`` defaults to the most that fits. See
+    :func:`protocols.testing.strategies.secagg_parameters` for what the
+    threshold rule makes of them.
+    """
+    top = min(modulus_bits - 3 - math.ceil(math.log2(clip * n)), 50)
+    frac = top if frac_bits is None else frac_bits
+    enc = FixedPointEncoder(clip, frac_bits=frac, max_summands=n, modulus_bits=modulus_bits)
+    rounds = [r for r in sa.ROUNDS if r != "consistency" or mode == "malicious"]
+    needs = dict.fromkeys(rounds, threshold)
+    if mode == "malicious":
+        q = sa.consistency_quorum(n, corrupt_fraction)
+        needs["masked_input"] = needs["consistency"] = max(threshold, q)
+    graph = "complete" if degree is None else f"harary k={degree}"
+    return Params(
+        options={"threshold": threshold, "neighbors": "complete" if degree is None else degree,
+                 "mode": mode, "encoder": enc, "corrupt_fraction": corrupt_fraction},
+        needs=needs, tolerated=None if degree is None else degree + 1 - threshold,
+        clip=clip, quantizer=enc,
+        label=f"t={threshold}, {graph}, {mode}, 2^{modulus_bits}, clip={clip}, frac_bits={frac}",
+    )
+
+
+def paillier_params(
+    n: int, keypair: tuple[Any, Any], *, layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    clip: float = 1.0, value_bits: int = 16, min_clients: int = 1,
+    insecure_allow_small_key_for_tests: bool = False,
+) -> Params:
+    """Parameters of Paillier summation for ``n`` clients, by hand."""
+    pk, sk = keypair
+    q = PackedQuantizer(pk, clip=clip, value_bits=value_bits, capacity=n,
+                        insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+    needs = {"encrypt": min_clients, **({"decrypt": 1} if layout == "cross-silo" else {})}
+    return Params(
+        options={"keypair": (pk, sk), "layout": layout, "clip": clip, "value_bits": value_bits,
+                 "min_clients": min_clients,
+                 "insecure_allow_small_key_for_tests": insecure_allow_small_key_for_tests},
+        needs=needs, clip=clip, quantizer=q,
+        label=(f"{pk.n.bit_length()}-bit key, {layout}, value_bits={value_bits}, clip={clip}, "
+               f"min_clients={min_clients}"),
+    )
+
+
+def secagg_spec(
+    *, mode: Literal["semi-honest", "malicious"] = "semi-honest",
+    graph: Literal["complete", "harary", "any"] = "complete",
+    min_clients: int | None = None, max_clients: int = 6, max_dimension: int = 4,
+    modulus_bits: Sequence[int] = (32, 64),
+    client_class: type[sa.SecAggClient] | None = None,
+    server_class: type[sa.SecAggServer] | None = None,
+) -> ProtocolSpec:
+    """The pairwise-mask protocol. ``graph="complete"`` is Bonawitz et al.'s
+    SecAgg; ``"harary"`` is SecAgg+ (``n >= 4``); ``"any"`` draws both.
+    With ``client_class`` or ``server_class`` the spec runs those classes
+    on the test network instead of :func:`protocols.secagg.simulate`."""
+    lo = min_clients if min_clients is not None else (4 if graph == "harary" else 2)
+    if graph == "harary" and lo < 4:
+        raise ParameterError("SecAgg+ on a Harary graph needs at least 4 clients")
+    rounds = tuple(r for r in sa.ROUNDS if r != "consistency" or mode == "malicious")
+    name = {"complete": "SecAgg", "harary": "SecAgg+", "any": "SecAgg/SecAgg+"}[graph]
+    name = f"{name} ({mode})"
+
+    def parameters(n: int) -> SearchStrategy[Params]:
+        from .strategies import secagg_parameters
+
+        return secagg_parameters(n, mode=mode, graph=graph, modulus_bits=modulus_bits)
+
+    classes: dict[str, Any] = {}
+    if client_class is not None:
+        classes["client_class"] = client_class
+    if server_class is not None:
+        classes["server_class"] = server_class
+
+    def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
+        return SecAggWiring(scenario, adversary, **classes)
+
+    simulate: Any = sa.simulate
+    if classes:
+        simulate = network_simulator(wiring, rounds)
+        name += f" with {', '.join(c.__name__ for c in classes.values())}"
+    return ProtocolSpec(
+        name=name, simulate=simulate, rounds=rounds, input_round="masked_input",
+        parameters=parameters, min_clients=lo, max_clients=max_clients,
+        max_dimension=max_dimension, wiring=wiring,
+    )
+
+
+def paillier_spec(
+    keypairs: Sequence[tuple[Any, Any]], *,
+    layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    insecure_allow_small_key_for_tests: bool = False,
+    min_clients: int = 1, max_clients: int = 5, max_dimension: int = 4,
+    aggregator_class: type[ps.PaillierSumAggregator] | None = None,
+) -> ProtocolSpec:
+    """Paillier summation over the given ``phe`` key pairs (generate them once:
+    key generation is slow). Keys below 2048 bits need
+    ``insecure_allow_small_key_for_tests=True`` and are for tests only.
+    With ``aggregator_class`` the spec runs it on the test network."""
+
+    def parameters(n: int) -> SearchStrategy[Params]:
+        from .strategies import paillier_parameters
+
+        return paillier_parameters(
+            n, keypairs, layout=layout,
+            insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+
+    def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
+        if aggregator_class is None:
+            return PaillierWiring(scenario, adversary)
+        return PaillierWiring(scenario, adversary, aggregator_class=aggregator_class)
+
+    simulate: Any = ps.simulate
+    name = f"Paillier summation ({layout})"
+    if aggregator_class is not None:
+        simulate = network_simulator(wiring, ps.ROUNDS)
+        name += f" with {aggregator_class.__name__}"
+    return ProtocolSpec(
+        name=name, simulate=simulate, rounds=ps.ROUNDS, input_round="encrypt",
+        parameters=parameters, min_clients=min_clients, max_clients=max_clients,
+        max_dimension=max_dimension, wiring=wiring,
+    )
