@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import table, write_json
+from ._common import table, write_json
 
 
 def _run(kind: str, dp: str, rounds: int) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import table, write_json
 from secagg import profiling
+
+from ._common import table, write_json
 
 
 def _synthetic(

@@ -33,9 +33,10 @@ from typing import Any
 import gmpy2
 import numpy as np
 
-from benchmarks._common import best_of, table, write_json
 from secagg import paillier as P
 from secagg.paillier import _obfuscators
+
+from ._common import best_of, table, write_json
 
 VALUE_BITS = 16
 CAPACITY = 1000

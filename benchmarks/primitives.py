@@ -23,8 +23,9 @@ import os
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from benchmarks._common import best_of, table, write_json
 from secagg import FixedPointEncoder, prg, shamir
+
+from ._common import best_of, table, write_json
 
 
 def _prg_rows(dims: list[int], repeat: int) -> list[dict[str, object]]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import table, write_json
+from ._common import table, write_json
 
 SUITE = "privacy"
 DELTA = 1e-5

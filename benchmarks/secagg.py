@@ -58,8 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks._common import table, write_json
 from protocols.secagg import SecAggConfig, default_encoder, simulate
+
+from ._common import table, write_json
 
 FLOWER_DEGREE = 14
 FULL_NS = (10, 50, 100)

@@ -42,6 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:
+        # every argument after the suite name belongs to the suite (--help included)
+        from protocols.commands.bench import run_suite
+
+        try:
+            return run_suite(argv[1:])
+        except SecAggError as exc:
+            print(f"secagg bench: error: {exc}", file=sys.stderr)
+            return 1
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
