@@ -18,9 +18,10 @@ def outer(t_self, t_inner):
 
 def test_exclusive_attribution():
     with profiling.collect() as s:
-        outer(0.02, 0.05)
-    assert 0.04 <= s["outer"] < 0.05 + 0.04
-    assert 0.05 <= s["inner"] < 0.05 + 0.04
+        outer(0.02, 0.2)
+    # exclusive: an inclusive count would give outer >= 0.24; slack for a loaded machine
+    assert 0.04 <= s["outer"] < 0.19
+    assert 0.2 <= s["inner"] < 0.35
 
 
 def test_inactive_collects_nothing_and_nested_collectors_are_separate():
@@ -28,9 +29,9 @@ def test_inactive_collects_nothing_and_nested_collectors_are_separate():
     with profiling.collect() as a:
         inner(0.01)
         with profiling.collect() as b:
-            inner(0.05)
+            inner(0.2)
     assert set(a) == {"inner"} and set(b) == {"inner"}
-    assert a["inner"] < 0.04 <= 0.05 <= b["inner"]
+    assert a["inner"] < 0.15 and b["inner"] >= 0.2  # b's time is not in a
 
 
 def test_exceptions_still_counted():
