@@ -148,3 +148,14 @@ def test_task_validation():
     cfg = FedAvgConfig(num_clients=4, clients_per_round=4, aggregation="plain", dp="none")
     with pytest.raises(ParameterError, match="num_clients"):
         run_fedavg(cfg, t, write=False)
+
+
+@pytest.mark.parametrize("aggregation", ["plain", "secagg"])
+def test_clipped_values_count_every_sender(aggregation):
+    # A tiny coordinate bound clips most coordinates of every client's update:
+    # the count must cover all senders, not just the last one encoded.
+    cfg = FedAvgConfig(num_clients=4, clients_per_round=4, rounds=1, aggregation=aggregation,
+                       dp="none", dropout_rate=0.0, update_clip=1e-6, progress=False)
+    res = run_fedavg(cfg, write=False)
+    dim = res.final_params.shape[0]
+    assert res.rounds[0].clipped_values > 2 * dim

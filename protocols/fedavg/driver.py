@@ -62,7 +62,7 @@ class RoundRecord:
     dropped: list[int]
     refused: list[int]
     aborted: bool
-    clipped_values: int
+    clipped_values: int  # coordinates clipped by the aggregation, all senders together
     bytes_up_per_client: float
     bytes_down_per_client: float
     time_local_training: float
@@ -231,6 +231,12 @@ def _run(
         t_train = time.perf_counter() - t0
         dropped -= set(refused)
         ids_dropped = frozenset(c + 1 for c in dropped)
+        # coordinates the aggregation will clip to +-clip, over the clients that send
+        clipped = sum(
+            int(np.count_nonzero(np.abs(v) > aggregator.clip))
+            for k, v in inputs.items()
+            if k not in ids_dropped
+        )
         t0 = time.perf_counter()
         aborted = False
         with profiling.collect() as split:
@@ -242,7 +248,6 @@ def _run(
             except AbortError:
                 aborted = True
         t_agg = time.perf_counter() - t0
-        clipped = aggregator.encoder.last_clipped if cfg.aggregation != "plain" else 0
         if not aborted:
             total = agg.sum
             if central is not None:
