@@ -200,7 +200,9 @@ def _exponentials(rng: DiscreteRandom, n: int) -> tuple[npt.NDArray[np.uint64], 
     return u, elo, width, w & np.uint64(1)
 
 
-def _dlap_candidates(rng: DiscreteRandom, t: int, n: int) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+def _dlap_candidates(
+    rng: DiscreteRandom, t: int, n: int
+) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """``n`` discrete Laplace proposals (``P(y) ∝ exp(-|y|/t)``) as exact
     integers in float64, and the mask of those kept ("minus zero" rejected)."""
     u, elo, width, sign = _exponentials(rng, n)
@@ -236,7 +238,7 @@ def _accept(
 
 
 def _as_fraction(value: float | int | Fraction, name: str) -> Fraction:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, Fraction, np.number)):
         raise ParameterError(f"{name}={value!r} must be a number")
     try:
         f = Fraction(value)
@@ -440,7 +442,7 @@ def discrete_gaussian_pmf(variance: float, support: IntArray) -> FloatArray:
     s2 = float(variance)
     if not (math.isfinite(s2) and s2 > 0):
         raise ParameterError(f"variance={variance!r} must be a finite number > 0")
-    span = int(math.ceil(40.0 * math.sqrt(s2))) + 2
+    span = math.ceil(40.0 * math.sqrt(s2)) + 2
     ks = np.arange(-span, span + 1, dtype=np.float64)
     z = float(np.exp(-(ks**2) / (2.0 * s2)).sum())
     s = np.asarray(support, dtype=np.float64)
