@@ -57,6 +57,7 @@ from secagg.errors import EncodingError, ParameterError
 
 from . import discrete
 from .distributed_accounting import (
+    DGAUSS_MIN_VARIANCE,
     MECHANISMS,
     DistributedPrivacyGuarantee,
     DistributedRound,
@@ -327,11 +328,14 @@ def _calibrate_variance(base: DistributedDPParams, target: float) -> tuple[float
             raise ParameterError(
                 f"target_epsilon={target} is out of reach with noise variance up to 2^80; "
                 "increase target_epsilon or delta, or decrease rounds or sample_rate")
-    lo = hi / 4.0
-    if eps(lo) <= target:
-        lo = hi / 2.0**40
+    floor = DGAUSS_MIN_VARIANCE if base.mechanism == "dgauss" else 2.0**-40
+    lo = max(hi / 4.0, floor)
+    if lo < hi and eps(lo) <= target:
+        lo = floor
         if eps(lo) <= target:
             return lo, eps(lo)
+    if lo >= hi:
+        return hi, eps(hi)
     while hi / lo > 1.0 + 1e-4:
         mid = math.sqrt(lo * hi)
         if eps(mid) > target:

@@ -56,6 +56,7 @@ from .accounting import PrivacyGuarantee
 
 __all__ = [
     "ADJACENCY_ZERO_OUT",
+    "DGAUSS_MIN_VARIANCE",
     "FINE_ORDERS",
     "MECHANISMS",
     "ORDERS",
@@ -83,6 +84,8 @@ FINE_ORDERS: Final[tuple[float, ...]] = (
 #: The neighbouring relation of every distributed-DP guarantee.
 ADJACENCY_ZERO_OUT: Final = "zero-out one (update replaced by zero)"
 ACCOUNTANT: Final = "rdp-distributed"
+#: Smallest share variance the discrete Gaussian sum bound covers (sigma >= 1/2).
+DGAUSS_MIN_VARIANCE: Final = 0.25
 
 _MECH_NAMES: Final = {
     "dgauss": "distributed discrete Gaussian (Kairouz-Liu-Steinke 2021)",
@@ -185,6 +188,10 @@ def dgauss_sum_rdp(
     then bounds every count in ``[shares, tau_shares]``.
     """
     _check_pos(variance, "variance")
+    if variance < DGAUSS_MIN_VARIANCE:
+        raise ParameterError(
+            f"variance={variance!r} is below 1/4: the bound for sums of discrete "
+            "Gaussians (Kairouz et al. 2021, Theorem 1) needs sigma >= 1/2")
     if shares < 1:
         raise ParameterError(f"shares={shares} must be >= 1")
     n_tau = shares if tau_shares is None else tau_shares
@@ -292,6 +299,8 @@ class DistributedRound:
         _check_pos(self.l2, "l2")
         _check_pos(self.l1, "l1")
         _check_pos(self.variance, "variance")
+        if self.mechanism == "dgauss" and self.variance < DGAUSS_MIN_VARIANCE:
+            raise ParameterError(f"variance={self.variance!r} is below 1/4 (sigma >= 1/2 needed)")
         _check_dim(self.dimension)
         if isinstance(self.shares, bool) or not isinstance(self.shares, int) or self.shares < 0:
             raise ParameterError(f"shares={self.shares!r} must be an int >= 0")
