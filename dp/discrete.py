@@ -192,7 +192,10 @@ def _exponentials(rng: DiscreteRandom, n: int) -> tuple[npt.NDArray[np.uint64], 
     w = rng.words(n)
     u = w >> np.uint64(11)
     uf = u.astype(np.float64)
-    width = np.divide(1.0, uf, out=np.full(n, np.inf), where=uf > 0)  # ln(1+1/u) <= 1/u
+    # ln(1 + 1/u) <= 1/u; for u == 0 a width of 2^60 leaves every test undecided
+    # except "E > g" for g below -ln(2^-53), which then holds exactly
+    width = np.maximum(uf, 2.0**-60)
+    np.reciprocal(width, out=width)
     uf += 1.0
     uf *= _INV_2_53
     elo = np.log(uf, out=uf)

@@ -507,7 +507,7 @@ def encode(
     if not np.isfinite(x).all():
         raise ParameterError("update has NaN or Inf values")
     src = discrete.DiscreteRandom() if rng is None else rng
-    norm = float(np.linalg.norm(x))
+    norm = math.sqrt(float(np.einsum("i,i->", x, x)))
     clipped = norm > params.l2_clip
     d_pad = params.padded_dimension
     padded = np.zeros(d_pad, dtype=np.float64)
@@ -520,14 +520,13 @@ def encode(
     frac = y - floor
     base = floor.astype(np.int64)
     bound = Fraction(params.l2_sensitivity) ** 2
-    fbound = params.l2_sensitivity * (1.0 + 1e-9) + 1.0
     attempts = 0
     for _ in range(MAX_ROUNDING_ATTEMPTS):
         attempts += 1
         z = base + (_uniforms(src, d_pad) < frac)
-        if float(np.linalg.norm(z.astype(np.float64))) > fbound:
-            continue
-        if Fraction(int(np.dot(z, z))) <= bound:  # exact: |z| <= 2^30, d <= 2^30
+        # exact in int64: the norm of z is at most 2^30 + 2^15 (scaled norm <= 2^30,
+        # rounding moves each of <= 2^30 coordinates by < 1), so the sum is < 2^61
+        if Fraction(int(np.square(z).sum())) <= bound:
             break
     else:  # pragma: no cover - probability below beta^1000
         raise EncodingError(
