@@ -306,9 +306,12 @@ def _wrap(p: DistributedDPParams) -> float:
     return min(1.0, math.exp(_log_wrap(p.mechanism, signal_proxy, n, p.noise_variance, threshold)))
 
 
-def _calibrate_variance(base: DistributedDPParams, target: float) -> tuple[float, float]:
+def _calibrate_variance(
+    base: DistributedDPParams, target: float, hint: float | None = None
+) -> tuple[float, float]:
     """Smallest share variance (relative tolerance 1e-4) meeting ``target``
-    at the minimum honest survivors; returns (variance, epsilon)."""
+    at the minimum honest survivors, searched from ``hint``; returns
+    (variance, epsilon)."""
     honest = base.min_survivors - base.colluding_clients
 
     def eps(v: float) -> float:
@@ -321,21 +324,22 @@ def _calibrate_variance(base: DistributedDPParams, target: float) -> tuple[float
         )
         return epsilon_of_rounds([r] * base.rounds, base.delta, trust="").epsilon
 
-    hi = 1.0
-    while eps(hi) > target:
-        hi *= 4.0
-        if hi > discrete.MAX_VARIANCE:
-            raise ParameterError(
-                f"target_epsilon={target} is out of reach with noise variance up to 2^80; "
-                "increase target_epsilon or delta, or decrease rounds or sample_rate")
     floor = DGAUSS_MIN_VARIANCE if base.mechanism == "dgauss" else 2.0**-40
-    lo = max(hi / 4.0, floor)
-    if lo < hi and eps(lo) <= target:
-        lo = floor
-        if eps(lo) <= target:
+    hi = max(floor, 1.0 if hint is None else hint)
+    if eps(hi) > target:  # grow until the target is met
+        lo = hi
+        while eps(hi) > target:
+            lo, hi = hi, hi * 2.0
+            if hi > discrete.MAX_VARIANCE:
+                raise ParameterError(
+                    f"target_epsilon={target} is out of reach with noise variance up to "
+                    "2^80; increase target_epsilon or delta, or decrease rounds or sample_rate")
+    else:  # shrink while it is still met
+        lo = max(floor, hi / 2.0)
+        while lo > floor and eps(lo) <= target:
+            hi, lo = lo, max(floor, lo / 2.0)
+        if lo == floor and eps(lo) <= target:
             return lo, eps(lo)
-    if lo >= hi:
-        return hi, eps(hi)
     while hi / lo > 1.0 + 1e-4:
         mid = math.sqrt(lo * hi)
         if eps(mid) > target:
@@ -414,9 +418,14 @@ def select_parameters(
             sample_rate=float(sample_rate),
         )
 
+    last: list[tuple[float, float]] = []  # (gamma, variance) of the last calibration
+
     def at(gamma: float) -> DistributedDPParams:
         base = make(gamma)
-        var, eps = _calibrate_variance(base, float(target_epsilon))
+        # the variance in integer units scales about as 1 / gamma^2
+        hint = last[-1][1] * (last[-1][0] / gamma) ** 2 if last else None
+        var, eps = _calibrate_variance(base, float(target_epsilon), hint)
+        last.append((gamma, var))
         p = make(gamma, var)
         return dataclasses.replace(p, wrap_probability=_wrap(p), epsilon=eps)
 
