@@ -206,6 +206,9 @@ class DistributedDPParams:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ParameterError(f"{name}={v!r} must be a finite number > 0")
+        if self.mechanism == "dgauss" and self.noise_variance < DGAUSS_MIN_VARIANCE:
+            raise ParameterError(
+                f"noise_variance={self.noise_variance} is below 1/4 (sigma >= 1/2 per share)")
         if self.noise_variance > discrete.MAX_VARIANCE:
             raise ParameterError(f"noise_variance={self.noise_variance} exceeds 2^80")
         if not (0.0 <= self.beta < 1.0):

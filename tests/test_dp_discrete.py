@@ -62,6 +62,23 @@ def test_known_answers_under_a_fixed_seed():
         3, -1, -1, 0, -1, 5, -1, -3]
 
 
+def test_discrete_laplace_derived_by_hand_from_the_keystream():
+    # Independent derivation: word w -> U in [u/2^53, (u+1)/2^53) with u = w >> 11,
+    # X = floor(t * -ln U), sign = w & 1, "minus zero" skipped.
+    t = 3
+    words = prg.expand(SEED, 24, np.uint64, b"secagg/dp/discrete/" + bytes(8))
+    want = []
+    for w in words.tolist():
+        u, neg = w >> 11, w & 1
+        lo, hi = t * -math.log((u + 1) / 2**53), t * -math.log(u / 2**53)
+        assert math.floor(lo) == math.floor(hi)  # no ambiguity in these words
+        x = math.floor(lo)
+        if neg and x == 0:
+            continue
+        want.append(-x if neg else x)
+    assert D.discrete_laplace(t, 8, D.DiscreteRandom(SEED)).tolist() == want[:8]
+
+
 def test_words_come_from_the_aes_ctr_prg_with_fresh_labels():
     rng = D.DiscreteRandom(SEED)
     a, b = rng.words(4), rng.words(4)
