@@ -77,6 +77,8 @@ _INV_2_53: Final = 2.0**-53
 _REL: Final = 1e-12
 #: largest variance accepted (keeps every intermediate far inside int64/float64)
 MAX_VARIANCE: Final = 2.0**80
+#: largest Poisson mean (samples stay below 2^53, exact in float64); Skellam: 2^51
+MAX_POISSON_MEAN: Final = 2.0**50
 #: rejection rounds before giving up (each round accepts a constant fraction)
 _MAX_PASSES: Final = 10_000
 
@@ -385,9 +387,11 @@ def _poisson_envelope(lam: Fraction, m: int, t: int) -> float:
 
 
 def poisson(lam: float | Fraction, size: int, rng: DiscreteRandom | None = None) -> IntArray:
-    """``size`` exact samples of ``Poisson(lam)``, ``0 <= lam <= 2^80``
+    """``size`` exact samples of ``Poisson(lam)``, ``0 <= lam <= 2^50``
     (``lam`` taken as the exact rational it denotes)."""
     lamq = _as_fraction(lam, "lam")
+    if lamq > MAX_POISSON_MEAN:
+        raise ParameterError(f"lam={lam!r} exceeds 2^50 (samples must stay exact in float64)")
     n, src = _check_size(size), _rng(rng)
     if lamq == 0:
         return np.zeros(n, dtype=np.int64)
@@ -432,8 +436,9 @@ def poisson(lam: float | Fraction, size: int, rng: DiscreteRandom | None = None)
 
 
 def skellam(mu: float | Fraction, size: int, rng: DiscreteRandom | None = None) -> IntArray:
-    """``size`` exact samples of the symmetric Skellam law of variance ``mu``:
-    ``Poisson(mu/2) - Poisson(mu/2)`` (Agarwal, Kairouz, Liu 2021)."""
+    """``size`` exact samples of the symmetric Skellam law of variance ``mu``
+    (``0 <= mu <= 2^51``): ``Poisson(mu/2) - Poisson(mu/2)`` (Agarwal, Kairouz,
+    Liu 2021)."""
     muq = _as_fraction(mu, "mu")
     n, src = _check_size(size), _rng(rng)
     both = poisson(muq / 2, 2 * n, src)

@@ -209,6 +209,8 @@ class DistributedDPParams:
         if self.mechanism == "dgauss" and self.noise_variance < DGAUSS_MIN_VARIANCE:
             raise ParameterError(
                 f"noise_variance={self.noise_variance} is below 1/4 (sigma >= 1/2 per share)")
+        if self.mechanism == "skellam" and self.noise_variance > 2 * discrete.MAX_POISSON_MEAN:
+            raise ParameterError(f"noise_variance={self.noise_variance} exceeds 2^51 (Skellam)")
         if self.noise_variance > discrete.MAX_VARIANCE:
             raise ParameterError(f"noise_variance={self.noise_variance} exceeds 2^80")
         if not (0.0 <= self.beta < 1.0):

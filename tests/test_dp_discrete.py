@@ -243,6 +243,13 @@ def test_bad_variance_is_refused(bad):
         D.skellam(bad, 4)
 
 
+def test_poisson_means_beyond_float_exactness_are_refused():
+    with pytest.raises(ParameterError, match="lam"):
+        D.poisson(2.0**51, 4)
+    with pytest.raises(ParameterError):
+        D.skellam(2.0**53, 4)
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True])
 def test_bad_size_is_refused(bad):
     with pytest.raises(ParameterError):
