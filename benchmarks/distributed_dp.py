@@ -30,6 +30,8 @@ import argparse
 import dataclasses
 import math
 import os
+import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -38,9 +40,21 @@ from dp import discrete
 from dp import distributed as ddp
 from secagg import prg
 
-from ._common import best_of, table, write_json
+from ._common import table, write_json
 
 VARIANCE = 1e4
+
+
+def _interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Best wall time of each function, the functions called in turn in every
+    repetition so that a busy machine slows them alike."""
+    best = dict.fromkeys(fns, math.inf)
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return best
 
 
 def _sampler_rows(dims: list[int], repeat: int) -> list[dict[str, object]]:
@@ -49,9 +63,12 @@ def _sampler_rows(dims: list[int], repeat: int) -> list[dict[str, object]]:
     cont = dp.CryptoRandom()
     sd = math.sqrt(VARIANCE)
     for d in dims:
-        t_cont = best_of(lambda: cont.gaussian(sd, d), repeat)
-        t_dg = best_of(lambda: discrete.discrete_gaussian(VARIANCE, d, src), repeat)
-        t_sk = best_of(lambda: discrete.skellam(VARIANCE, d, src), repeat)
+        t = _interleaved({
+            "cont": lambda: cont.gaussian(sd, d),
+            "dg": lambda: discrete.discrete_gaussian(VARIANCE, d, src),
+            "sk": lambda: discrete.skellam(VARIANCE, d, src),
+        }, repeat)
+        t_cont, t_dg, t_sk = t["cont"], t["dg"], t["sk"]
         rows.append({
             "d": f"10^{round(math.log10(d))}",
             "secure Gaussian (float) ms": t_cont * 1e3,
@@ -77,10 +94,13 @@ def _client_rows(dims: list[int], repeat: int) -> list[dict[str, object]]:
         padded[:d] = x
         masked = np.zeros(dpad, dtype=np.uint32)
         mask_seed = prg.fresh_seed()
-        t_mask = best_of(lambda: prg.expand_into(masked, mask_seed, b"m"), repeat)
-        t_rot = best_of(lambda: ddp.rotate(padded, seed), repeat)
-        t_noise = best_of(lambda: discrete.discrete_gaussian(VARIANCE, dpad, src), repeat)
-        t_enc = best_of(lambda: ddp.encode(params, x, seed, rng=src), repeat)
+        t = _interleaved({
+            "mask": lambda: prg.expand_into(masked, mask_seed, b"m"),
+            "rot": lambda: ddp.rotate(padded, seed),
+            "noise": lambda: discrete.discrete_gaussian(VARIANCE, dpad, src),
+            "enc": lambda: ddp.encode(params, x, seed, rng=src),
+        }, repeat)
+        t_mask, t_rot, t_noise, t_enc = t["mask"], t["rot"], t["noise"], t["enc"]
         rows.append({
             "d": f"10^{round(math.log10(d))}",
             "padded": dpad,
