@@ -325,10 +325,9 @@ def _round_rdp_cached(r: DistributedRound, fine: bool) -> tuple[float, ...]:
 
 
 def round_rdp(r: DistributedRound, *, fine: bool = False) -> FloatArray:
-    """The RDP curve of one round at :data:`ORDERS`, or at :data:`FINE_ORDERS`
-    with ``fine=True`` (only for rounds without sampling); cached."""
-    if fine and r.sample_rate != 1.0:
-        raise ParameterError("fractional orders need sample_rate=1 (Zhu-Wang needs integers)")
+    """The RDP curve of one round at :data:`ORDERS` (amplified by sampling),
+    or with ``fine=True`` at :data:`FINE_ORDERS` without any amplification
+    (sampling never hurts, so this also bounds a sampled round); cached."""
     return np.asarray(_round_rdp_cached(r, fine), dtype=np.float64)
 
 
@@ -349,20 +348,26 @@ def epsilon_of_rounds(
     mechs = {r.mechanism for r in rounds}
     if len(mechs) > 1:
         raise ParameterError(f"rounds mix mechanisms {sorted(mechs)}")
-    fine = all(r.sample_rate == 1.0 for r in rounds)
-    grid: tuple[float, ...] = FINE_ORDERS if fine else ORDERS
-    total = np.zeros(len(grid), dtype=np.float64)
-    for r, count in Counter(rounds).items():
-        total += count * round_rdp(r, fine=fine)
+    counts = Counter(rounds)
+
+    def eps_on(fine: bool) -> float:
+        grid: tuple[float, ...] = FINE_ORDERS if fine else ORDERS
+        total = np.zeros(len(grid), dtype=np.float64)
+        for r, count in counts.items():
+            total += count * round_rdp(r, fine=fine)
+        finite = np.isfinite(total)
+        if not finite.any():
+            return math.inf
+        orders = [o for o, f in zip(grid, finite, strict=True) if f]
+        e, _ = compute_epsilon(orders, total[finite].tolist(), delta)
+        return float(e)
+
     if not rounds:
         eps = 0.0
-    elif not np.isfinite(total).any():
-        eps = math.inf
-    else:
-        finite = np.isfinite(total)
-        orders = [o for o, f in zip(grid, finite, strict=True) if f]
-        eps, _ = compute_epsilon(orders, total[finite].tolist(), delta)
-        eps = float(eps)
+    elif all(r.sample_rate == 1.0 for r in rounds):
+        eps = eps_on(True)
+    else:  # amplified on integer orders, or unamplified on the finer grid
+        eps = min(eps_on(False), eps_on(True))
     mech = next(iter(mechs)) if mechs else "dgauss"
     return DistributedPrivacyGuarantee(
         epsilon=eps, delta=float(delta), accountant=ACCOUNTANT, unit="client",
