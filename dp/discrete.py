@@ -186,23 +186,33 @@ def _exact_floor(rng: DiscreteRandom, u53: int, t: int) -> int:
 # ---------------------------------------------------------- vectorised core
 
 
-def _exponentials(rng: DiscreteRandom, n: int) -> tuple[npt.NDArray[np.uint64], FloatArray,
-                                                         FloatArray, npt.NDArray[np.uint64]]:
-    """``n`` lazily known exponentials: 53-bit prefixes ``u``, a float lower
-    bound ``elo`` of ``E = -ln U`` and the width bound ``1/u`` of its interval;
-    plus the low bit of each word, independent of ``u``, for signs."""
+#: prefixes u >= 2^45 bound the width of E's interval by 2^-45; smaller ones
+#: (one in 2^8) get their own bound 1/u
+_SMALL_U: Final = np.uint64(1 << 45)
+_WIDTH: Final = 2.0**-45
+#: float error allowance on -ln of the interval's upper end (|ln| <= 36.8)
+_M_E: Final = 38.0 * _REL
+
+
+def _log_uniforms(
+    rng: DiscreteRandom, n: int
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64], FloatArray]:
+    """``n`` lazily known uniforms: the words, their 53-bit prefixes ``u``
+    (``U`` in ``[u/2^53, (u+1)/2^53)``) and ``L = ln((u+1)/2^53)`` in float64,
+    so that ``E = -ln U`` lies in ``(-L, -L + ln(1 + 1/u)]``, within ``1/u``.
+    The low bit of each word is independent of ``u`` (used for signs)."""
     w = rng.words(n)
     u = w >> np.uint64(11)
-    uf = u.astype(np.float64)
-    # ln(1 + 1/u) <= 1/u; for u == 0 a width of 2^60 leaves every test undecided
-    # except "E > g" for g below -ln(2^-53), which then holds exactly
-    width = np.maximum(uf, 2.0**-60)
-    np.reciprocal(width, out=width)
-    uf += 1.0
-    uf *= _INV_2_53
-    elo = np.log(uf, out=uf)
-    np.negative(elo, out=elo)
-    return u, elo, width, w & np.uint64(1)
+    lg = u.astype(np.float64)
+    lg += 1.0
+    lg *= _INV_2_53  # exact: u + 1 <= 2^53
+    np.log(lg, out=lg)
+    return w, u, lg
+
+
+def _inv_small(u: npt.NDArray[np.uint64], idx: npt.NDArray[np.intp]) -> FloatArray:
+    """``1/u`` at ``idx`` (2^60 where ``u == 0``: nothing is decided there)."""
+    return np.asarray(1.0 / np.maximum(u[idx].astype(np.float64), 2.0**-60), dtype=np.float64)
 
 
 def _dlap_candidates(
@@ -210,33 +220,60 @@ def _dlap_candidates(
 ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
     """``n`` discrete Laplace proposals (``P(y) ∝ exp(-|y|/t)``) as exact
     integers in float64, and the mask of those kept ("minus zero" rejected)."""
-    u, elo, width, sign = _exponentials(rng, n)
-    hi = elo + width
-    hi *= t
-    hi += _REL * (1.0 + hi)
-    lo = elo
-    lo *= t
-    lo -= _REL * (1.0 + lo)
-    x = np.floor(lo, out=lo)
-    x1 = x + 1.0
-    for i in np.flatnonzero(~(hi < x1)):  # undecided (also u == 0)
+    w, u, lo = _log_uniforms(rng, n)
+    m = _REL * (1.0 + 38.0 * t)  # float error allowance on t * E (t * E_lo <= 36.8 t)
+    lo *= -float(t)
+    lo -= m  # lo <= t * E_lo <= lo + 2m
+    x = np.floor(lo)
+    lo -= x  # fraction; t * E < x + 1 when fraction + 2m + t / u < 1
+    und = lo >= 1.0 - 2.0 * m - t * _WIDTH
+    small = np.flatnonzero(u < _SMALL_U)
+    if small.size:
+        und[small] = lo[small] + 2.0 * m + t * _inv_small(u, small) >= 1.0
+    for i in np.flatnonzero(und):
         x[i] = float(_exact_floor(rng, int(u[i]), t))
-    neg = sign.astype(bool)
-    keep = ~(neg & (x == 0.0))
-    np.negative(x, out=x, where=neg)
+    # the sign: the word's low bit into the float's sign bit, in place
+    np.bitwise_and(w, np.uint64(1), out=w)
+    w <<= np.uint64(63)
+    bits = x.view(np.uint64)
+    bits |= w
+    keep = bits != np.uint64(1 << 63)  # "minus zero" rejected
     return x, keep
 
 
 def _accept(
-    rng: DiscreteRandom, g_hat: FloatArray, g_err: FloatArray, exact_g: Callable[[int], GFn]
+    rng: DiscreteRandom, g: FloatArray, exact_g: Callable[[int], GFn],
+    g_err: FloatArray | None = None,
 ) -> npt.NDArray[np.bool_]:
-    """Independent exact Bernoulli(exp(-g)) decisions. ``g_hat`` approximates
-    ``g`` within ``g_err``; ``exact_g(i)`` gives the MPFR evaluation of ``g[i]``."""
-    n = g_hat.shape[0]
-    u, elo, width, _ = _exponentials(rng, n)
-    margin = _REL * (1.0 + elo)
-    acc = (elo - margin) > (g_hat + g_err)
-    rej = (elo + width + margin) < (g_hat - g_err)
+    """Independent exact Bernoulli(exp(-g)) decisions (``E > g``). ``g``
+    approximates the threshold within ``g_err``, or within ``_REL (1 + g)``
+    when ``g_err`` is None; ``exact_g(i)`` gives its MPFR evaluation. ``g``
+    is overwritten."""
+    n = g.shape[0]
+    _, u, s = _log_uniforms(rng, n)
+    small = np.flatnonzero(u < _SMALL_U)
+    if g_err is None:
+        # s = L + g (1 + REL) + REL + M_E: accept (E > -L > g) when s < 0.
+        # Reject (E <= -L + 1/u < g) when s > (76 REL + 2 M_E + 1/u) / (1 - 2 REL),
+        # using g (1 + REL) <= s + 37 (as -L <= 36.8).
+        g *= 1.0 + _REL
+        g += _REL + _M_E
+        s += g
+        acc = s < 0.0
+        scale = 1.0 / (1.0 - 2.0 * _REL)
+        rej = s > (76.0 * _REL + 2.0 * _M_E + _WIDTH) * scale
+        if small.size:
+            rej[small] = s[small] > (76.0 * _REL + 2.0 * _M_E + _inv_small(u, small)) * scale
+    else:
+        s += g
+        a = s + g_err
+        a += _M_E
+        acc = a < 0.0  # -L - M_E > g + g_err
+        s -= g_err
+        s -= _M_E
+        rej = s > _WIDTH  # -L + M_E + 1/u < g - g_err
+        if small.size:
+            rej[small] = s[small] > _inv_small(u, small)
     for i in np.flatnonzero(~(acc | rej)):
         acc[i] = _exact_accept(rng, int(u[i]), exact_g(int(i)))
     return acc
@@ -326,8 +363,7 @@ def discrete_gaussian(
         g_hat = np.abs(y)
         g_hat -= ratio
         np.square(g_hat, out=g_hat)
-        g_hat *= 1.0 / (2.0 * s2f)  # relative error a few ulps, far below _REL
-        g_err = _REL * (1.0 + g_hat)
+        g_hat *= 1.0 / (2.0 * s2f)  # error far below _REL (1 + g)
 
         def exact_g(i: int) -> GFn:
             yi = abs(int(y[i]))
@@ -339,7 +375,7 @@ def discrete_gaussian(
 
             return g_fn
 
-        keep &= _accept(src, g_hat, g_err, exact_g)
+        keep &= _accept(src, g_hat, exact_g)
         return y[keep].astype(np.int64)
 
     return _fill(n, 1.45, draw)
@@ -430,7 +466,7 @@ def poisson(lam: float | Fraction, size: int, rng: DiscreteRandom | None = None)
 
             return g_fn
 
-        return k[_accept(src, g_hat, g_err, exact_g)]
+        return k[_accept(src, g_hat, exact_g, g_err)]
 
     return _fill(n, 1.45, draw)
 
