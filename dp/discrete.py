@@ -31,11 +31,12 @@ Where floats are used, and why the samples are still exact: every random
 decision is a comparison of a uniform ``U`` in [0, 1) (known to 53 bits at
 first, refined 64 bits at a time) with a threshold, either ``E = -ln U > g``
 (probability ``exp(-g)``) or ``floor(t * E)``. The vectorised path evaluates
-``-ln``, ``g`` and the bound ``ln(1 + 1/u) <= 1/u`` on the width of ``E``'s
-interval in float64 and takes a decision only when it holds with a relative
-margin of ``1e-12`` on both sides; numpy's float64 ``log`` is accurate to a
-few ulps (2e-16 each), so the margin exceeds every float error here by more
-than 1000 times. Undecided comparisons (about one in 10^9) are settled
+``ln``, ``g`` and the bound ``ln(1 + 1/u) <= 1/u`` on the width of ``E``'s
+interval in float64 and takes a decision only when it holds with an
+allowance of ``1e-12`` relative to the largest quantity involved (``E`` is
+at most 36.8); numpy's float64 ``log`` is accurate to a few ulps (2e-16
+each), so the allowance exceeds every float error here by more than 1000
+times. Undecided comparisons (about one in 10^9) are settled
 exactly: more random bits of the same ``U`` are drawn and the comparison is
 redone in MPFR (gmpy2) arithmetic whose error bound is carried explicitly,
 doubling the precision until it decides. A decision is therefore the one
