@@ -40,6 +40,9 @@ from .client_level import (
     sample_clients,
     sum_vectors,
 )
+from .discrete import DiscreteRandom
+from .distributed import DistributedDPAccountant, DistributedDPParams
+from .distributed_accounting import DistributedPrivacyGuarantee
 from .ledger import ClientLedgers, LedgerEntry, PrivacyLedger
 from .secure_noise import CryptoRandom
 
@@ -64,6 +67,10 @@ __all__ = [
     "ClientLevelDP",
     "ClippedUpdate",
     "CryptoRandom",
+    "DiscreteRandom",
+    "DistributedDPAccountant",
+    "DistributedDPParams",
+    "DistributedPrivacyGuarantee",
     "GaussianNoise",
     "LedgerEntry",
     "LocalDPTrainer",
