@@ -159,3 +159,52 @@ def test_clipped_values_count_every_sender(aggregation):
     res = run_fedavg(cfg, write=False)
     dim = res.final_params.shape[0]
     assert res.rounds[0].clipped_values > 2 * dim
+
+
+@pytest.mark.parametrize("kind", ["plain", "secagg", "paillier"])
+def test_every_back_end_bounds_each_coordinate(kind):
+    # the plain reference must clip like the secure ones, or results differ
+    from protocols.fedavg.aggregation import make_secure_sum
+
+    s = make_secure_sum(kind, clip=1.0, max_summands=3)
+    if kind == "paillier":
+        pytest.importorskip("phe")
+    x = np.array([5.0, -5.0, 0.25], dtype=np.float32)
+    res = s({0: x, 1: x, 2: x}, frozenset(), 1)
+    assert np.allclose(res.sum, [3.0, -3.0, 0.75], atol=1e-6)
+    assert res.included == frozenset({0, 1, 2})
+
+
+@pytest.mark.parametrize("aggregation", ["plain", "secagg"])
+def test_clipped_count_leaves_out_dropped_clients(aggregation):
+    from protocols.fedavg.pipeline import build_pipeline
+
+    cfg = FedAvgConfig(num_clients=4, clients_per_round=4, aggregation=aggregation, dp="none",
+                       update_clip=1.0, max_examples_per_client=10)
+    pipe = build_pipeline(cfg, 6)
+    pipe.begin_round(1)
+    big = np.full(6, 50.0, dtype=np.float32)  # every coordinate clipped (weight 1 keeps it 50)
+    small = np.full(6, 0.1, dtype=np.float32)
+    inputs = {0: pipe.client(big, 10), 1: pipe.client(big, 10),
+              2: pipe.client(small, 10), 3: pipe.client(small, 10)}
+    step = pipe.aggregate(inputs, frozenset({0}), 1)
+    assert pipe.measurements()["secure_sum"]["clipped_values"] == 6  # client 1 only
+    # mean of (1, 0.1, 0.1) per coordinate: weights are equal
+    assert np.allclose(step, 0.4, atol=1e-5)
+
+
+def test_counts_are_exact_even_past_one_slot():
+    # headroom for 40,000 summands leaves ~2^15 values per slot: a count of up
+    # to 40,000 clipped coordinates then takes two base-B digits
+    from protocols.fedavg.pipeline import build_pipeline
+
+    cfg = FedAvgConfig(num_clients=40000, clients_per_round=40000, aggregation="secagg",
+                       dp="none", update_clip=1e-3, max_examples_per_client=10)
+    pipe = build_pipeline(cfg, 40000)
+    assert dict(pipe.secure_sum.count_layout)["clipped_values"] == 2
+    pipe.begin_round(1)
+    x = np.linspace(-1, 1, 40000).astype(np.float32)
+    over = int(np.count_nonzero(np.abs(x) > 1e-3))
+    inputs = {c: pipe.client(x, 10) for c in range(3)}
+    pipe.aggregate(inputs, frozenset(), 1)
+    assert pipe.measurements()["secure_sum"]["clipped_values"] == 3 * over

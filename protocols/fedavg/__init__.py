@@ -4,9 +4,10 @@
 run directory; ``Task`` lets users bring their own per-client datasets.
 """
 
-from .aggregation import Aggregator
+from .aggregation import Aggregator, make_secure_sum
 from .config import AGGREGATIONS, DP_MODES, FedAvgConfig
 from .driver import FedAvgResult, RoundRecord, run_fedavg
+from .pipeline import Pipeline, Step, build_pipeline
 from .params import flatten_model
 from .tasks import Task, digits_task, linear_regression_task
 
@@ -17,9 +18,13 @@ __all__ = [
     "FedAvgConfig",
     "FedAvgResult",
     "RoundRecord",
+    "Pipeline",
+    "Step",
     "Task",
+    "build_pipeline",
     "digits_task",
     "flatten_model",
     "linear_regression_task",
+    "make_secure_sum",
     "run_fedavg",
 ]

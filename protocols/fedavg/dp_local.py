@@ -48,6 +48,9 @@ class DPClient:
             target_epsilon=cfg.target_epsilon,
             delta=cfg.delta,
             planned_steps=None if cfg.target_epsilon is None else planned_steps,
+            accountant=cfg.accountant,
+            secure_mode=cfg.secure_noise,
+            seed=None if cfg.secure_noise else cfg.seed * 7919 + index,
         )
         self.accountant_name = self.trainer.accountant
         # share the parameters with the driver as one flat float32 buffer
