@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from protocols.fedavg import FedAvgConfig, run_fedavg
 from dp import accounting
+from protocols.fedavg import FedAvgConfig, run_fedavg
 from protocols.fedavg.dp_central import make_client_level_dp
-from protocols.fedavg.pipeline import build_pipeline
 from protocols.fedavg.dp_local import DPClient, make_dp_trainers
+from protocols.fedavg.pipeline import build_pipeline
 from protocols.fedavg.tasks import make_task
 from secagg.errors import PrivacyBudgetExceeded
 
@@ -156,3 +156,17 @@ def test_the_clipped_flag_travels_inside_the_secure_sum():
     assert pipe.secure_sum.measurements()["clients"] == 5
     clip_step = pipe.client_steps[0]
     assert clip_step._clipped == 3  # 1, 2, 3: not the dropped client 0
+
+
+def test_local_dp_releases_no_example_count():
+    # Neighbouring datasets (one more example at a client) must not change what
+    # the server unmasks beyond the DP-SGD output itself: the released vector
+    # carries no count, and the mean is over clients.
+    cfg = _cfg(aggregation="secagg", dp="local")
+    pipe = build_pipeline(cfg, 8)
+    delta = np.linspace(-0.1, 0.1, 8).astype(np.float32)
+    assert np.array_equal(pipe.client(delta, 100), pipe.client(delta, 101))
+    pipe.begin_round(1)
+    a = pipe.aggregate({c: pipe.client(delta, 100 + c) for c in range(3)}, frozenset(), 1)
+    b = pipe.aggregate({c: pipe.client(delta, 200) for c in range(3)}, frozenset(), 2)
+    assert np.array_equal(a, b)
