@@ -208,3 +208,28 @@ def test_counts_are_exact_even_past_one_slot():
     inputs = {c: pipe.client(x, 10) for c in range(3)}
     pipe.aggregate(inputs, frozenset(), 1)
     assert pipe.measurements()["secure_sum"]["clipped_values"] == 3 * over
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("dropout_rate", float("nan")), ("alpha", float("nan")), ("client_lr", float("inf")),
+     ("delta", float("nan")), ("clip_norm", float("nan")), ("sample", None),
+     ("update_clip", True), ("rounds", True), ("rounds", 2.0), ("dropout_rate", "0.5"),
+     ("client_lr", "0.5"), ("progress", 1), ("aggregation", 3),
+     ("noise_multiplier", float("inf")), ("noise_multiplier", 1e-300),
+     ("target_epsilon", float("nan")), ("target_epsilon", 1e6), ("delta", 1e-300)],
+)
+def test_validate_refuses_every_bad_value(key, value):
+    if key == "sample":
+        key, value = "server_lr", float("-nan")
+    kw = {key: value}
+    if key == "noise_multiplier":
+        kw["target_epsilon"] = None
+    cfg = FedAvgConfig(**kw)
+    with pytest.raises(ParameterError, match=key):
+        cfg.validate()
+
+
+def test_delta_must_be_below_one_over_the_clients_with_central_dp():
+    with pytest.raises(ParameterError, match="1/num_clients"):
+        FedAvgConfig(dp="central", num_clients=20, delta=0.1).validate()

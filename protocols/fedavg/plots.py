@@ -104,7 +104,9 @@ def plot_run(result: FedAvgResult, run_dir: Path) -> list[Path]:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"time per round, by part\n{_setting(cfg)}", fontsize=10)
     # beside the bars, never over them
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    handles, labels = ax.get_legend_handles_labels()  # listed top-down as stacked
+    ax.legend(handles[::-1], labels[::-1], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     path = run_dir / "time_split.png"
     fig.savefig(path, dpi=120)
