@@ -35,16 +35,16 @@ from ._common import table, write_json
 def _synthetic(
     dims: list[int], n: int, kinds: list[str], paillier_max_d: int
 ) -> list[dict[str, Any]]:
-    from protocols.fedavg.aggregation import Aggregator
+    from protocols.fedavg.aggregation import make_secure_sum
 
     rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(0)
     for d in dims:
-        inputs = {i + 1: rng.uniform(-1, 1, d).astype(np.float32) for i in range(n)}
+        inputs = {i: rng.uniform(-1, 1, d).astype(np.float32) for i in range(n)}
         for kind in kinds:
             if kind == "paillier" and d > paillier_max_d:
                 continue
-            agg = Aggregator(kind, clip=1.0, max_summands=n)
+            agg = make_secure_sum(kind, clip=1.0, max_summands=n)
             # warm-up on two clients, untimed (Paillier: key generation)
             agg(dict(list(inputs.items())[:3]), frozenset(), 0)
             t0 = time.perf_counter()
@@ -79,8 +79,8 @@ def _demo_round(kinds: list[str], rounds: int) -> list[dict[str, Any]]:
         res = run_fedavg(cfg, write=False)
         rs = res.rounds[1:] if len(res.rounds) > 1 else res.rounds  # skip warm-up
         row: dict[str, Any] = {"aggregation": kind}
-        for part in ("local_training", "hot_path", "crypto", "server_aggregation", "other",
-                     "round"):
+        for part in ("local_training", "hot_path", "crypto", "privacy", "evaluation",
+                     "server_aggregation", "other", "round"):
             row[f"{part}_s"] = float(np.mean([getattr(r, f"time_{part}") for r in rs]))
         row["bytes_up_per_client"] = float(np.mean([r.bytes_up_per_client for r in rs]))
         rows.append(row)
@@ -124,7 +124,8 @@ def _plot(syn: list[dict[str, Any]], demo: list[dict[str, Any]], path: Path) -> 
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="secagg bench overhead", description=__doc__,
+    ap = argparse.ArgumentParser(prog="secagg bench overhead",
+                                 description=(__doc__ or "").replace("``", "'"),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--clients", type=int, default=10)
