@@ -10,6 +10,7 @@ from torch import nn
 
 from protocols.fedavg import FedAvgConfig, Task, flatten_model, run_fedavg
 from protocols.fedavg.aggregation import frac_bits_for
+from protocols.fedavg.records import TIME_PARTS
 from protocols.fedavg.tasks import digits_task, dirichlet_split, iid_split, linear_regression_task
 from secagg.errors import ParameterError
 
@@ -116,6 +117,10 @@ def test_plain_run_with_dropouts_writes_run_directory(tmp_path):
     for r in res.rounds:
         assert set(r.included) == set(r.sampled) - set(r.dropped)
         assert r.time_local_training > 0 and r.test_accuracy is not None
+        # every second of the round belongs to a named part
+        parts = sum(getattr(r, f"time_{p}") for p in TIME_PARTS)
+        assert parts == pytest.approx(r.time_round, rel=1e-9, abs=1e-9)
+        assert r.time_evaluation > 0
     files = {p.name for p in res.run_dir.iterdir()}
     assert {"metrics.json", "model.pt", "accuracy.png", "time_split.png"} <= files
     data = json.loads((res.run_dir / "metrics.json").read_text())
