@@ -30,7 +30,13 @@ A new step subclasses :class:`Step`: it may add scalar coordinates
 (``reals``) or integer coordinates (``count_bounds``) to every client's
 vector, transform the update on the client (:meth:`Step.client`), change
 the sum on the server (:meth:`Step.server`) and report
-:meth:`Step.measurements`.
+:meth:`Step.measurements`. A client-side noise step (distributed DP:
+discrete noise added by each client inside the secure sum) goes into
+``client_steps`` after :class:`L2Clip`; integer multiples of the secure
+sum's :attr:`~protocols.fedavg.aggregation.SecureSum.resolution` land
+exactly on the protocol's integer grid, as the counts do, so such noise is
+summed without rounding (its scale must then be covered by the secure
+sum's coordinate bound).
 """
 
 from __future__ import annotations
