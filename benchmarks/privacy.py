@@ -595,7 +595,8 @@ def main(argv: list[str]) -> int:
                 by = compare_accountants(cfg.sample_rate, row["noise_multiplier"], steps, DELTA)
                 row["epsilon_by_accountant"] = {k: g.epsilon for k, g in by.items()}
             rows.append(row)
-            print(f"{setting:<40} eps={eps:<4g} acc={acc:.3f}±{sd:.3f} "
+            spread = f"±{sd:.3f}" if len(seeds) > 1 else " (one seed)"
+            print(f"{setting:<40} eps={eps:<4g} acc={acc:.3f}{spread} "
                   f"sigma={row['noise_multiplier']:.3g} ({row['seconds']:.1f} s/run)",
                   flush=True)
 
@@ -610,7 +611,7 @@ def main(argv: list[str]) -> int:
             "setting": r["setting"],
             "epsilon": "inf" if math.isinf(r["epsilon_target"]) else r["epsilon_target"],
             "accuracy": r["accuracy"],
-            "± (std)": r["accuracy_std"],
+            **({"± (std)": r["accuracy_std"]} if len(seeds) > 1 else {}),
             "noise multiplier": r["noise_multiplier"],
             "accountant": r["accountant"],
             "ε PLD / PRV / RDP": " / ".join(
@@ -622,6 +623,8 @@ def main(argv: list[str]) -> int:
         for r in rows
     ]
     print()
+    print(f"Test accuracy, example-level ε at δ = {DELTA:g} ({args.accountant.upper()} "
+          f"accountant), {len(seeds)} seed{'s' if len(seeds) > 1 else ''}:\n")
     print(table(summary))
     if overhead:
         print()

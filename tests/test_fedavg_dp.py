@@ -10,6 +10,7 @@ from protocols.fedavg import FedAvgConfig, run_fedavg
 from protocols.fedavg.dp_central import make_client_level_dp
 from protocols.fedavg.dp_local import DPClient, make_dp_trainers
 from protocols.fedavg.pipeline import build_pipeline
+from protocols.fedavg.records import TIME_PARTS
 from protocols.fedavg.tasks import make_task
 from secagg.errors import PrivacyBudgetExceeded
 
@@ -97,6 +98,9 @@ def test_central_dp_reports_exactly_what_the_accountant_says():
         want = accounting.epsilon(0.4, 1.5, r.round, cfg.delta, unit="client").epsilon
         assert r.epsilon == pytest.approx(want, rel=1e-9), (r.round, r.epsilon, want)
         assert r.noise_std == pytest.approx(1.5 * cfg.clip_norm)
+        assert r.time_privacy > 0  # charging, evaluating the accountant, the noise
+        parts = sum(getattr(r, f"time_{p}") for p in TIME_PARTS)
+        assert parts == pytest.approx(r.time_round, rel=1e-9, abs=1e-9)
 
 
 def test_central_dp_clips_and_noises():
