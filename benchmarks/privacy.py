@@ -486,7 +486,9 @@ def plot(rows: list[dict[str, Any]], path: Path, accountant: str) -> None:
     ax.minorticks_off()
     ax.set_xlabel(f"example-level ε (δ = {DELTA:g}, {accountant.upper()} accountant)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("DP-SGD on load_digits (linear model)")
+    n = len(rows[0]["runs"]) if rows else 0
+    ax.set_title("DP-SGD on load_digits (linear model), "
+                 + (f"mean ± std of {n} seeds" if n > 1 else "one seed"))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
