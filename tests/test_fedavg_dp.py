@@ -174,3 +174,14 @@ def test_local_dp_releases_no_example_count():
     a = pipe.aggregate({c: pipe.client(delta, 100 + c) for c in range(3)}, frozenset(), 1)
     b = pipe.aggregate({c: pipe.client(delta, 200) for c in range(3)}, frozenset(), 2)
     assert np.array_equal(a, b)
+
+
+def test_config_errors_name_the_key_for_dp_settings():
+    from secagg.errors import ParameterError
+
+    cfg = _cfg(dp="central", target_epsilon=None, noise_multiplier=3.0, adaptive_clipping=True)
+    with pytest.raises(ParameterError, match=r"'clip_count_stddev' is 0\.3 .*exceed 1\.5"):
+        make_client_level_dp(cfg)
+    task = make_task("digits", 6, split="dirichlet", alpha=0.5, seed=1)
+    with pytest.raises(ParameterError, match=r"'delta' is 0\.05.*1/N"):
+        make_dp_trainers(_cfg(dp="local", delta=0.05), task)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from secagg.errors import ParameterError
+
 from .config import FedAvgConfig
 
 __all__ = ["PoissonSampler", "make_client_level_dp"]
@@ -45,10 +47,19 @@ def make_client_level_dp(cfg: FedAvgConfig) -> Any:
     clip: Any = cfg.clip_norm
     if cfg.adaptive_clipping:
         expected = rate * cfg.num_clients
+        count_std = cfg.clip_count_stddev if cfg.clip_count_stddev is not None else expected / 20
+        if 2 * count_std <= z:
+            raise ParameterError(
+                f"config key 'clip_count_stddev' is {count_std:g}"
+                + (" (the default, expected clients / 20)" if cfg.clip_count_stddev is None
+                   else "")
+                + f"; with noise multiplier {z:g} it must exceed {z / 2:g}, or the clipped "
+                "count alone spends the whole budget (Andrew et al. 2021)"
+            )
         clip = AdaptiveClipping(
             cfg.clip_norm,
             z,
-            cfg.clip_count_stddev if cfg.clip_count_stddev is not None else expected / 20,
+            count_std,
             target_quantile=cfg.target_quantile,
             learning_rate=cfg.clip_learning_rate,
         )
