@@ -26,7 +26,8 @@ def _run(kind: str, dp: str, rounds: int) -> dict[str, Any]:
     rs = res.rounds
     row: dict[str, Any] = {"aggregation": kind, "dp": dp}
     row["round_s"] = float(np.mean([r.time_round for r in rs]))
-    for part in ("local_training", "hot_path", "crypto", "server_aggregation", "other"):
+    for part in ("local_training", "hot_path", "crypto", "privacy", "evaluation",
+                 "server_aggregation", "other"):
         row[f"{part}_s"] = float(np.mean([getattr(r, f"time_{part}") for r in rs]))
     row["final_accuracy"] = rs[-1].test_accuracy
     row["epsilon"] = rs[-1].epsilon
@@ -35,7 +36,8 @@ def _run(kind: str, dp: str, rounds: int) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="secagg bench fedavg", description=__doc__,
+    ap = argparse.ArgumentParser(prog="secagg bench fedavg",
+                                 description=(__doc__ or "").replace("``", "'"),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="5 rounds, no paillier")
     ap.add_argument("--rounds", type=int, default=30)
@@ -57,8 +59,8 @@ def main(argv: list[str]) -> int:
             print(f"  {kind} dp={dp}: {row['round_s']:.2f}s/round, "
                   f"acc {row['final_accuracy']:.3f}", flush=True)
     cols = ["aggregation", "dp", "round_s", "vs_plain", "local_training_s", "hot_path_s",
-            "crypto_s", "server_aggregation_s", "other_s", "final_accuracy", "epsilon",
-            "bytes_up_per_client"]
+            "crypto_s", "privacy_s", "evaluation_s", "other_s", "server_aggregation_s",
+            "final_accuracy", "epsilon", "bytes_up_per_client"]
     print(f"\n## FedAvg round time, {rounds} rounds, 20 clients, digits Dirichlet(0.5)\n")
     print(table(rows, cols))
     path = write_json("fedavg", {"rounds": rounds, "rows": rows}, args.out)

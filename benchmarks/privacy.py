@@ -7,21 +7,22 @@ and delta = 1e-5:
 * centralized DP-SGD (one party holds all 1437 training examples);
 * federated local DP-SGD: 10 clients (IID, and Dirichlet(0.5) label skew),
   each running :class:`dp.LocalDPTrainer` with an example-level budget of
-  epsilon, combined by plain FedAvg (average weighted by client size); with
-  one local step per round (the selected configuration) and, in full mode,
-  with five local steps per round.
+  epsilon, through the library's FedAvg driver (plain aggregation, the
+  unweighted mean of local DP-SGD); with one local step per round (the
+  selected configuration) and, in full mode, with five local steps per round.
 
 Privacy unit: one training example; adjacency: add/remove one example; the
 accountant (PLD by default) is recorded with every number, next to what PRV
 and RDP say for the same run. Hyperparameters are fixed per epsilon (see
 ``CENTRAL`` and ``FEDERATED``); they were chosen once on a validation split
-of the training set (``--validation`` reruns that set-up), and that choice is
-not itself accounted for. ``FEDERATED_MULTI`` is one fixed configuration.
+of the training set (``--search`` reruns that search and prints what it
+chooses; ``--validation`` evaluates a fixed configuration on that split),
+and that choice is not itself accounted for. ``FEDERATED_MULTI`` is one fixed configuration.
 
 Also measured: the DP-SGD step time against plain SGD for each grad-sample
 mode, and the cost of the cryptographic (secure-mode) noise.
 
-    python -m benchmarks privacy [--quick] [--out DIR] [--seeds N] [--validation]
+    secagg bench privacy [--quick] [--out DIR] [--seeds N] [--validation] [--search]
 """
 
 from __future__ import annotations
@@ -133,20 +134,13 @@ def load_data(validation: bool = False) -> Data:
 def split_clients(y: np.ndarray, kind: str, seed: int, k: int = N_CLIENTS) -> list[np.ndarray]:
     """Indices of ``k`` clients: ``"iid"`` (random equal shares) or
     ``"dirichlet"`` (per-class shares from Dirichlet(0.5); every client gets
-    at least 10 examples)."""
+    at least 10 examples), from the FedAvg driver's own splits."""
+    from protocols.fedavg.tasks import dirichlet_split, iid_split
+
     rng = np.random.default_rng(seed)
     if kind == "iid":
-        return [np.sort(p) for p in np.array_split(rng.permutation(len(y)), k)]
-    for _ in range(1000):
-        parts: list[list[int]] = [[] for _ in range(k)]
-        for c in np.unique(y):
-            ids = rng.permutation(np.flatnonzero(y == c))
-            cuts = (np.cumsum(rng.dirichlet([DIRICHLET_ALPHA] * k)) * len(ids)).astype(int)[:-1]
-            for j, chunk in enumerate(np.split(ids, cuts)):
-                parts[j].extend(chunk.tolist())
-        if min(len(p) for p in parts) >= 10:
-            return [np.sort(np.array(p)) for p in parts]
-    raise RuntimeError("could not draw a Dirichlet split with >= 10 examples per client")
+        return iid_split(len(y), k, rng)
+    return dirichlet_split(y, k, DIRICHLET_ALPHA, rng, min_size=10)
 
 
 # ------------------------------------------------------------------ models
@@ -267,76 +261,68 @@ def run_central(data: Data, eps: float, cfg: Config, seed: int, accountant: str)
 def run_federated(
     data: Data, eps: float, cfg: Config, seed: int, kind: str, accountant: str
 ) -> dict[str, Any]:
-    """FedAvg over 10 clients running local DP-SGD at example-level ``eps`` each."""
+    """FedAvg over 10 clients running local DP-SGD at example-level ``eps`` each,
+    through the library's FedAvg driver (``protocols.fedavg``) with plain
+    aggregation: every client takes part in every round, none drops out.
+    Local DP-SGD averages the updates unweighted (example counts are
+    private); ``eps = inf`` is plain FedAvg weighted by example counts."""
     import torch
+    from torch.utils.data import TensorDataset
 
-    from dp import LocalDPTrainer
+    from dp.accounting import noise_multiplier as calibrate
+    from protocols.fedavg import FedAvgConfig, Task, run_fedavg
 
     parts = split_clients(data.y_train.numpy(), kind, seed)
-    weights = np.array([len(p) for p in parts], dtype=np.float64)
-    weights /= weights.sum()
-    global_model = make_model(seed)
-    gv = _flat(global_model)
-    planned = cfg.rounds * cfg.local_steps
-    t0 = time.perf_counter()
-    trainers: list[Any] = []
-    locals_: list[Any] = []
-    gens: list[Any] = []
-    for i, p in enumerate(parts):
-        m = make_model(seed)
-        locals_.append(m)
-        if math.isinf(eps):
-            gens.append(torch.Generator().manual_seed(seed * 1000 + i))
-            continue
-        trainers.append(
-            LocalDPTrainer(
-                m,
-                (data.x_train[p], data.y_train[p]),
-                sample_rate=cfg.sample_rate,
-                max_grad_norm=cfg.clip,
-                target_epsilon=eps,
-                delta=DELTA,
-                planned_steps=planned,
-                lr=cfg.lr,
-                accountant=accountant,
-                grad_sample_mode="ew",
-                secure_mode=False,
-                seed=seed * 1000 + i,
-            )
-        )
+    sizes = [len(p) for p in parts]
+    task = Task(
+        model_factory=lambda: torch.nn.Linear(64, 10),
+        client_datasets=[TensorDataset(data.x_train[p], data.y_train[p]) for p in parts],
+        test_dataset=TensorDataset(data.x_test, data.y_test),
+        kind="classification",
+        name="digits-linear",
+    )
+    private = math.isfinite(eps)
+    median = float(np.median(sizes))
+    # the driver's Poisson rate is batch_size / median size; an epoch is 1/rate steps
+    batch = max(1, math.ceil(cfg.sample_rate * median)) if cfg.sample_rate < 1 else max(sizes)
+    epochs = max(1, round(cfg.local_steps * cfg.sample_rate))
+    fcfg = FedAvgConfig(
+        num_clients=N_CLIENTS, clients_per_round=N_CLIENTS, rounds=cfg.rounds,
+        local_epochs=epochs, batch_size=batch, client_lr=cfg.lr, server_lr=1.0,
+        aggregation="plain", dropout_rate=0.0, update_clip=1000.0,
+        max_examples_per_client=max(sizes),
+        dp="local" if private else "none",
+        target_epsilon=eps if private else None, noise_multiplier=None, delta=DELTA,
+        accountant=accountant, max_grad_norm=cfg.clip, secure_noise=False,
+        seed=seed, progress=False,
+    )
     first_avg = round(cfg.rounds * (1 - cfg.average_tail))
     avg = TailAverage()
-    for r in range(cfg.rounds):
-        updates = []
-        for i, p in enumerate(parts):
-            if trainers:
-                tr = trainers[i]
-                tr.set_flat_params(gv)
-                tr.train_round(steps=cfg.local_steps, round=r)
-                updates.append(tr.get_flat_params())
-            else:
-                _load(locals_[i], gv)
-                _plain_steps(
-                    locals_[i], data.x_train[p], data.y_train[p], cfg, cfg.local_steps, gens[i]
-                )
-                updates.append(_flat(locals_[i]))
-        gv = np.sum([w * u.astype(np.float64) for w, u in zip(weights, updates, strict=True)],
-                    axis=0).astype(np.float32)
-        if r >= first_avg and cfg.average_tail > 0:
-            avg.add(gv)
-    _load(global_model, avg.mean() if avg.n else gv)
+
+    def tail(r: int, params: np.ndarray) -> None:
+        if r - 1 >= first_avg and cfg.average_tail > 0:
+            avg.add(params)
+
+    t0 = time.perf_counter()
+    res = run_fedavg(fcfg, task, write=False, on_params=tail)
+    model = res.model
+    if avg.n:
+        _load(model, avg.mean())
+    planned = cfg.rounds * cfg.local_steps
     out: dict[str, Any] = {
-        "accuracy": accuracy(global_model, data.x_test, data.y_test),
+        "accuracy": accuracy(model, data.x_test, data.y_test),
         "seconds": time.perf_counter() - t0,
-        "client_sizes": [len(p) for p in parts],
+        "client_sizes": sizes,
         "steps_per_client": planned,
     }
-    if trainers:
-        spent = [tr.epsilon() for tr in trainers]
+    if private:
+        rate = min(1.0, batch / median)
+        last = res.final
         out.update(
-            noise_multiplier=trainers[0].noise_multiplier,
-            epsilon=max(g.epsilon for g in spent),
-            guarantee=max(spent, key=lambda g: g.epsilon).as_dict(),
+            noise_multiplier=calibrate(eps, rate, planned, DELTA, accountant=accountant),
+            epsilon=float(last.epsilon or 0.0),
+            guarantee={"epsilon": last.epsilon, "delta": DELTA, "unit": last.privacy_unit,
+                       "accountant": last.accountant},
         )
     else:
         out.update(noise_multiplier=0.0, epsilon=math.inf)
@@ -398,6 +384,60 @@ def measure_overhead(data: Data, quick: bool) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------------------------ search
+
+
+def search_grid(quick: bool) -> dict[str, list[Config]]:
+    """The candidates ``--search`` tries for each setting and epsilon."""
+    if quick:
+        return {
+            "centralized": [Config(sample_rate=q, epochs=30, lr=lr, average_tail=0.5)
+                            for q in (0.7, 1.0) for lr in (2.0, 4.0)],
+            "federated": [Config(sample_rate=1.0, rounds=20, local_steps=1, lr=lr)
+                          for lr in (2.0, 4.0)],
+        }
+    return {
+        "centralized": [
+            Config(sample_rate=q, epochs=e, lr=lr, average_tail=t)
+            for q in (0.35, 0.7, 1.0) for e in (30, 40, 60) for lr in (2.0, 4.0)
+            for t in (0.2, 0.5)
+        ],
+        "federated": [
+            Config(sample_rate=1.0, rounds=r, local_steps=1, lr=lr)
+            for r in (20, 30) for lr in (1.0, 2.0, 4.0)
+        ],
+    }
+
+
+def search(epsilons: Sequence[float], seeds: list[int], accountant: str, quick: bool,
+           kind: str = "iid") -> list[dict[str, Any]]:
+    """Choose hyperparameters per epsilon on a validation split of the training
+    set (never the test set): every candidate of :func:`search_grid`, mean
+    accuracy over ``seeds``, the best kept. The search itself is not
+    accounted for (each candidate run meets the budget on its own)."""
+    data = load_data(validation=True)
+    rows = []
+    for setting, candidates in search_grid(quick).items():
+        for eps in epsilons:
+            if not math.isfinite(eps):
+                continue
+            scored = []
+            for cfg in candidates:
+                accs = [
+                    run_central(data, eps, cfg, s, accountant)["accuracy"]
+                    if setting == "centralized"
+                    else run_federated(data, eps, cfg, s, kind, accountant)["accuracy"]
+                    for s in seeds
+                ]
+                scored.append((float(np.mean(accs)), cfg))
+            best_acc, best = max(scored, key=lambda t: t[0])
+            rows.append({"setting": setting, "epsilon": eps, "validation_accuracy": best_acc,
+                         "config": asdict(best), "candidates": len(candidates)})
+            print(f"search {setting:<12} eps={eps:<4g} best validation acc={best_acc:.3f} "
+                  f"{best}", flush=True)
+    return rows
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -446,7 +486,9 @@ def plot(rows: list[dict[str, Any]], path: Path, accountant: str) -> None:
     ax.minorticks_off()
     ax.set_xlabel(f"example-level ε (δ = {DELTA:g}, {accountant.upper()} accountant)")
     ax.set_ylabel("test accuracy")
-    ax.set_title("DP-SGD on load_digits (linear model)")
+    n = len(rows[0]["runs"]) if rows else 0
+    ax.set_title("DP-SGD on load_digits (linear model), "
+                 + (f"mean ± std of {n} seeds" if n > 1 else "one seed"))
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -484,6 +526,10 @@ def main(argv: list[str]) -> int:
                         "of the test set (the set-up used to choose hyperparameters)")
     parser.add_argument("--skip-overhead", action="store_true",
                         help="do not measure step-time overhead")
+    parser.add_argument("--search", action="store_true",
+                        help="choose the hyperparameters per epsilon on a validation split of "
+                        "the training set (the search behind CENTRAL and FEDERATED) and write "
+                        "privacy-search.json instead of the accuracy table")
     args = parser.parse_args(argv)
 
     import torch
@@ -493,8 +539,23 @@ def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     seeds = list(range(args.seeds if args.seeds else (1 if args.quick else 3)))
     epsilons = QUICK_EPSILONS if args.quick else EPSILONS
-    data = load_data(args.validation)
     started = time.perf_counter()
+    if args.search:
+        found = search(epsilons, seeds, args.accountant, args.quick)
+        out_dir = Path(args.out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        print()
+        print(table([{k: v for k, v in r.items() if k != "config"} | r["config"]
+                     for r in found]))
+        path = write_json(f"{SUITE}-search", _json_safe({
+            "evaluated_on": "validation split of train (20 %, stratified, seed 1)",
+            "delta": DELTA, "accountant": args.accountant, "seeds": seeds,
+            "grid": {k: [asdict(c) for c in v] for k, v in search_grid(args.quick).items()},
+            "chosen": found,
+        }), str(out_dir / f"{SUITE}-search.json"))
+        print(f"\nwrote {path} in {time.perf_counter() - started:.0f} s")
+        return 0
+    data = load_data(args.validation)
 
     rows: list[dict[str, Any]] = []
     settings: list[tuple[str, str | None, dict[float, Config]]] = [
@@ -536,7 +597,8 @@ def main(argv: list[str]) -> int:
                 by = compare_accountants(cfg.sample_rate, row["noise_multiplier"], steps, DELTA)
                 row["epsilon_by_accountant"] = {k: g.epsilon for k, g in by.items()}
             rows.append(row)
-            print(f"{setting:<40} eps={eps:<4g} acc={acc:.3f}±{sd:.3f} "
+            spread = f"±{sd:.3f}" if len(seeds) > 1 else " (one seed)"
+            print(f"{setting:<40} eps={eps:<4g} acc={acc:.3f}{spread} "
                   f"sigma={row['noise_multiplier']:.3g} ({row['seconds']:.1f} s/run)",
                   flush=True)
 
@@ -551,7 +613,7 @@ def main(argv: list[str]) -> int:
             "setting": r["setting"],
             "epsilon": "inf" if math.isinf(r["epsilon_target"]) else r["epsilon_target"],
             "accuracy": r["accuracy"],
-            "± (std)": r["accuracy_std"],
+            **({"± (std)": r["accuracy_std"]} if len(seeds) > 1 else {}),
             "noise multiplier": r["noise_multiplier"],
             "accountant": r["accountant"],
             "ε PLD / PRV / RDP": " / ".join(
@@ -563,6 +625,8 @@ def main(argv: list[str]) -> int:
         for r in rows
     ]
     print()
+    print(f"Test accuracy, example-level ε at δ = {DELTA:g} ({args.accountant.upper()} "
+          f"accountant), {len(seeds)} seed{'s' if len(seeds) > 1 else ''}:\n")
     print(table(summary))
     if overhead:
         print()

@@ -17,10 +17,14 @@ clipping (Andrew et al., NeurIPS 2021) is these steps, in order:
    ``client_rate * population`` (a fixed denominator, so that one client's
    influence on the mean is at most ``C / expected``).
 
-:class:`ClientLevelDP` strings the steps together for the central-noise case
-and charges a client-level :class:`~dp.ledger.PrivacyLedger` before each
-round. Keeping the steps separate lets a later variant move step 4 inside
-step 3 (each client adding a share of the noise before the secure sum).
+:class:`ClientLevelDP` holds the server's state for the central-noise case:
+it charges a client-level :class:`~dp.ledger.PrivacyLedger` before each
+round (:meth:`~ClientLevelDP.begin_round`), and :meth:`~ClientLevelDP.release`
+applies steps 4-5 and the adaptive-clipping update to a sum computed
+anywhere, a secure sum above all (:meth:`~ClientLevelDP.aggregate` is the
+convenience for a trusted aggregator that sums in the clear). Keeping the
+steps separate lets a later variant move step 4 inside step 3 (each client
+adding a share of the noise before the secure sum).
 """
 
 from __future__ import annotations
@@ -366,6 +370,60 @@ class ClientLevelDP:
         ind = self.adaptive.indicator(c.norm) if self.adaptive is not None else 0.0
         return ClientContribution(c.vector, ind)
 
+    def noise_std(self) -> float:
+        """Std of the Gaussian noise added to this round's update sum (model units)."""
+        return self.noise.std(self.clip_norm)
+
+    def add_noise(self, total: npt.ArrayLike) -> FloatArray:
+        """Step 4 (aggregator): ``total`` plus N(0, noise_std^2) per coordinate.
+
+        ``total`` is the sum of the clipped updates however it was computed
+        (a secure sum, or :func:`sum_vectors` at a trusted aggregator).
+        """
+        return self.noise.add(total, self.clip_norm)
+
+    def end_round(self, indicator_sum: float = 0.0) -> float:
+        """Close the round: with adaptive clipping, move the clip norm using
+        the (secure) sum of the clients' ``b_i - 1/2`` indicators, noised
+        here; returns the clip norm of the next round. The next round must
+        be charged again (:meth:`begin_round`)."""
+        self._charged = False
+        if self.adaptive is None:
+            return self.clip_norm
+        frac = self.adaptive.noisy_fraction([indicator_sum], self.expected_clients, self.rng)
+        return self.adaptive.update(frac)
+
+    def release(
+        self,
+        total: npt.ArrayLike,
+        *,
+        clients: int,
+        indicator_sum: float = 0.0,
+        round: int | None = None,
+    ) -> RoundResult:
+        """Steps 4-5 on a sum computed elsewhere (the secure sum): charge the
+        round (unless :meth:`begin_round` did), add the noise, divide by the
+        expected number of clients, update an adaptive clip norm.
+
+        Args:
+            total: sum of the ``clients`` clipped updates (zeros if none).
+            clients: number of updates in ``total`` (>= 0).
+            indicator_sum: sum of their :meth:`AdaptiveClipping.indicator`
+                values (ignored without adaptive clipping).
+
+        Raises:
+            PrivacyBudgetExceeded: before anything is computed, if this round
+                would pass the budget.
+        """
+        if isinstance(clients, bool) or not isinstance(clients, int) or clients < 0:
+            raise ParameterError(f"clients={clients!r} must be an int >= 0")
+        self.begin_round(round)
+        clip = self.clip_norm
+        std = self.noise_std()
+        mean = mean_from_sum(self.add_noise(total), self.expected_clients)
+        nxt = self.end_round(indicator_sum)
+        return RoundResult(mean, clients, clip, std, nxt)
+
     def aggregate(
         self,
         contributions: Sequence[ClientContribution],
@@ -373,8 +431,9 @@ class ClientLevelDP:
         dim: int | None = None,
         round: int | None = None,
     ) -> RoundResult:
-        """Steps 3-5 (server side). The round is charged to the ledger first,
-        unless :meth:`begin_round` already did.
+        """Steps 3-5 at a trusted aggregator that sees the contributions: sum
+        them in the clear (:func:`sum_vectors`), then :meth:`release`.
+        Behind secure aggregation call :meth:`release` with the secure sum.
 
         A round in which Poisson sampling picked nobody still releases noise:
         pass ``contributions=[]`` and the vector length ``dim``.
@@ -386,8 +445,6 @@ class ClientLevelDP:
         if not contributions and (dim is None or dim < 1):
             raise ParameterError("an empty round needs the vector length dim >= 1")
         self.begin_round(round)
-        self._charged = False  # the next round must be charged again
-        clip = self.clip_norm
         if contributions:
             total = sum_vectors(c.vector for c in contributions)
             if dim is not None and total.shape[0] != dim:
@@ -395,15 +452,12 @@ class ClientLevelDP:
         else:
             assert dim is not None
             total = np.zeros(dim, dtype=np.float64)
-        noisy = self.noise.add(total, clip)
-        mean = mean_from_sum(noisy, self.expected_clients)
-        nxt = clip
-        if self.adaptive is not None:
-            frac = self.adaptive.noisy_fraction(
-                (c.indicator for c in contributions), self.expected_clients, self.rng
-            )
-            nxt = self.adaptive.update(frac)
-        return RoundResult(mean, len(contributions), clip, self.noise.std(clip), nxt)
+        return self.release(
+            total,
+            clients=len(contributions),
+            indicator_sum=float(sum(c.indicator for c in contributions)),
+            round=round,
+        )
 
     def epsilon(self, *, accountant: str | None = None) -> PrivacyGuarantee:
         """Client-level guarantee spent so far (add/remove one client)."""

@@ -192,3 +192,23 @@ def test_constructor_checks():
         ClientLevelDP(noise_multiplier=0.0, client_rate=1.0, population=2, delta=DELTA,
                       clip_norm=1.0).ledger.epsilon_budget
     )
+
+
+def test_release_takes_a_sum_computed_elsewhere():
+    # the secure-sum path: begin_round charges, release noises, divides and adapts
+    from dp.client_level import AdaptiveClipping, ClientLevelDP
+
+    ada = AdaptiveClipping(1.0, 1.0, 0.6, target_quantile=0.5, learning_rate=0.5)
+    dp_ = ClientLevelDP(noise_multiplier=1.0, client_rate=0.5, population=80, delta=1e-5,
+                        clip_norm=ada)
+    dp_.begin_round(1)
+    assert len(dp_.ledger.entries) == 1
+    # all 40 updates clipped: indicators sum to 40 * (0 - 1/2) = -20, so C grows
+    res = dp_.release(np.zeros(50_000), clients=40, indicator_sum=-20.0, round=1)
+    assert len(dp_.ledger.entries) == 1  # charged once, by begin_round
+    assert res.clip_norm == 1.0 and res.next_clip_norm > 1.2
+    assert abs(res.mean.std() - res.noise_std / 40.0) < 0.002  # divided by 0.5 * 80
+    dp_.begin_round(2)  # the next round is charged again
+    assert len(dp_.ledger.entries) == 2
+    with pytest.raises(ParameterError, match="clients"):
+        dp_.release(np.zeros(3), clients=-1)

@@ -56,3 +56,40 @@ def test_quick_mode_writes_json_and_png(tmp_path):
     data = json.loads((tmp_path / "privacy.json").read_text())
     assert data["accountant"] == "pld" and data["privacy_unit"] == "example"
     assert (tmp_path / "privacy.png").stat().st_size > 1000
+
+
+def test_search_chooses_on_the_validation_split(monkeypatch):
+    grid = {
+        "centralized": [privacy.Config(sample_rate=1.0, lr=0.01, epochs=2),
+                        privacy.Config(sample_rate=1.0, lr=2.0, epochs=5)],
+        "federated": [privacy.Config(sample_rate=1.0, rounds=2, local_steps=1, lr=0.01),
+                      privacy.Config(sample_rate=1.0, rounds=3, local_steps=1, lr=2.0)],
+    }
+    monkeypatch.setattr(privacy, "search_grid", lambda quick: grid)
+    seen = []
+    real = privacy.load_data
+    monkeypatch.setattr(privacy, "load_data", lambda validation=False: (
+        seen.append(validation), real(validation))[1])
+    rows = privacy.search([2.0, math.inf], [0], "pld", quick=True)
+    assert seen == [True]  # never the test split
+    assert [r["setting"] for r in rows] == ["centralized", "federated"]
+    for r in rows:
+        assert r["config"]["lr"] == 2.0  # a learning rate of 0.01 barely moves the model
+        assert 0.0 < r["validation_accuracy"] <= 1.0
+
+
+def test_federated_runs_go_through_the_fedavg_driver(data, monkeypatch):
+    import protocols.fedavg as fedavg
+
+    calls = []
+    real = fedavg.run_fedavg
+
+    def spy(cfg, task=None, **kw):
+        calls.append(cfg)
+        return real(cfg, task, **kw)
+
+    monkeypatch.setattr(fedavg, "run_fedavg", spy)
+    cfg = privacy.Config(sample_rate=1.0, lr=2.0, rounds=2, local_steps=1)
+    out = privacy.run_federated(data, 2.0, cfg, 0, "iid", "pld")
+    assert len(calls) == 1 and calls[0].dp == "local" and calls[0].num_clients == 10
+    assert out["epsilon"] <= 2.0 and out["guarantee"]["unit"] == "example"

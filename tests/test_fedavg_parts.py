@@ -10,6 +10,7 @@ from torch import nn
 
 from protocols.fedavg import FedAvgConfig, Task, flatten_model, run_fedavg
 from protocols.fedavg.aggregation import frac_bits_for
+from protocols.fedavg.records import TIME_PARTS
 from protocols.fedavg.tasks import digits_task, dirichlet_split, iid_split, linear_regression_task
 from secagg.errors import ParameterError
 
@@ -116,6 +117,10 @@ def test_plain_run_with_dropouts_writes_run_directory(tmp_path):
     for r in res.rounds:
         assert set(r.included) == set(r.sampled) - set(r.dropped)
         assert r.time_local_training > 0 and r.test_accuracy is not None
+        # every second of the round belongs to a named part
+        parts = sum(getattr(r, f"time_{p}") for p in TIME_PARTS)
+        assert parts == pytest.approx(r.time_round, rel=1e-9, abs=1e-9)
+        assert r.time_evaluation > 0
     files = {p.name for p in res.run_dir.iterdir()}
     assert {"metrics.json", "model.pt", "accuracy.png", "time_split.png"} <= files
     data = json.loads((res.run_dir / "metrics.json").read_text())
@@ -159,3 +164,77 @@ def test_clipped_values_count_every_sender(aggregation):
     res = run_fedavg(cfg, write=False)
     dim = res.final_params.shape[0]
     assert res.rounds[0].clipped_values > 2 * dim
+
+
+@pytest.mark.parametrize("kind", ["plain", "secagg", "paillier"])
+def test_every_back_end_bounds_each_coordinate(kind):
+    # the plain reference must clip like the secure ones, or results differ
+    from protocols.fedavg.aggregation import make_secure_sum
+
+    s = make_secure_sum(kind, clip=1.0, max_summands=3)
+    if kind == "paillier":
+        pytest.importorskip("phe")
+    x = np.array([5.0, -5.0, 0.25], dtype=np.float32)
+    res = s({0: x, 1: x, 2: x}, frozenset(), 1)
+    assert np.allclose(res.sum, [3.0, -3.0, 0.75], atol=1e-6)
+    assert res.included == frozenset({0, 1, 2})
+
+
+@pytest.mark.parametrize("aggregation", ["plain", "secagg"])
+def test_clipped_count_leaves_out_dropped_clients(aggregation):
+    from protocols.fedavg.pipeline import build_pipeline
+
+    cfg = FedAvgConfig(num_clients=4, clients_per_round=4, aggregation=aggregation, dp="none",
+                       update_clip=1.0, max_examples_per_client=10)
+    pipe = build_pipeline(cfg, 6)
+    pipe.begin_round(1)
+    big = np.full(6, 50.0, dtype=np.float32)  # every coordinate clipped (weight 1 keeps it 50)
+    small = np.full(6, 0.1, dtype=np.float32)
+    inputs = {0: pipe.client(big, 10), 1: pipe.client(big, 10),
+              2: pipe.client(small, 10), 3: pipe.client(small, 10)}
+    step = pipe.aggregate(inputs, frozenset({0}), 1)
+    assert pipe.measurements()["secure_sum"]["clipped_values"] == 6  # client 1 only
+    # mean of (1, 0.1, 0.1) per coordinate: weights are equal
+    assert np.allclose(step, 0.4, atol=1e-5)
+
+
+def test_counts_are_exact_even_past_one_slot():
+    # headroom for 40,000 summands leaves ~2^15 values per slot: a count of up
+    # to 40,000 clipped coordinates then takes two base-B digits
+    from protocols.fedavg.pipeline import build_pipeline
+
+    cfg = FedAvgConfig(num_clients=40000, clients_per_round=40000, aggregation="secagg",
+                       dp="none", update_clip=1e-3, max_examples_per_client=10)
+    pipe = build_pipeline(cfg, 40000)
+    assert dict(pipe.secure_sum.count_layout)["clipped_values"] == 2
+    pipe.begin_round(1)
+    x = np.linspace(-1, 1, 40000).astype(np.float32)
+    over = int(np.count_nonzero(np.abs(x) > 1e-3))
+    inputs = {c: pipe.client(x, 10) for c in range(3)}
+    pipe.aggregate(inputs, frozenset(), 1)
+    assert pipe.measurements()["secure_sum"]["clipped_values"] == 3 * over
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("dropout_rate", float("nan")), ("alpha", float("nan")), ("client_lr", float("inf")),
+     ("delta", float("nan")), ("clip_norm", float("nan")), ("sample", None),
+     ("update_clip", True), ("rounds", True), ("rounds", 2.0), ("dropout_rate", "0.5"),
+     ("client_lr", "0.5"), ("progress", 1), ("aggregation", 3),
+     ("noise_multiplier", float("inf")), ("noise_multiplier", 1e-300),
+     ("target_epsilon", float("nan")), ("target_epsilon", 1e6), ("delta", 1e-300)],
+)
+def test_validate_refuses_every_bad_value(key, value):
+    if key == "sample":
+        key, value = "server_lr", float("-nan")
+    kw = {key: value}
+    if key == "noise_multiplier":
+        kw["target_epsilon"] = None
+    cfg = FedAvgConfig(**kw)
+    with pytest.raises(ParameterError, match=key):
+        cfg.validate()
+
+
+def test_delta_must_be_below_one_over_the_clients_with_central_dp():
+    with pytest.raises(ParameterError, match="1/num_clients"):
+        FedAvgConfig(dp="central", num_clients=20, delta=0.1).validate()

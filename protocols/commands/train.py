@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ._fedavg_cli import add_override_options, overrides, run_and_report
+from ._fedavg_cli import (
+    add_override_options,
+    config_keys_epilog,
+     overrides,
+    require_fedavg_extra,
+    run_and_report,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -14,8 +20,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Run FedAvg from a TOML file whose keys are the fields of "
             "protocols.fedavg.FedAvgConfig (at the top level or under [fedavg]); "
-            "command-line options override the file."
+            "command-line options override the file. An unknown key is refused "
+            "with the nearest known one."
         ),
+        epilog=config_keys_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", help="path to a TOML file")
     add_override_options(p)
@@ -23,6 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    require_fedavg_extra("train")
     from protocols.fedavg import FedAvgConfig
 
     cfg = FedAvgConfig.from_toml(args.config)

@@ -1,4 +1,5 @@
-"""Aggregation back-ends for the FedAvg driver, one shape for all.
+"""The secure-sum back-ends of the FedAvg pipeline: the one module that calls
+the protocols.
 
 Each back-end maps ``{client id: float vector}`` plus the set of clients
 that drop out to an :class:`~protocols.results.AggregationResult` whose
@@ -9,27 +10,41 @@ that drop out to an :class:`~protocols.results.AggregationResult` whose
   graph or sparse random graph; dropouts happen before the masked input.
 * ``paillier``: :func:`protocols.paillier_sum.simulate`.
 
-Vectors are clipped to ``±clip`` per coordinate by the encoder (counted in
-``clipped``), and fixed-point precision is the largest that leaves headroom
-for ``max_summands`` in a 32-bit modulus (secagg) or the packing's slots
-(paillier).
+Every back-end, ``plain`` included, bounds each coordinate of each summand
+to ``±clip`` (the pipeline clips and counts before the vector gets here).
+Fixed-point precision is the largest that leaves headroom for
+``max_summands`` in a 32-bit modulus (secagg) or the packing's slots
+(paillier); :attr:`SecureSum.resolution` is the exact step of that grid, so
+integer counts sent as multiples of it are summed exactly.
+
+Trust: the server learns the sum over ``included`` (and who is included),
+nothing about a single vector (``plain`` excepted).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
 from secagg import FixedPointEncoder
-from secagg.errors import ParameterError
+from secagg.errors import AbortError, ParameterError
 
 from ..results import AggregationResult, PartyFigures
 
-__all__ = ["Aggregator", "frac_bits_for"]
+__all__ = [
+    "SECURE_SUMS",
+    "Aggregator",
+    "PaillierSum",
+    "PlainSum",
+    "SecAggSum",
+    "SecureSum",
+    "frac_bits_for",
+    "make_secure_sum",
+]
 
 
 def frac_bits_for(clip: float, max_summands: int, modulus_bits: int = 32) -> int:
@@ -46,43 +61,44 @@ def frac_bits_for(clip: float, max_summands: int, modulus_bits: int = 32) -> int
     return f
 
 
-@dataclass
-class Aggregator:
-    """Sum client vectors with the chosen protection.
+class SecureSum:
+    """Sum client vectors with one protection; the common shape of the back-ends.
 
     Args:
-        kind: ``plain``, ``secagg``, ``secagg+`` or ``paillier``.
-        clip: per-coordinate bound of each summand (model units).
+        clip: per-coordinate bound of each summand (model units, > 0).
         max_summands: the most clients that can be summed in one round.
         paillier_key_bits: key size for ``paillier`` (2048 or 3072).
-        seed: makes the protocol's public randomness (graph) reproducible;
-            secrets always come from the OS.
+        seed: makes the protocol's public randomness (graph, delivery
+            order) reproducible; secrets always come from the OS.
     """
 
-    kind: str
-    clip: float
-    max_summands: int
-    paillier_key_bits: int = 2048
-    seed: int = 0
-    encoder: FixedPointEncoder = field(init=False)
-    _paillier_keys: object = field(init=False, default=None)
+    name: ClassVar[str] = "plain"
+    #: fewest clients whose inputs may be summed (fewer: the round aborts)
+    min_clients: ClassVar[int] = 1
 
-    def __post_init__(self) -> None:
-        if self.kind not in ("plain", "secagg", "secagg+", "paillier"):
-            raise ParameterError(
-                f"aggregation {self.kind!r} is not one of plain, secagg, secagg+, paillier"
-            )
+    def __init__(
+        self, *, clip: float, max_summands: int, paillier_key_bits: int = 2048, seed: int = 0
+    ) -> None:
+        self.clip = float(clip)
+        self.max_summands = int(max_summands)
+        self.paillier_key_bits = paillier_key_bits
+        self.seed = seed
         bits = frac_bits_for(self.clip, self.max_summands, 32)
-        # Paillier slots: sign + integer part + the same fractional resolution.
-        self.paillier_value_bits = bits + max(0, int(np.ceil(np.log2(self.clip)))) + 1
+        self.frac_bits = bits
         self.encoder = FixedPointEncoder(
             self.clip, bits, max_summands=self.max_summands, modulus_bits=32
         )
 
     @property
+    def resolution(self) -> float:
+        """The exact step of the fixed-point grid (a multiple ``c * resolution``
+        with ``|c * resolution| <= clip`` is encoded and summed without error)."""
+        return 1.0 / self.encoder.scale
+
+    @property
     def quantization_error(self) -> float:
         """Bound on the per-coordinate error of a sum of ``max_summands`` vectors."""
-        return 0.0 if self.kind == "plain" else self.encoder.error_bound(self.max_summands)
+        return self.encoder.error_bound(self.max_summands)
 
     def __call__(
         self,
@@ -90,37 +106,49 @@ class Aggregator:
         dropped: frozenset[int],
         round_idx: int,
     ) -> AggregationResult:
-        if self.kind == "plain":
-            return self._plain(inputs, dropped)
-        if self.kind in ("secagg", "secagg+"):
-            from protocols.secagg import simulate
+        """Sum ``inputs`` (client id >= 0 -> vector) over the clients not in ``dropped``.
 
-            return simulate(
-                dict(inputs),
-                neighbors=None if self.kind == "secagg+" else "complete",
-                dropouts={"masked_input": sorted(dropped)} if dropped else None,
-                seed=self.seed * 1_000_003 + round_idx,
-                encoder=self.encoder,
+        Raises:
+            AbortError: fewer than :attr:`min_clients` clients would be summed,
+                or the protocol aborted.
+        """
+        alive = len(frozenset(inputs) - dropped)
+        if alive < self.min_clients:
+            raise AbortError(
+                f"only {alive} clients reached the {self.name} sum; "
+                f"at least {self.min_clients} are needed"
             )
-        from protocols.paillier_sum import simulate as paillier_simulate
-        from secagg import paillier
+        # the protocols number clients from 1: shift here, and back in the result
+        res = self._run({c + 1: v for c, v in inputs.items()},
+                        frozenset(c + 1 for c in dropped), round_idx)
+        res.included = frozenset(c - 1 for c in res.included)
+        res.dropped = frozenset(c - 1 for c in res.dropped)
+        res.figures = {(k - 1 if isinstance(k, int) else k): f for k, f in res.figures.items()}
+        return res
 
-        if self._paillier_keys is None:  # one key pair per run: generation takes seconds
-            self._paillier_keys = paillier.generate_keypair(self.paillier_key_bits)
-        return paillier_simulate(
-            dict(inputs),
-            key_bits=self.paillier_key_bits,
-            keypair=self._paillier_keys,  # type: ignore[arg-type]
-            dropouts={"encrypt": sorted(dropped)} if dropped else None,
-            seed=self.seed * 1_000_003 + round_idx,
-            clip=self.clip,
-            value_bits=self.paillier_value_bits,
-            max_summands=self.max_summands,
-            round=round_idx,
-        )
+    def _run(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.floating]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        raise NotImplementedError
 
-    def _plain(
-        self, inputs: Mapping[int, npt.NDArray[np.floating]], dropped: frozenset[int]
+
+class PlainSum(SecureSum):
+    """The sum in the clear, each coordinate clipped to ``±clip`` (no protection)."""
+
+    name = "plain"
+
+    @property
+    def quantization_error(self) -> float:
+        return 0.0
+
+    def _run(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.floating]],
+        dropped: frozenset[int],
+        round_idx: int,
     ) -> AggregationResult:
         included = frozenset(inputs) - dropped
         figures: dict[object, PartyFigures] = {}
@@ -141,3 +169,108 @@ class Aggregator:
             raw_sum=None,
             figures=figures,  # type: ignore[arg-type]
         )
+
+
+class SecAggSum(SecureSum):
+    """Bonawitz et al.'s secure aggregation over the complete graph."""
+
+    name = "secagg"
+    min_clients = 3
+    neighbors: ClassVar[str | None] = "complete"
+
+    def _run(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.floating]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        from protocols.secagg import simulate
+
+        return simulate(
+            dict(inputs),
+            neighbors=self.neighbors,  # type: ignore[arg-type]
+            dropouts={"masked_input": sorted(dropped)} if dropped else None,
+            seed=self.seed * 1_000_003 + round_idx,
+            encoder=self.encoder,
+        )
+
+
+class SecAggPlusSum(SecAggSum):
+    """SecAgg+ (Bell et al.): a sparse random graph of derived degree."""
+
+    name = "secagg+"
+    neighbors = None
+
+
+class PaillierSum(SecureSum):
+    """Packed Paillier summation (key-holder layout); one key pair per run."""
+
+    name = "paillier"
+
+    def __init__(
+        self, *, clip: float, max_summands: int, paillier_key_bits: int = 2048, seed: int = 0
+    ) -> None:
+        super().__init__(clip=clip, max_summands=max_summands,
+                         paillier_key_bits=paillier_key_bits, seed=seed)
+        # slots: sign + integer part + the same fractional resolution as secagg
+        self.value_bits = self.frac_bits + max(0, int(np.ceil(np.log2(self.clip)))) + 1
+        self._keys: Any = None
+
+    @property
+    def resolution(self) -> float:
+        return self.clip / (2 ** (self.value_bits - 1) - 1)
+
+    def _run(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.floating]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        from protocols.paillier_sum import simulate
+        from secagg import paillier
+
+        if self._keys is None:  # one key pair per run: generation takes seconds
+            self._keys = paillier.generate_keypair(self.paillier_key_bits)
+        return simulate(
+            dict(inputs),
+            key_bits=self.paillier_key_bits,
+            keypair=self._keys,
+            dropouts={"encrypt": sorted(dropped)} if dropped else None,
+            seed=self.seed * 1_000_003 + round_idx,
+            clip=self.clip,
+            value_bits=self.value_bits,
+            max_summands=self.max_summands,
+            round=round_idx,
+        )
+
+
+#: The secure sums by the name ``FedAvgConfig.aggregation`` uses.
+SECURE_SUMS: dict[str, Callable[..., SecureSum]] = {
+    "plain": PlainSum,
+    "secagg": SecAggSum,
+    "secagg+": SecAggPlusSum,
+    "paillier": PaillierSum,
+}
+
+
+def make_secure_sum(
+    kind: str, *, clip: float, max_summands: int, paillier_key_bits: int = 2048, seed: int = 0
+) -> SecureSum:
+    """The back-end named ``kind`` (a key of :data:`SECURE_SUMS`)."""
+    try:
+        cls = SECURE_SUMS[kind]
+    except KeyError:
+        raise ParameterError(
+            f"aggregation {kind!r} is not one of {', '.join(SECURE_SUMS)}"
+        ) from None
+    return cls(clip=clip, max_summands=max_summands, paillier_key_bits=paillier_key_bits,
+               seed=seed)
+
+
+def Aggregator(
+    kind: str, clip: float, max_summands: int, paillier_key_bits: int = 2048, seed: int = 0
+) -> SecureSum:
+    """Deprecated spelling of :func:`make_secure_sum` (positional ``kind``, ``clip``,
+    ``max_summands``); kept for one release."""
+    return make_secure_sum(kind, clip=clip, max_summands=max_summands,
+                           paillier_key_bits=paillier_key_bits, seed=seed)

@@ -7,10 +7,14 @@ the whole configuration and names the key and its allowed values on error.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from secagg.errors import ParameterError
 
@@ -19,12 +23,63 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["AGGREGATIONS", "DP_MODES", "FedAvgConfig"]
+__all__ = ["AGGREGATIONS", "DP_MODES", "FIELD_HELP", "FedAvgConfig"]
 
 AGGREGATIONS = ("plain", "secagg", "secagg+", "paillier")
 DP_MODES = ("none", "local", "central")
 TASKS = ("digits", "linear-regression")
 SPLITS = ("iid", "dirichlet")
+ACCOUNTANTS = ("pld", "prv", "rdp")
+#: keys whose value may be unset (None; "none" in TOML and on the command line)
+OPTIONAL_NUMBERS = ("target_epsilon", "noise_multiplier", "clip_count_stddev")
+
+
+#: One line per config key: what it sets, its unit and range (shown by
+#: ``secagg train --help`` and the command-line options).
+FIELD_HELP: dict[str, str] = {
+    "task": "built-in task: digits (8x8 images, an MLP) or linear-regression (synthetic)",
+    "num_clients": "clients holding data, 1..65535",
+    "split": "how digits are spread over clients: iid or dirichlet (label skew)",
+    "alpha": "Dirichlet concentration of the label split (> 0; smaller: more skew)",
+    "rounds": "FedAvg rounds (>= 1)",
+    "clients_per_round": "clients sampled per round (<= num_clients; the expected "
+    "number with dp=central)",
+    "local_epochs": "passes over its data each client makes per round (>= 1)",
+    "batch_size": "local batch size (the expected Poisson batch with dp=local)",
+    "client_lr": "clients' SGD learning rate (> 0)",
+    "server_lr": "server step: the global model moves by server_lr x the mean update (> 0)",
+    "aggregation": "how updates are summed: plain (no protection), secagg (complete "
+    "graph), secagg+ (sparse graph) or paillier",
+    "update_clip": "bound on each coordinate of an update inside the secure sum "
+    "(model units; values past it are clipped and counted)",
+    "max_examples_per_client": "public bound on a client's example count, used to "
+    "weight updates inside the sum with dp=none",
+    "paillier_key_bits": "Paillier key size: 2048 or 3072",
+    "dropout_rate": "chance that a sampled client vanishes before sending, in [0, 0.999]",
+    "dp": "differential privacy: none, local (DP-SGD on each client, example-level) or "
+    "central (client-level, noise at the aggregator)",
+    "target_epsilon": "epsilon to reach after all rounds (setting it unsets "
+    "noise_multiplier; 'none' to unset), in (0, 100]",
+    "noise_multiplier": "noise std / clip norm (setting it unsets target_epsilon; "
+    "'none' to unset), in [0.1, 1000]",
+    "delta": "delta of the guarantee, in [1e-12, 1); keep it below 1/N for N "
+    "examples (dp=local) or clients (dp=central)",
+    "accountant": "privacy accountant: pld (tightest), prv or rdp",
+    "max_grad_norm": "per-example L2 clip of DP-SGD (dp=local, > 0)",
+    "clip_norm": "L2 clip of each client's update (dp=central, > 0; the starting "
+    "norm with adaptive_clipping)",
+    "adaptive_clipping": "dp=central: move clip_norm towards a quantile of the "
+    "update norms, privately (Andrew et al. 2021)",
+    "target_quantile": "adaptive clipping: fraction of updates to leave unclipped, in (0, 1)",
+    "clip_learning_rate": "adaptive clipping: geometric step size (> 0)",
+    "clip_count_stddev": "adaptive clipping: noise std on the clipped count "
+    "(default expected clients / 20; must exceed noise_multiplier / 2)",
+    "secure_noise": "draw DP-SGD noise from a cryptographic source; false: seeded and "
+    "reproducible, for experiments only",
+    "seed": "seed of the public choices (split, sampling, dropouts, initial model)",
+    "out_dir": "directory that receives one new run directory per run",
+    "progress": "show a progress bar",
+}
 
 
 @dataclass
@@ -54,9 +109,14 @@ class FedAvgConfig:
     Differential privacy:
         dp: ``none``, ``local`` (DP-SGD on each client, example-level) or
         ``central`` (client-level: clip each update to L2 ``clip_norm``,
-        the aggregator adds N(0, (noise_multiplier * clip_norm)^2)).
-        target_epsilon or noise_multiplier (one of them), delta,
-        max_grad_norm (per-example clipping for ``local``).
+        the aggregator adds N(0, (noise_multiplier * clip_norm)^2); updates
+        are not weighted by example counts). ``local`` averages the updates
+        unweighted too (example counts are private there).
+        target_epsilon or noise_multiplier (one of them: giving one unsets
+        the other), delta, accountant, max_grad_norm (per-example clipping
+        for ``local``), adaptive_clipping with target_quantile,
+        clip_learning_rate and clip_count_stddev (``central``),
+        secure_noise (``local``).
     Run:
         seed, out_dir (a new directory per run inside it), progress.
     """
@@ -80,8 +140,14 @@ class FedAvgConfig:
     target_epsilon: float | None = 8.0
     noise_multiplier: float | None = None
     delta: float = 1e-5
+    accountant: str = "pld"
     max_grad_norm: float = 1.0
     clip_norm: float = 1.0
+    adaptive_clipping: bool = False
+    target_quantile: float = 0.5
+    clip_learning_rate: float = 0.2
+    clip_count_stddev: float | None = None
+    secure_noise: bool = True
     seed: int = 0
     out_dir: str = "runs"
     progress: bool = True
@@ -94,8 +160,10 @@ class FedAvgConfig:
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ParameterError(
-                    f"unknown config key {key!r}; allowed keys: {', '.join(sorted(known))}"
+                    f"unknown config key {key!r}; {hint}allowed keys: {', '.join(sorted(known))}"
                 )
             default = known[key].default
             if isinstance(default, bool) and not isinstance(value, bool):
@@ -106,7 +174,7 @@ class FedAvgConfig:
                 and (isinstance(value, bool) or not isinstance(value, int))
             ):
                 raise ParameterError(f"config key {key!r} must be an integer, got {value!r}")
-            if isinstance(default, float) or key in ("target_epsilon", "noise_multiplier"):
+            if isinstance(default, float) or key in OPTIONAL_NUMBERS:
                 if value is not None and (
                     isinstance(value, bool) or not isinstance(value, (int, float))
                 ):
@@ -115,6 +183,11 @@ class FedAvgConfig:
             if isinstance(default, str) and not isinstance(value, str):
                 raise ParameterError(f"config key {key!r} must be a string, got {value!r}")
             kwargs[key] = value
+        # one rule for both ways to choose the noise: giving one unsets the other
+        for one, other in (("noise_multiplier", "target_epsilon"),
+                           ("target_epsilon", "noise_multiplier")):
+            if kwargs.get(one) is not None and other not in kwargs:
+                kwargs[other] = None
         cfg = cls(**kwargs)
         cfg.validate()
         return cfg
@@ -130,8 +203,8 @@ class FedAvgConfig:
             raise ParameterError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
         if "fedavg" in data and isinstance(data["fedavg"], dict):
             data = {**{k: v for k, v in data.items() if k != "fedavg"}, **data["fedavg"]}
-        # TOML has no null: "none" for the two optional numbers means unset
-        for key in ("target_epsilon", "noise_multiplier"):
+        # TOML has no null: "none" for an optional number means unset
+        for key in OPTIONAL_NUMBERS:
             if data.get(key) == "none":
                 data[key] = None
         return cls.from_dict(data)
@@ -143,7 +216,33 @@ class FedAvgConfig:
 
     # -- checks -------------------------------------------------------------
     def validate(self) -> None:
-        """Raise :class:`ParameterError` naming the key and its allowed values."""
+        """Raise :class:`ParameterError` naming the key and its allowed values.
+
+        Every key is checked for its type first (a bool is not a number, a
+        string is not a number, NaN and infinities are refused), then for
+        its range, then the keys against each other.
+        """
+        for f in fields(self):
+            v = getattr(self, f.name)
+            default = f.default
+            if isinstance(default, bool):
+                if not isinstance(v, bool):
+                    raise ParameterError(f"config key {f.name!r} must be true or false, got {v!r}")
+            elif isinstance(default, int):
+                if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                    raise ParameterError(f"config key {f.name!r} must be an integer, got {v!r}")
+            elif isinstance(default, float) or f.name in OPTIONAL_NUMBERS:
+                if v is None and f.name in OPTIONAL_NUMBERS:
+                    continue
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.integer,
+                                                             np.floating)):
+                    raise ParameterError(f"config key {f.name!r} must be a number, got {v!r}")
+                if not math.isfinite(float(v)):
+                    raise ParameterError(
+                        f"config key {f.name!r} is {v}; it must be a finite number"
+                    )
+            elif isinstance(default, str) and not isinstance(v, str):
+                raise ParameterError(f"config key {f.name!r} must be a string, got {v!r}")
 
         def one_of(key: str, allowed: tuple[str, ...]) -> None:
             v = getattr(self, key)
@@ -152,12 +251,16 @@ class FedAvgConfig:
                     f"config key {key!r} is {v!r}; allowed values: {', '.join(allowed)}"
                 )
 
-        def rng(key: str, lo: float, hi: float | None = None, lo_open: bool = False) -> None:
+        def rng(
+            key: str, lo: float, hi: float | None = None, lo_open: bool = False,
+            hi_open: bool = False,
+        ) -> None:
             v = getattr(self, key)
-            bad = v < lo or (lo_open and v == lo) or (hi is not None and v > hi)
+            bad = (v < lo or (lo_open and v == lo) or (hi is not None and v > hi)
+                   or (hi_open and v == hi))
             if bad:
                 left = "(" if lo_open else "["
-                right = f"{hi}]" if hi is not None else "inf)"
+                right = (f"{hi})" if hi_open else f"{hi}]") if hi is not None else "inf)"
                 raise ParameterError(
                     f"config key {key!r} is {v}; allowed range {left}{lo}, {right}"
                 )
@@ -166,9 +269,10 @@ class FedAvgConfig:
         one_of("split", SPLITS)
         one_of("aggregation", AGGREGATIONS)
         one_of("dp", DP_MODES)
+        one_of("accountant", ACCOUNTANTS)
         rng("num_clients", 1, 65535)
         rng("clients_per_round", 1, self.num_clients)
-        rng("rounds", 1)
+        rng("rounds", 1, 100_000)
         rng("local_epochs", 1)
         rng("batch_size", 1)
         rng("alpha", 0, lo_open=True)
@@ -177,11 +281,13 @@ class FedAvgConfig:
         rng("update_clip", 0, lo_open=True)
         rng("max_examples_per_client", 1)
         rng("dropout_rate", 0, 0.999)
-        rng("delta", 0, 1, lo_open=True)
-        if self.delta >= 1:
-            raise ParameterError(f"config key 'delta' is {self.delta}; allowed range (0, 1)")
+        rng("delta", 1e-12, 1, hi_open=True)
         rng("max_grad_norm", 0, lo_open=True)
         rng("clip_norm", 0, lo_open=True)
+        rng("target_quantile", 0, 1, lo_open=True, hi_open=True)
+        rng("clip_learning_rate", 0, lo_open=True)
+        if self.clip_count_stddev is not None:
+            rng("clip_count_stddev", 0, lo_open=True)
         if self.paillier_key_bits not in (2048, 3072):
             raise ParameterError(
                 f"config key 'paillier_key_bits' is {self.paillier_key_bits}; "
@@ -194,9 +300,20 @@ class FedAvgConfig:
                     "'noise_multiplier' (set the other to \"none\")"
                 )
             if self.target_epsilon is not None:
-                rng("target_epsilon", 0, lo_open=True)
+                rng("target_epsilon", 0, 100, lo_open=True)
             if self.noise_multiplier is not None:
-                rng("noise_multiplier", 0, lo_open=True)
+                rng("noise_multiplier", 0.1, 1000)
+        if self.dp == "central" and self.delta >= 1 / self.num_clients:
+            raise ParameterError(
+                f"config key 'delta' is {self.delta}; with dp='central' it must be below "
+                f"1/num_clients = {1 / self.num_clients:.3g} (a delta that large allows "
+                "releasing one client's update outright)"
+            )
+        if self.adaptive_clipping and self.dp != "central":
+            raise ParameterError(
+                f"config key 'adaptive_clipping' is true with dp={self.dp!r}; "
+                "adaptive clipping is a dp='central' step"
+            )
         if self.aggregation in ("secagg", "secagg+") and self.clients_per_round < 3:
             raise ParameterError(
                 f"config key 'clients_per_round' is {self.clients_per_round}; "

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from secagg.errors import ParameterError
+
 from .config import FedAvgConfig
 from .params import flatten_model
 from .tasks import Task
@@ -48,6 +50,9 @@ class DPClient:
             target_epsilon=cfg.target_epsilon,
             delta=cfg.delta,
             planned_steps=None if cfg.target_epsilon is None else planned_steps,
+            accountant=cfg.accountant,
+            secure_mode=cfg.secure_noise,
+            seed=None if cfg.secure_noise else cfg.seed * 7919 + index,
         )
         self.accountant_name = self.trainer.accountant
         # share the parameters with the driver as one flat float32 buffer
@@ -69,6 +74,12 @@ def make_dp_trainers(cfg: FedAvgConfig, task: Task) -> list[DPClient]:
     import torch
 
     sizes = [len(d) for d in task.client_datasets]  # type: ignore[arg-type]
+    if cfg.delta >= 1 / max(sizes):
+        raise ParameterError(
+            f"config key 'delta' is {cfg.delta}; with dp='local' it must be below 1/N for "
+            f"the largest client dataset, N = {max(sizes)}: 1/N = {1 / max(sizes):.3g} "
+            "(a delta that large allows releasing one example outright)"
+        )
     rate = min(1.0, cfg.batch_size / float(np.median(sizes)))
     out = []
     for k in range(len(task.client_datasets)):

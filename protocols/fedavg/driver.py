@@ -1,15 +1,21 @@
 """The reference FedAvg driver: local training x aggregation x DP.
 
-One round: sample ``clients_per_round`` clients; each trains from the
-global model; a fraction drops out before sending; the survivors' weighted
-updates are summed by the chosen aggregation; the server steps the global
-model by ``server_lr`` times the weighted mean update.
+One round: charge the privacy of the round (if any); sample clients; each
+trains from the global model and turns its update into the one vector it
+sends (:meth:`Pipeline.client`); a fraction drops out before sending; the
+server sums the survivors' vectors securely and turns the sum into the mean
+update (:meth:`Pipeline.aggregate`); the global model moves by
+``server_lr`` times that mean. The aggregation pipeline
+(:mod:`protocols.fedavg.pipeline`) is built once from the config, so the
+loop below never asks which aggregation or DP mode runs.
 
-Weighting without revealing counts: client k sends ``w_k * delta_k`` and
-``w_k`` in one vector, ``w_k = n_k / max_examples_per_client`` (a public
-bound), so the server sees only the sums and divides. With ``dp="central"``
-(client-level DP) updates are instead clipped to L2 ``clip_norm``, summed
-unweighted, noised by the aggregator and divided by the expected number of
+The mean, by DP mode: ``dp="none"`` weights client k by
+``w_k = n_k / max_examples_per_client`` (a public bound; ``w_k`` travels
+inside the secure sum, so the server sees only the sums and divides);
+``dp="local"`` takes the unweighted mean over the clients in the sum (the
+example counts are private under example-level DP); ``dp="central"``
+(client-level DP) clips updates to L2 ``clip_norm``, sums them unweighted,
+noises the sum at the aggregator and divides by the expected number of
 clients per round (the fixed-denominator estimator of DP-FedAvg).
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,88 +32,17 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from secagg import profiling
-from secagg.errors import AbortError, ParameterError, PrivacyBudgetExceeded
+from secagg.errors import ParameterError, PrivacyBudgetExceeded
 
-from .aggregation import Aggregator
 from .config import FedAvgConfig
 from .params import flatten_model
+from .pipeline import build_pipeline
+from .plots import plot_run
+from .records import TIME_PARTS, FedAvgResult, RoundRecord
 from .tasks import Task, make_task
 from .training import LocalTrainer, evaluate
 
-__all__ = ["FedAvgResult", "RoundRecord", "run_fedavg"]
-
-
-@dataclass
-class RoundRecord:
-    """What one round did and cost. Times in seconds, sizes in bytes.
-
-    The round's wall time splits exclusively into ``time_local_training``,
-    ``time_hot_path`` (encode, mask arithmetic, decode; all parties),
-    ``time_crypto`` (PRG, key agreement, AEAD, Shamir, signatures, Paillier;
-    all parties) and ``time_other`` (codecs and protocol bookkeeping), plus
-    evaluation. ``time_server_aggregation`` is the server's own compute in
-    the aggregation, *including* its share of hot path and cryptography, so
-    it is reported beside the split, not inside it.
-    """
-
-    round: int
-    test_loss: float
-    test_accuracy: float | None
-    epsilon: float | None
-    accountant: str | None
-    privacy_unit: str | None
-    sampled: list[int]
-    included: list[int]
-    dropped: list[int]
-    refused: list[int]
-    aborted: bool
-    clipped_values: int  # coordinates clipped by the aggregation, all senders together
-    bytes_up_per_client: float
-    bytes_down_per_client: float
-    time_local_training: float
-    time_hot_path: float
-    time_crypto: float
-    time_server_aggregation: float
-    time_other: float
-    time_round: float
-
-
-@dataclass
-class FedAvgResult:
-    """A finished run: the config, one record per round, the final model."""
-
-    config: dict[str, Any]
-    rounds: list[RoundRecord] = field(default_factory=list)
-    final_params: npt.NDArray[np.float32] | None = None
-    model: torch.nn.Module | None = None
-    run_dir: Path | None = None
-    true_weights: dict[str, list[float]] = field(default_factory=dict)
-
-    @property
-    def final(self) -> RoundRecord:
-        return self.rounds[-1]
-
-    def summary(self) -> dict[str, Any]:
-        r = self.rounds
-        return {
-            "rounds": len(r),
-            "final_test_accuracy": r[-1].test_accuracy,
-            "final_test_loss": r[-1].test_loss,
-            "epsilon": r[-1].epsilon,
-            "accountant": r[-1].accountant,
-            "privacy_unit": r[-1].privacy_unit,
-            "aborted_rounds": sum(x.aborted for x in r),
-            "time": {
-                k: sum(getattr(x, f"time_{k}") for x in r)
-                for k in ("local_training", "hot_path", "crypto", "server_aggregation",
-                          "other", "round")
-            },
-            "bytes_up_per_client_per_round": float(np.mean([x.bytes_up_per_client for x in r])),
-            "bytes_down_per_client_per_round": float(
-                np.mean([x.bytes_down_per_client for x in r])
-            ),
-        }
+__all__ = ["TIME_PARTS", "FedAvgResult", "RoundRecord", "run_fedavg"]
 
 
 def _make_trainers(cfg: FedAvgConfig, task: Task) -> list[Any]:
@@ -132,6 +67,7 @@ def run_fedavg(
     *,
     on_round: Callable[[RoundRecord], None] | None = None,
     write: bool = True,
+    on_params: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
 ) -> FedAvgResult:
     """Run FedAvg as configured; return the per-round records and the model.
 
@@ -142,14 +78,43 @@ def run_fedavg(
         on_round: called with each round's record (the CLI prints it).
         write: write ``metrics.json``, ``model.pt`` and PNG plots to a new
             directory under ``cfg.out_dir``.
+        on_params: called after each round with the round number and the
+            global parameters (a flat float32 view; copy it to keep it).
     """
     cfg.validate()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is faster and steadier
     try:
-        return _run(cfg, task, on_round, write)
+        return _run(cfg, task, on_round, write, on_params)
     finally:
         torch.set_num_threads(threads)
+
+
+class _UniformSampler:
+    """``k`` of ``n`` clients, uniformly without replacement (public choice)."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def __call__(self, num_clients: int, rng: np.random.Generator) -> list[int]:
+        return sorted(rng.choice(num_clients, self.k, replace=False).tolist())
+
+
+def _privacy_report(
+    cfg: FedAvgConfig, trainers: list[Any], dp: Any
+) -> Callable[[], tuple[float | None, str | None, str | None]]:
+    """What the run has spent so far: (epsilon, accountant, privacy unit)."""
+    if dp is not None:
+        return lambda: (float(dp.epsilon()), dp.ledger.accountant, "client")
+    if cfg.dp == "local":
+        name = getattr(trainers[0], "accountant_name", None)
+
+        def local() -> tuple[float | None, str | None, str | None]:
+            vals = [e for e in (t.epsilon(cfg.delta) for t in trainers) if e is not None]
+            return (max(vals) if vals else 0.0), name, "example"  # example level, per client
+
+        return local
+    return lambda: (None, None, None)
 
 
 def _run(
@@ -157,6 +122,7 @@ def _run(
     task: Task | None,
     on_round: Callable[[RoundRecord], None] | None,
     write: bool,
+    on_params: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
 ) -> FedAvgResult:
     if task is None:
         task = make_task(cfg.task, cfg.num_clients, split=cfg.split, alpha=cfg.alpha,
@@ -166,110 +132,74 @@ def _run(
             f"config key 'num_clients' is {cfg.num_clients} but the task has "
             f"{len(task.client_datasets)} client datasets"
         )
-    biggest = max(len(d) for d in task.client_datasets)  # type: ignore[arg-type]
-    if cfg.dp != "central" and biggest > cfg.max_examples_per_client:
-        raise ParameterError(
-            f"a client holds {biggest} examples, more than config key "
-            f"'max_examples_per_client' = {cfg.max_examples_per_client}"
-        )
     rng = np.random.default_rng(cfg.seed)  # public choices only: sampling, dropouts
     torch.manual_seed(cfg.seed)
     global_model = task.model_factory()
     global_params = flatten_model(global_model)
     trainers = _make_trainers(cfg, task)
     dim = global_params.shape[0]
-    central = None
-    if cfg.dp == "central":
-        from .dp_central import CentralDP
-
-        central = CentralDP(cfg)
-    secure = cfg.aggregation in ("secagg", "secagg+")
-    min_clients = 3 if secure else 1
-    aggregator = Aggregator(
-        cfg.aggregation,
-        # central DP: updates have L2 norm <= clip_norm, so every coordinate does too
-        clip=cfg.clip_norm if central is not None else cfg.update_clip,
-        # Poisson sampling (central DP) can pick everyone
-        max_summands=cfg.num_clients if central is not None else cfg.clients_per_round,
-        paillier_key_bits=cfg.paillier_key_bits,
-        seed=cfg.seed,
+    # everything about aggregation and DP is decided here, once
+    dp = None
+    sample: Callable[[int, np.random.Generator], list[int]] = _UniformSampler(
+        cfg.clients_per_round
     )
+    if cfg.dp == "central":
+        from .dp_central import PoissonSampler, make_client_level_dp
+
+        dp = make_client_level_dp(cfg)
+        sample = PoissonSampler(dp)
+    pipeline = build_pipeline(cfg, dim, dp)
+    pipeline.check_clients([len(d) for d in task.client_datasets])  # type: ignore[arg-type]
+    privacy = _privacy_report(cfg, trainers, dp)
+    public = pipeline.release_participation
     result = FedAvgResult(config=asdict(cfg), model=global_model,
                           true_weights={k: v.tolist() for k, v in task.true_weights.items()})
     progress = _progress(cfg)
     for r in range(1, cfg.rounds + 1):
         t_round = time.perf_counter()
-        if central is not None:
-            central.begin_round(r)  # charged before any client touches data
-            sampled = central.sample(cfg.num_clients)
-        else:
-            sampled = sorted(
-                rng.choice(cfg.num_clients, cfg.clients_per_round, replace=False).tolist()
-            )
+        t0 = time.perf_counter()
+        pipeline.begin_round(r)  # privacy is charged before any client touches data
+        t_privacy = time.perf_counter() - t0
+        sampled = sample(cfg.num_clients, rng)
         dropped = {c for c in sampled if rng.random() < cfg.dropout_rate}
         # local training (clients that later drop out train too: they spent budget)
-        t0 = time.perf_counter()
+        t_train = t_client = 0.0
         inputs: dict[int, npt.NDArray[np.float32]] = {}
         refused: list[int] = []
         for c in sampled:
             tr = trainers[c]
             tr.params[:] = global_params
+            t0 = time.perf_counter()
             try:
                 tr.train(cfg.local_epochs, round=r)
             except PrivacyBudgetExceeded:
                 refused.append(c)  # out of budget: the client sits the round out
                 continue
-            delta = tr.params - global_params
-            if central is not None:
-                vec = central.client_step(delta)
-            else:
-                w = tr.num_examples / cfg.max_examples_per_client
-                vec = np.empty(dim + 1, dtype=np.float32)
-                np.multiply(delta, w, out=vec[:dim])
-                vec[dim] = w
-            inputs[c + 1] = vec  # protocol ids start at 1
-        t_train = time.perf_counter() - t0
+            finally:
+                t_train += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            inputs[c] = pipeline.client(tr.params - global_params, tr.num_examples)
+            t_client += time.perf_counter() - t0
         dropped -= set(refused)
-        ids_dropped = frozenset(c + 1 for c in dropped)
-        # coordinates the aggregation will clip to +-clip, over the clients that send
-        clipped = sum(
-            int(np.count_nonzero(np.abs(v) > aggregator.clip))
-            for k, v in inputs.items()
-            if k not in ids_dropped
-        )
-        t0 = time.perf_counter()
-        aborted = False
-        with profiling.collect() as split:
-            try:
-                if len(inputs) - len(ids_dropped) < min_clients:
-                    raise AbortError(f"only {len(inputs) - len(ids_dropped)} clients reached "
-                                     f"the sum; at least {min_clients} are needed")
-                agg = aggregator(inputs, ids_dropped, r)
-            except AbortError:
-                aborted = True
-        t_agg = time.perf_counter() - t0
-        if not aborted:
-            total = agg.sum
-            if central is not None:
-                step = central.server_step(total)
-            else:
-                wsum = total[dim]
-                step = total[:dim] / wsum if wsum > 0 else np.zeros(dim)
+        step = pipeline.aggregate(inputs, frozenset(dropped), r)
+        if step is not None:
             global_params += (cfg.server_lr * step).astype(np.float32)
-            clients = [k for k in agg.figures if k != "server" and k in inputs]
-            up = float(np.mean([agg.figures[k].total_sent for k in clients])) if clients else 0.0
-            down = (
-                float(np.mean([agg.figures[k].total_received for k in clients]))
-                if clients else 0.0
-            )
-            t_server = agg.figures["server"].total_compute if "server" in agg.figures else 0.0
-            included = sorted(k - 1 for k in agg.included)
-        else:
-            up = down = t_server = 0.0
-            included = []
+        if on_params is not None:
+            on_params(r, global_params)
+        t0 = time.perf_counter()
         ev = evaluate(global_model, task.test_dataset, task.kind)
-        eps, accountant, unit = _epsilon(cfg, trainers, central)
-        hot, crypto = split.get(profiling.HOT_PATH, 0.0), split.get(profiling.CRYPTO, 0.0)
+        t_eval = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eps, accountant, unit = privacy()
+        t_privacy += time.perf_counter() - t0
+        m = pipeline.measurements()
+        ss = m["secure_sum"]
+        noise = m.get("noise", {})
+        clip = m.get("clip", {})
+        t_privacy += noise.get("seconds", 0.0)
+        hot, crypto = ss["hot_path"], ss["crypto"]
+        t_total = time.perf_counter() - t_round
+        parts = t_train + hot + crypto + t_privacy + t_eval
         rec = RoundRecord(
             round=r,
             test_loss=ev["loss"],
@@ -277,20 +207,25 @@ def _run(
             epsilon=eps,
             accountant=accountant,
             privacy_unit=unit,
-            sampled=sampled,
-            included=included,
-            dropped=sorted(dropped),
-            refused=refused,
-            aborted=aborted,
-            clipped_values=clipped,
-            bytes_up_per_client=up,
-            bytes_down_per_client=down,
+            sampled=sampled if public else None,
+            included=ss["included"] if public else None,
+            dropped=sorted(dropped) if public else None,
+            refused=refused if public else None,
+            aborted=ss["aborted"] if public else None,
+            clipped_values=ss["clipped_values"] if public else None,
+            clipped_clients=clip.get("clipped_clients"),
+            clip_norm=clip.get("clip_norm"),
+            noise_std=noise.get("noise_std"),
+            bytes_up_per_client=ss["bytes_up_per_client"],
+            bytes_down_per_client=ss["bytes_down_per_client"],
             time_local_training=t_train,
             time_hot_path=hot,
             time_crypto=crypto,
-            time_server_aggregation=t_server,
-            time_other=max(t_agg - hot - crypto, 0.0),
-            time_round=time.perf_counter() - t_round,
+            time_privacy=t_privacy,
+            time_evaluation=t_eval,
+            time_other=max(t_total - parts, 0.0),
+            time_server_aggregation=ss["server_seconds"],
+            time_round=t_total,
         )
         result.rounds.append(rec)
         if on_round is not None:
@@ -313,19 +248,6 @@ def _progress(cfg: FedAvgConfig) -> Any:
     return tqdm(total=cfg.rounds, desc="fedavg", unit="round", leave=False, disable=None)
 
 
-def _epsilon(
-    cfg: FedAvgConfig, trainers: list[Any], central: Any
-) -> tuple[float | None, str | None, str | None]:
-    if cfg.dp == "none":
-        return None, None, None
-    if central is not None:
-        return central.epsilon(), central.accountant_name, "client"
-    spent = [t.epsilon(cfg.delta) for t in trainers]  # example level, per client
-    vals = [e for e in spent if e is not None]
-    name = getattr(trainers[0], "accountant_name", None)
-    return (max(vals) if vals else 0.0), name, "example"
-
-
 def _write_run(cfg: FedAvgConfig, result: FedAvgResult, model: torch.nn.Module) -> Path:
     base = Path(cfg.out_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -345,7 +267,5 @@ def _write_run(cfg: FedAvgConfig, result: FedAvgResult, model: torch.nn.Module) 
     }
     (run_dir / "metrics.json").write_text(json.dumps(payload, indent=2))
     torch.save(model.state_dict(), run_dir / "model.pt")
-    from .plots import plot_run
-
     plot_run(result, run_dir)
     return run_dir
