@@ -8,28 +8,55 @@ encoder; key sizes, value bits, minimum clients) and carries a wiring, so
 every property applies. Passing party classes (for example subclasses with a
 planted bug) swaps the simulator for one that runs those classes on the test
 network.
+
+:func:`descriptor_spec` does the same for any protocol built on the party
+contract (:mod:`protocols.core`): the generic simulator
+(:func:`protocols.simulator.run`) and the generic wiring
+(:class:`~protocols.testing.wirings.DescriptorWiring`) come with the
+descriptor, so every property and adversary of the kit applies.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from protocols import paillier_sum as ps
 from protocols import secagg as sa
+from protocols.core import ProtocolDescriptor
+from protocols.simulator import run as simulator_run
 from secagg.encoding import FixedPointEncoder
 from secagg.errors import ParameterError
 
 from .checks import network_simulator
 from .network import Adversary, Wiring
-from .spec import Params, ProtocolSpec, Scenario
-from .wirings import PackedQuantizer, PaillierWiring, SecAggWiring
+from .spec import Params, ProtocolSpec, Quantizer, Scenario
+from .wirings import (
+    DescriptorWiring,
+    PackedQuantizer,
+    PaillierWiring,
+    SecAggWiring,
+    WiringProfile,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = ["paillier_params", "paillier_spec", "secagg_params", "secagg_spec"]
+__all__ = ["descriptor_spec", "paillier_params", "paillier_spec", "secagg_params",
+           "secagg_spec"]
+
+
+def _trust(trust: str | None, layout: str | None, where: str) -> str:
+    if layout is not None:
+        warnings.warn(f"{where}(layout=...) is deprecated; use trust=", DeprecationWarning,
+                      stacklevel=3)
+        if trust is not None and trust != layout:
+            raise ParameterError(f"trust={trust!r} and layout={layout!r} disagree")
+        return layout
+    return trust or "key-holder"
 
 
 def secagg_params(
@@ -64,17 +91,21 @@ def secagg_params(
 
 
 def paillier_params(
-    n: int, keypair: tuple[Any, Any], *, layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    n: int, keypair: tuple[Any, Any], *,
+    trust: Literal["key-holder", "cross-silo"] | None = None,
     clip: float = 1.0, value_bits: int = 16, min_clients: int = 1,
     insecure_allow_small_key_for_tests: bool = False,
+    layout: Literal["key-holder", "cross-silo"] | None = None,
 ) -> Params:
-    """Parameters of Paillier summation for ``n`` clients, by hand."""
+    """Parameters of Paillier summation for ``n`` clients, by hand
+    (``trust`` is the trust layout; ``layout=`` its deprecated name)."""
+    layout = _trust(trust, layout, "paillier_params")  # type: ignore[assignment]
     pk, sk = keypair
     q = PackedQuantizer(pk, clip=clip, value_bits=value_bits, capacity=n,
                         insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
     needs = {"encrypt": min_clients, **({"decrypt": 1} if layout == "cross-silo" else {})}
     return Params(
-        options={"keypair": (pk, sk), "layout": layout, "clip": clip, "value_bits": value_bits,
+        options={"keypair": (pk, sk), "trust": layout, "clip": clip, "value_bits": value_bits,
                  "min_clients": min_clients,
                  "insecure_allow_small_key_for_tests": insecure_allow_small_key_for_tests},
         needs=needs, clip=clip, quantizer=q,
@@ -129,21 +160,24 @@ def secagg_spec(
 
 def paillier_spec(
     keypairs: Sequence[tuple[Any, Any]], *,
-    layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    trust: Literal["key-holder", "cross-silo"] | None = None,
     insecure_allow_small_key_for_tests: bool = False,
     min_clients: int = 1, max_clients: int = 5, max_dimension: int = 4,
     aggregator_class: type[ps.PaillierSumAggregator] | None = None,
+    layout: Literal["key-holder", "cross-silo"] | None = None,
 ) -> ProtocolSpec:
     """Paillier summation over the given ``phe`` key pairs (generate them once:
     key generation is slow). Keys below 2048 bits need
     ``insecure_allow_small_key_for_tests=True`` and are for tests only.
-    With ``aggregator_class`` the spec runs it on the test network."""
+    ``trust`` is the trust layout (``layout=`` its deprecated name). With
+    ``aggregator_class`` the spec runs it on the test network."""
+    layout = _trust(trust, layout, "paillier_spec")  # type: ignore[assignment]
 
     def parameters(n: int) -> SearchStrategy[Params]:
         from .strategies import paillier_parameters
 
         return paillier_parameters(
-            n, keypairs, layout=layout,
+            n, keypairs, trust=layout,
             insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
 
     def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
@@ -160,4 +194,37 @@ def paillier_spec(
         name=name, simulate=simulate, rounds=ps.ROUNDS, input_round="encrypt",
         parameters=parameters, min_clients=min_clients, max_clients=max_clients,
         max_dimension=max_dimension, wiring=wiring,
+    )
+
+
+def descriptor_spec(
+    descriptor: ProtocolDescriptor, *,
+    quantizer: Callable[[int], Quantizer] | None = None,
+    parameters: Callable[[int], SearchStrategy[Params]] | None = None,
+    threshold: int = 2, profile: WiringProfile | None = None,
+    options: dict[str, Any] | None = None, name: str | None = None,
+    min_clients: int = 2, max_clients: int = 6, max_dimension: int = 4,
+    clip: float = 1.0, float_tolerance: float = 1e-9,
+) -> ProtocolSpec:
+    """A spec for any protocol built on the party contract.
+
+    ``quantizer`` (``n -> Quantizer``, usually the session's encoder) makes
+    the sum properties exact; without one, sums are compared as floats within
+    ``float_tolerance``. ``parameters`` draws :class:`Params` (default: the
+    fixed ``threshold`` count rule and ``options`` for ``make_session``);
+    ``profile`` tells the wiring what the contract does not say (unprotected
+    fields, revealed shares).
+    """
+    fixed = dict(options or {})
+
+    def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
+        return DescriptorWiring(descriptor, scenario, adversary, profile=profile,
+                                options=fixed)
+
+    simulate: Any = functools.partial(simulator_run, descriptor, **fixed)
+    return ProtocolSpec(
+        name=name or descriptor.name, simulate=simulate, rounds=descriptor.rounds,
+        threshold=threshold, input_round=descriptor.input_round, parameters=parameters,
+        min_clients=min_clients, max_clients=max_clients, max_dimension=max_dimension,
+        clip=clip, quantizer=quantizer, float_tolerance=float_tolerance, wiring=wiring,
     )

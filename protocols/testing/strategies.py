@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -280,16 +281,17 @@ def _paillier_params(draw: st.DrawFn, n: int, keypairs: tuple[tuple[Any, Any], .
                      layout: str, insecure: bool, value_bits: tuple[int, ...],
                      clips: tuple[float, ...]) -> Params:
     return paillier_params(
-        n, draw(st.sampled_from(keypairs)), layout=layout,  # type: ignore[arg-type]
+        n, draw(st.sampled_from(keypairs)), trust=layout,  # type: ignore[arg-type]
         value_bits=draw(st.sampled_from(value_bits)), clip=draw(st.sampled_from(clips)),
         min_clients=draw(st.integers(1, n)), insecure_allow_small_key_for_tests=insecure)
 
 
 def paillier_parameters(
     n: int, keypairs: Sequence[tuple[Any, Any]], *,
-    layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    trust: Literal["key-holder", "cross-silo"] | None = None,
     insecure_allow_small_key_for_tests: bool = False,
     value_bits: Sequence[int] = (16, 8, 24), clips: Sequence[float] = (1.0, 4.0),
+    layout: Literal["key-holder", "cross-silo"] | None = None,
 ) -> st.SearchStrategy[Params]:
     """Valid parameters of Paillier summation for ``n`` clients: one of the
     given key pairs (key generation is slow, so keys are passed in; their
@@ -298,6 +300,10 @@ def paillier_parameters(
     2048 bits (tests only)."""
     if not keypairs:
         raise ParameterError("paillier_parameters needs at least one key pair")
+    if layout is not None:
+        warnings.warn("paillier_parameters(layout=...) is deprecated; use trust=",
+                      DeprecationWarning, stacklevel=2)
+    layout = trust or layout or "key-holder"
     return _paillier_params(n, tuple(keypairs), layout, insecure_allow_small_key_for_tests,
                             tuple(value_bits), tuple(clips))
 
