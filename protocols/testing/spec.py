@@ -247,6 +247,9 @@ class ProtocolSpec:
         object.__setattr__(self, "rounds", tuple(self.rounds))
         if not self.rounds:
             raise ParameterError("a protocol needs at least one round")
+        if len(set(self.rounds)) != len(self.rounds) or not all(
+                isinstance(r, str) and r for r in self.rounds):
+            raise ParameterError(f"rounds must be distinct non-empty names, got {self.rounds}")
         if self.input_round is not None and self.input_round not in self.rounds:
             raise ParameterError(f"input_round {self.input_round!r} is not one of {self.rounds}")
         if not 1 <= self.min_clients <= self.max_clients:
@@ -275,8 +278,26 @@ class ProtocolSpec:
         return "completes"
 
     def run(self, scenario: Scenario) -> AggregationResult:
-        """Call the simulator on ``scenario``."""
-        return self.simulate(
-            dict(scenario.inputs), dropouts=scenario.schedule.as_dropouts(),
-            seed=scenario.seed, **dict(scenario.params.options),
-        )
+        """Call the simulator on ``scenario``.
+
+        A simulator that refuses one of the spec's round names (a misspelt
+        ``rounds=``) raises :class:`ParameterError` naming the spec and the
+        round; one that returns anything but an :class:`AggregationResult`
+        raises :class:`TypeError` naming the spec.
+        """
+        dropouts = scenario.schedule.as_dropouts()
+        try:
+            out = self.simulate(dict(scenario.inputs), dropouts=dropouts,
+                                seed=scenario.seed, **dict(scenario.params.options))
+        except ParameterError as exc:
+            named = [r for r in dropouts if repr(r) in str(exc) or r in str(exc)]
+            if named and "round" in str(exc):
+                raise ParameterError(
+                    f"{self.name}: the simulator refuses round(s) {named} of "
+                    f"ProtocolSpec(rounds={self.rounds}): {exc}; spell the rounds as the "
+                    f"simulator's dropouts do") from exc
+            raise
+        if not isinstance(out, AggregationResult):
+            raise TypeError(f"{self.name}: the simulator returned {type(out).__name__}, "
+                            f"not an AggregationResult")
+        return out

@@ -199,23 +199,30 @@ def paillier_spec(
 
 def descriptor_spec(
     descriptor: ProtocolDescriptor, *,
-    quantizer: Callable[[int], Quantizer] | None = None,
+    quantizer: Callable[[int], Quantizer] | Literal["session"] | None = "session",
     parameters: Callable[[int], SearchStrategy[Params]] | None = None,
     threshold: int = 2, profile: WiringProfile | None = None,
     options: dict[str, Any] | None = None, name: str | None = None,
     min_clients: int = 2, max_clients: int = 6, max_dimension: int = 4,
-    clip: float = 1.0, float_tolerance: float = 1e-9,
+    clip: float | None = None, float_tolerance: float = 1e-9,
 ) -> ProtocolSpec:
     """A spec for any protocol built on the party contract.
 
-    ``quantizer`` (``n -> Quantizer``, usually the session's encoder) makes
-    the sum properties exact; without one, sums are compared as floats within
-    ``float_tolerance``. ``parameters`` draws :class:`Params` (default: the
-    fixed ``threshold`` count rule and ``options`` for ``make_session``);
-    ``profile`` tells the wiring what the contract does not say (unprotected
-    fields, revealed shares).
+    ``quantizer`` (``n -> Quantizer``) makes the sum properties exact; the
+    default ``"session"`` uses the encoder of a session the descriptor builds
+    for ``n`` clients (with ``options``); None compares floats within
+    ``float_tolerance``. ``clip`` (the input range drawn and clipped to)
+    defaults to the quantizer's ``clip``. ``parameters`` draws
+    :class:`Params` (default: the fixed ``threshold`` count rule with
+    ``options`` for ``make_session``); ``profile`` tells the wiring what the
+    contract does not say (unprotected fields, revealed shares).
     """
     fixed = dict(options or {})
+    if quantizer == "session":
+        def quantizer(n: int) -> Quantizer:
+            return descriptor.make_session(range(n), 1, **fixed).encoder
+    if clip is None:
+        clip = float(getattr(quantizer(min_clients), "clip", 1.0)) if callable(quantizer) else 1.0
 
     def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
         return DescriptorWiring(descriptor, scenario, adversary, profile=profile,
@@ -226,5 +233,6 @@ def descriptor_spec(
         name=name or descriptor.name, simulate=simulate, rounds=descriptor.rounds,
         threshold=threshold, input_round=descriptor.input_round, parameters=parameters,
         min_clients=min_clients, max_clients=max_clients, max_dimension=max_dimension,
-        clip=clip, quantizer=quantizer, float_tolerance=float_tolerance, wiring=wiring,
+        clip=clip, quantizer=quantizer if callable(quantizer) else None,
+        float_tolerance=float_tolerance, wiring=wiring,
     )

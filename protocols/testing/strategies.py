@@ -478,7 +478,7 @@ def _fault_scripts(kinds: tuple[str, ...], counts: tuple[tuple[str, int], ...],
 
 # -- adversaries ---------------------------------------------------------------------
 def server_adversaries(scenario: Scenario, *,
-                       kinds: Sequence[str] = ("both_shares", "split_view")
+                       kinds: Sequence[str] = ("split_view", "both_shares")
                        ) -> st.SearchStrategy[Any]:
     """A malicious server for the pairwise-mask protocol: ``"both_shares"``
     asks honest clients for both shares of one client (in one request, or in
@@ -495,13 +495,14 @@ def _server_adversaries(clients: tuple[int, ...], kinds: tuple[str, ...]
         raise ParameterError(f"unknown server adversaries {sorted(unknown)}")
     victims = st.sampled_from(list(clients))
     options: list[st.SearchStrategy[Any]] = []
-    if "both_shares" in kinds:
-        options.append(st.builds(
-            BothSharesServer, victim=st.one_of(st.none(), victims),
-            targets=st.one_of(st.none(), st.frozensets(victims, min_size=1)),
-            how=st.sampled_from(["same_request", "second_request"])))
-    if "split_view" in kinds:
-        options.append(_split_view(clients))
+    for kind in kinds:  # in the order given: the first kind is the one shrinking prefers
+        if kind == "both_shares":
+            options.append(st.builds(
+                BothSharesServer, victim=st.one_of(st.none(), victims),
+                targets=st.one_of(st.none(), st.frozensets(victims, min_size=1)),
+                how=st.sampled_from(["same_request", "second_request"])))
+        else:
+            options.append(_split_view(clients))
     return st.one_of(*options)
 
 
