@@ -43,8 +43,8 @@ from .adversaries import (
     WrongRoundClient,
 )
 from .network import BitFlip, Delay, Drop, Duplicate, Fault, FaultScript, Reorder, Replay, Slot
+from .params import paillier_params, secagg_params
 from .spec import DropoutSchedule, Outcome, Params, ProtocolSpec, Scenario
-from .specs import paillier_params, secagg_params
 
 __all__ = [
     "FAULT_KINDS",
