@@ -204,3 +204,15 @@ def test_paillier_clients_saved_and_restored_between_messages(trust: str) -> Non
     want = sum(s.encoder.encode(inputs[u]) for u in ids)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(res.raw_sum, want)  # type: ignore[attr-defined]
     assert PAILLIER_SUM.config_from_bytes(PAILLIER_SUM.config_to_bytes(s.config)) == s.config
+
+
+def test_one_source_for_the_round_list() -> None:
+    from protocols.secagg import ROUNDS, rounds_for
+
+    assert rounds_for("malicious") == ROUNDS == SECAGG.rounds
+    assert rounds_for("semi-honest") == tuple(r for r in ROUNDS if r != "consistency")
+    s = SECAGG.make_session([1, 2, 3], 2, mode="malicious")
+    assert s.rounds == s.config.rounds == rounds_for("malicious")
+    assert s.coordinator.round == ROUNDS[0]
+    with pytest.raises(ParameterError):
+        rounds_for("paranoid")  # type: ignore[arg-type]

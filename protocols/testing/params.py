@@ -48,7 +48,7 @@ def secagg_params(
     top = min(modulus_bits - 3 - math.ceil(math.log2(clip * n)), 50)
     frac = top if frac_bits is None else frac_bits
     enc = FixedPointEncoder(clip, frac_bits=frac, max_summands=n, modulus_bits=modulus_bits)
-    rounds = [r for r in sa.ROUNDS if r != "consistency" or mode == "malicious"]
+    rounds = sa.rounds_for(mode)
     needs = dict.fromkeys(rounds, threshold)
     if mode == "malicious":
         q = sa.consistency_quorum(n, corrupt_fraction)

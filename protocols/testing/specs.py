@@ -61,7 +61,7 @@ def secagg_spec(
     lo = min_clients if min_clients is not None else (4 if graph == "harary" else 2)
     if graph == "harary" and lo < 4:
         raise ParameterError("SecAgg+ on a Harary graph needs at least 4 clients")
-    rounds = tuple(r for r in sa.ROUNDS if r != "consistency" or mode == "malicious")
+    rounds = sa.rounds_for(mode)
     name = {"complete": "SecAgg", "harary": "SecAgg+", "any": "SecAgg/SecAgg+"}[graph]
     name = f"{name} ({mode})"
 
