@@ -638,3 +638,27 @@ def test_simulate_at_2048_bits():
     raw, _ = expected_raw(inputs, [1, 2])
     np.testing.assert_array_equal(res.raw_sum, raw)
     assert res.included == {1, 2}
+
+
+def test_deprecated_module_names_warn():
+    from protocols.core import Envelope
+
+    with pytest.warns(DeprecationWarning, match="Envelope"):
+        assert S.Outgoing is Envelope
+    with pytest.warns(DeprecationWarning, match="one Envelope per client"):
+        S.CLIENTS
+    with pytest.raises(AttributeError):
+        S.decode_nothing
+
+
+@given(st.binary(max_size=120))
+def test_config_and_state_decoders_raise_only_library_errors(blob):
+    cfg = S.PaillierSumConfig(round=0, clients=frozenset({1, 2}), dimension=3)
+    for data in (b"PSCF\x01" + blob, b"PSCS\x01" + cfg.digest + blob):
+        try:
+            if data.startswith(b"PSCF"):
+                S.PAILLIER_SUM.config_from_bytes(data)
+            else:
+                S.PAILLIER_SUM.restore_client(cfg, data)
+        except SecAggError:
+            pass

@@ -55,6 +55,9 @@ deprecated aliases that warn: ``simulate(layout=)`` is ``trust=``,
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 from ..core import Envelope
 from .config import ROUNDS, PaillierQuantizer, PaillierSumConfig, TrustLayout
 from .messages import (
@@ -71,8 +74,19 @@ from .parties import PaillierSumAggregator, PaillierSumClient, PaillierSumKeyHol
 from .protocol import PAILLIER_SUM
 from .simulate import simulate
 
-#: Deprecated: the outgoing messages are :class:`~protocols.core.Envelope` s now.
-Outgoing = Envelope
+
+def __getattr__(name: str) -> Any:
+    """Deprecated names, kept for one release."""
+    if name == "Outgoing":
+        warnings.warn("protocols.paillier_sum.Outgoing is deprecated: parties return "
+                      "protocols.core.Envelope (receiver, message)", DeprecationWarning,
+                      stacklevel=2)
+        return Envelope
+    if name == "CLIENTS":
+        warnings.warn("protocols.paillier_sum.CLIENTS is deprecated: a broadcast is one "
+                      "Envelope per client id", DeprecationWarning, stacklevel=2)
+        return "clients"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "AGGREGATOR",
@@ -83,7 +97,6 @@ __all__ = [
     "EncryptedInput",
     "EncryptedSum",
     "Message",
-    "Outgoing",
     "PaillierQuantizer",
     "PaillierSumAggregator",
     "PaillierSumClient",
