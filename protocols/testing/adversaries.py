@@ -37,13 +37,15 @@ from typing import Any, Literal
 import numpy as np
 
 from protocols import paillier_sum as ps
+from protocols.core import Envelope
 from protocols.secagg import (
+    SECAGG,
+    SECAGG_PLUS,
     ConsistencyRequest,
     ConsistencySignature,
     ShareForward,
     UnmaskRequest,
     UnmaskResponse,
-    encode,
 )
 from secagg import paillier
 from secagg.errors import AbortError, SecAggError
@@ -61,11 +63,32 @@ __all__ = [
 _SERVER = "server"
 
 
+def _unwrap(out: list[Any]) -> list[Any]:
+    """The message objects of a party's outgoing envelopes (Paillier's old
+    ``Outgoing`` and packets pass unchanged)."""
+    return [o.message if isinstance(o, Envelope) else o for o in out]
+
+
+def _is_secagg(wiring: Any) -> bool:
+    """Does ``wiring`` run the pairwise-mask protocol (by its descriptor)?"""
+    return getattr(wiring, "descriptor", None) in (SECAGG, SECAGG_PLUS)
+
+
+def _is_paillier(wiring: Any) -> bool:
+    return getattr(wiring, "descriptor", None) is ps.PAILLIER_SUM
+
+
 def _secagg_wiring(wiring: Any) -> Any:
-    if not hasattr(wiring, "config") or not hasattr(wiring.config, "neighbours"):
-        raise TypeError(f"this adversary attacks the pairwise-mask protocol, not "
-                        f"{type(wiring).__name__}")
+    if not _is_secagg(wiring):
+        name = getattr(getattr(wiring, "descriptor", None), "name", type(wiring).__name__)
+        raise TypeError(f"this adversary attacks the pairwise-mask protocol, not {name}")
     return wiring
+
+
+def _other_protocol(wiring: Any) -> TypeError:
+    name = getattr(getattr(wiring, "descriptor", None), "name", type(wiring).__name__)
+    return TypeError(f"this adversary knows the pairwise-mask protocol and Paillier "
+                     f"summation, not {name}")
 
 
 # -- a server that asks for both shares ----------------------------------------------------
@@ -135,7 +158,7 @@ class _BothSharesParty(PartyWrapper):
                 extra.append(dataclasses.replace(
                     req, survivors=tuple(sorted({req.receiver, v})), dropped=()))
         try:
-            out = self._rewrite(self.inner.handle(msg))
+            out = self._rewrite(_unwrap(self.inner.handle(msg)))
         except AbortError:
             raise
         except SecAggError:
@@ -143,7 +166,7 @@ class _BothSharesParty(PartyWrapper):
         return out + extra
 
     def close_round(self) -> list[Any]:
-        return self._rewrite(self.inner.close_round())
+        return self._rewrite(_unwrap(self.inner.close_round()))
 
 
 # -- a server that shows different survivor sets ------------------------------------------------
@@ -206,7 +229,7 @@ class _SplitViewParty(PartyWrapper):
         """Malicious mode: unmasking requests for the group, over its view."""
         cfg, inner = self.config, self.inner
         if (cfg.mode != "malicious" or self.crafted
-                or inner.round not in ("unmask", "done", "aborted")
+                or inner.round not in ("unmask", None)
                 or "masked_input" not in inner.live):
             return []
         self.crafted = True
@@ -228,7 +251,7 @@ class _SplitViewParty(PartyWrapper):
             if self._in_group(msg.sender):
                 self.view_sigs.add(msg.sender)
         try:
-            out = self.inner.handle(msg)
+            out = _unwrap(self.inner.handle(msg))
         except AbortError:
             return self._craft()
         except SecAggError:
@@ -237,7 +260,7 @@ class _SplitViewParty(PartyWrapper):
 
     def close_round(self) -> list[Any]:
         try:
-            out = self.inner.close_round()
+            out = _unwrap(self.inner.close_round())
         except AbortError:
             crafted = self._craft()
             if crafted:
@@ -266,7 +289,7 @@ class WrongLengthClient:
         return _ForgingParty(party, wiring, self._forge)
 
     def _forge(self, p: Packet, wiring: Any, previous: list[Packet]) -> list[Packet]:
-        if hasattr(wiring, "config") and hasattr(wiring.config, "neighbours"):
+        if _is_secagg(wiring):
             if p.round != "masked_input" or p.receiver != _SERVER:
                 return [p]
             cfg = wiring.config
@@ -276,9 +299,11 @@ class WrongLengthClient:
             body = (p.data[head + 9:] + bytes(width * max(0, self.delta)))[: length * width]
             data = p.data[: head + 1] + struct.pack(">Q", length) + body
             return [dataclasses.replace(p, data=data, forged=True)]
+        if not _is_paillier(wiring):
+            raise _other_protocol(wiring)
         if p.round != "encrypt":
             return [p]
-        msg = ps.decode_message(p.data, insecure_allow_small_key_for_tests=True)
+        msg = wiring.codec.decode(p.data)
         assert isinstance(msg, ps.EncryptedInput)
         cfg = wiring.config
         d = cfg.dimension + self.delta
@@ -289,7 +314,7 @@ class WrongLengthClient:
             insecure_allow_small_key_for_tests=True)
         vec = paillier.encrypt(wiring.public_key, layout, np.zeros(d),
                                insecure_allow_small_key_for_tests=True)
-        data = ps.EncryptedInput(msg.round, msg.sender, vec.to_bytes()).to_bytes()
+        data = wiring.codec.encode(ps.EncryptedInput(msg.sender, vec.to_bytes()))
         return [dataclasses.replace(p, data=data, forged=True)]
 
 
@@ -299,8 +324,9 @@ class WrongRoundClient:
 
     Pairwise masks: ``"stale"`` re-sends its previous round's message along
     with each reply; ``"early"`` sends an (empty) unmasking response along
-    with its first message. Paillier: its input carries the round number
-    before (``"stale"``) or after (``"early"``) the current one.
+    with its first message. Paillier: its input is bound to the configuration
+    of the round number before (``"stale"``) or after (``"early"``) the
+    current one.
     """
 
     client: int
@@ -316,20 +342,24 @@ class WrongRoundClient:
         return _ForgingParty(party, wiring, self._forge)
 
     def _forge(self, p: Packet, wiring: Any, previous: list[Packet]) -> list[Packet]:
-        if hasattr(wiring, "config") and hasattr(wiring.config, "neighbours"):
+        if _is_secagg(wiring):
             if self.when == "stale":
                 return [p] + [dataclasses.replace(q, forged=True) for q in previous[-1:]]
             if previous:
                 return [p]
             early = UnmaskResponse(sender=self.client, shares=())
-            return [p, Packet(_SERVER, "unmask", encode(early, wiring.config), forged=True)]
+            return [p, Packet(_SERVER, "unmask", wiring.codec.encode(early), forged=True)]
+        if not _is_paillier(wiring):
+            raise _other_protocol(wiring)
         if p.round != "encrypt":
             return [p]
-        msg = ps.decode_message(p.data, insecure_allow_small_key_for_tests=True)
+        msg = wiring.codec.decode(p.data)
         assert isinstance(msg, ps.EncryptedInput)
-        other = msg.round - 1 if self.when == "stale" and msg.round > 0 else msg.round + 1
-        data = ps.EncryptedInput(other, msg.sender, msg.payload).to_bytes()
-        return [dataclasses.replace(p, data=data, forged=True), p]
+        cfg = wiring.config
+        other = cfg.round - 1 if self.when == "stale" and cfg.round > 0 else cfg.round + 1
+        codec = ps.PaillierSumCodec(dataclasses.replace(cfg, round=other),
+                                    insecure_allow_small_key_for_tests=True)
+        return [dataclasses.replace(p, data=codec.encode(msg), forged=True), p]
 
 
 @dataclass(frozen=True)
@@ -366,7 +396,7 @@ class _OutOfRangeParty(PartyWrapper):
     def handle(self, msg: Any) -> list[Any]:
         if isinstance(msg, ShareForward):
             self.inner.set_input(self.bad)
-        out: list[Any] = self.inner.handle(msg)
+        out: list[Any] = _unwrap(self.inner.handle(msg))
         return out
 
 
@@ -381,7 +411,7 @@ class _ForgingParty(PartyWrapper):
 
     def _out(self, msgs: list[Any]) -> list[Any]:
         w = self.wiring
-        packets = w.packets(msgs) if hasattr(w, "packets") else [w.packet(m) for m in msgs]
+        packets = w.packets(msgs)
         res: list[Any] = []
         for p in packets:
             res += self.forge(p, w, self.previous)
@@ -394,5 +424,4 @@ class _ForgingParty(PartyWrapper):
     def handle(self, msg: Any) -> list[Any]:
         return self._out(self.inner.handle(msg))
 
-    def receive(self, msg: Any) -> list[Any]:
-        return self._out(self.inner.receive(msg))
+
