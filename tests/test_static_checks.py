@@ -44,9 +44,6 @@ LAYERS = {
     "dp": ("protocols", "benchmarks", "tests"),
     "protocols": ("benchmarks", "tests"),
 }
-# A cycle being broken elsewhere: the FedAvg driver imports its plots, which
-# import the driver's result type. Remove this entry once that fix is merged.
-KNOWN_CYCLES = {frozenset({"protocols/fedavg/driver.py", "protocols/fedavg/plots.py"})}
 
 
 def _module_file(name: str) -> Path | None:
@@ -147,15 +144,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_cycles_between_files():
     """No two files of the library import each other, directly or through
     others (function-local and TYPE_CHECKING imports count)."""
-    found = [c for c in _cycles(_graph()) if frozenset(c) not in KNOWN_CYCLES]
+    found = _cycles(_graph())
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
-
-
-@pytest.mark.xfail(reason="protocols/fedavg driver <-> plots: being fixed on another branch; "
-                          "delete this test and KNOWN_CYCLES once it is merged", strict=False)
-def test_known_cycle_driver_plots_is_gone():
-    cycles = [frozenset(c) for c in _cycles(_graph())]
-    assert not any(c in KNOWN_CYCLES for c in cycles)
 
 
 def test_the_cycle_finder_finds_cycles():
