@@ -17,8 +17,11 @@ from .accounting import (
     ACCOUNTANTS,
     ADJACENCY,
     DEFAULT_ACCOUNTANT,
+    AccountantLimitError,
+    DeltaWarning,
     PrivacyGuarantee,
     Segment,
+    check_delta,
     client_level_epsilon,
     compare_accountants,
     epsilon,
@@ -58,12 +61,14 @@ __all__ = [
     "ACCOUNTANTS",
     "ADJACENCY",
     "DEFAULT_ACCOUNTANT",
+    "AccountantLimitError",
     "AdaptiveClipping",
     "ClientContribution",
     "ClientLedgers",
     "ClientLevelDP",
     "ClippedUpdate",
     "CryptoRandom",
+    "DeltaWarning",
     "GaussianNoise",
     "LedgerEntry",
     "LocalDPTrainer",
@@ -75,6 +80,7 @@ __all__ = [
     "Segment",
     "UnclippedGradientError",
     "accounting",
+    "check_delta",
     "client_level",
     "client_level_epsilon",
     "clip_update",
@@ -104,6 +110,11 @@ _LAZY = {
     "make_dp_compatible",
     "time_grad_sample_modes",
 }
+
+
+def __dir__() -> list[str]:
+    # only the public API (not typing helpers or __future__ imports)
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

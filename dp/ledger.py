@@ -24,7 +24,9 @@ from .accounting import (
     Segment,
     _check_accountant,
     _check_delta,
+    _check_steps,
     _check_unit,
+    _real,
     epsilon_of_history,
     merge_segments,
     quick_upper_bound,
@@ -60,11 +62,11 @@ class PrivacyLedger:
     entries: list[LedgerEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        b = float(self.epsilon_budget)
+        b = _real(self.epsilon_budget, "epsilon_budget")
         if math.isnan(b) or b <= 0:
             raise ParameterError(f"epsilon_budget={self.epsilon_budget!r} must be > 0")
         self.epsilon_budget = b
-        self.delta = _check_delta(self.delta)
+        self.delta = _check_delta(self.delta, None, _check_unit(self.unit))
         self.unit = _check_unit(self.unit)
         self.accountant = _check_accountant(self.accountant)
         # (sample_rate, noise_multiplier, budget, delta) -> most steps known to fit
@@ -147,6 +149,8 @@ class PrivacyLedger:
             ParameterError: for out-of-range arguments.
         """
         seg = Segment(sample_rate, noise_multiplier, steps)
+        if round is not None:
+            round = _check_steps(round, "round")
         history = (*self.history, seg)
         if not self._within_budget(history):
             after = epsilon_of_history(
@@ -186,19 +190,18 @@ class PrivacyLedger:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrivacyLedger:
         """Rebuild a ledger written by :meth:`to_dict` (values are re-validated)."""
+        # Values are taken as they are, never coerced: 2.7 steps or "0.5" are refused.
         try:
             entries = [
                 LedgerEntry(
-                    Segment(
-                        float(e["sample_rate"]), float(e["noise_multiplier"]), int(e["steps"])
-                    ),
-                    None if e.get("round") is None else int(e["round"]),
+                    Segment(e["sample_rate"], e["noise_multiplier"], e["steps"]),
+                    None if e.get("round") is None else _check_steps(e["round"], "round"),
                 )
                 for e in data.get("entries", [])
             ]
             return cls(
-                epsilon_budget=float(data["epsilon_budget"]),
-                delta=float(data["delta"]),
+                epsilon_budget=data["epsilon_budget"],
+                delta=data["delta"],
                 unit=str(data.get("unit", "example")),
                 accountant=str(data.get("accountant", DEFAULT_ACCOUNTANT)),
                 entries=entries,

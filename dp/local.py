@@ -376,7 +376,7 @@ class LocalDPTrainer:
             self.sample_rate = _check_rate(sample_rate)
         else:
             assert batch_size is not None
-            self.sample_rate = sample_rate_for(batch_size, n)
+            self.sample_rate = sample_rate_for(batch_size=batch_size, dataset_size=n)
         #: expected Poisson batch size
         self.batch_size = self.sample_rate * n
         if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):

@@ -71,7 +71,7 @@ def _sampling(args: argparse.Namespace) -> tuple[float, str]:
         return q, f"q={q:.6g}"
     if args.dataset_size is None or args.batch_size is None:
         raise ParameterError("give --dataset-size and --batch-size (or --sample-rate)")
-    q = sample_rate_for(args.batch_size, args.dataset_size)
+    q = sample_rate_for(batch_size=args.batch_size, dataset_size=args.dataset_size)
     return q, f"q={args.batch_size}/{args.dataset_size}={q:.6g}"
 
 
