@@ -36,7 +36,9 @@ Three accountants are available, all giving upper bounds on epsilon:
 Every accountant's work is bounded. PLD and PRV discretise the privacy loss
 on a grid whose size grows with the number of steps: PLD refines its grid
 only while it stays under :data:`MAX_GRID_POINTS` points (a coarser
-pessimistic grid is still an upper bound, just a looser one), and PRV,
+pessimistic grid is still an upper bound, just a looser one; then the
+smaller of it and the RDP bound is returned, and :func:`pld_was_capped`
+says so), and PRV,
 whose grid is fixed by its error target, raises :class:`AccountantLimitError`
 rather than allocating more. Long computations report their progress to a
 callback installed with :func:`reporting_progress`.
@@ -84,6 +86,7 @@ __all__ = [
     "federated_sample_level_epsilon",
     "merge_segments",
     "noise_multiplier",
+    "pld_was_capped",
     "reporting_progress",
     "sample_rate_for",
     "steps_for_epochs",
@@ -597,6 +600,7 @@ def _eps_pld(history: tuple[Segment, ...], delta: float) -> float:
     vdi = max(floor, min(_PLD_MAX_VDI, max(_PLD_MIN_VDI, 2e-4 * scale)))
     best = _eps_pld_at(history, delta, vdi)
     _report(f"PLD: {steps} steps, grid {vdi:.3g}: epsilon <= {best:.6g}")
+    settled = False
     while vdi > floor:
         vdi = max(floor, vdi / _PLD_REFINE)
         finer = _eps_pld_at(history, delta, vdi)
@@ -604,8 +608,30 @@ def _eps_pld(history: tuple[Segment, ...], delta: float) -> float:
         best = min(best, finer)
         _report(f"PLD: {steps} steps, grid {vdi:.3g}: epsilon <= {best:.6g}")
         if change < _PLD_RTOL:
+            settled = True
             break
+    if not settled and floor > _PLD_MIN_VDI:
+        # The work bound stopped the refinement: the coarse bound stands, and
+        # so does RDP's; both are upper bounds, so their minimum is one too.
+        _PLD_CAPPED.add((history, delta))
+        rdp = max(0.0, _eps_rdp(history, delta))
+        _report(
+            f"PLD: grid capped at {floor:.3g} by the work bound before the bound settled; "
+            f"reporting min(PLD {best:.6g}, RDP {rdp:.6g})"
+        )
+        best = min(best, rdp)
     return best
+
+
+#: (history, delta) pairs whose PLD refinement the work bound cut short.
+_PLD_CAPPED: set[tuple[tuple[Segment, ...], float]] = set()
+
+
+def pld_was_capped(history: Sequence[Segment], delta: float) -> bool:
+    """Whether PLD's answer for ``history`` at ``delta`` (already computed) came
+    from a grid capped by the work bound, i.e. is looser than PLD's usual 0.5 %
+    (it is then the smaller of the coarse PLD bound and the RDP bound)."""
+    return (merge_segments(history), float(delta)) in _PLD_CAPPED
 
 
 def _eps_quick(history: tuple[Segment, ...], delta: float) -> float:

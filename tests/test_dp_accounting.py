@@ -384,3 +384,13 @@ def test_dir_of_dp_lists_only_the_public_names():
         assert junk not in names
     assert "epsilon" in names and "check_delta" in names and "DeltaWarning" in names
     assert set(dp.__all__) <= set(names)
+
+
+def test_a_capped_pld_is_never_looser_than_rdp_and_says_so():
+    hist = [Segment(0.01, 1.0, 10**8)]
+    pld = epsilon_of_history(hist, DELTA).epsilon
+    rdp = epsilon_of_history(hist, DELTA, accountant="rdp").epsilon
+    assert pld <= accounting.quick_upper_bound(tuple(hist), DELTA)
+    assert pld <= rdp
+    assert accounting.pld_was_capped(hist, DELTA)
+    assert not accounting.pld_was_capped([Segment(0.01, 1.0, 1000)], DELTA)
