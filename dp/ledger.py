@@ -53,6 +53,9 @@ class PrivacyLedger:
         delta: the delta every epsilon is computed at, in (0, 1).
         unit: the privacy unit protected, ``"example"`` or ``"client"``.
         accountant: ``"pld"`` (default), ``"prv"`` or ``"rdp"``.
+        population: the number N of units protected (dataset size, or
+            clients), if known: delta is checked against 1/N
+            (:func:`dp.check_delta`), else against 0.01.
     """
 
     epsilon_budget: float
@@ -60,13 +63,14 @@ class PrivacyLedger:
     unit: str = "example"
     accountant: str = DEFAULT_ACCOUNTANT
     entries: list[LedgerEntry] = field(default_factory=list)
+    population: int | None = None
 
     def __post_init__(self) -> None:
         b = _real(self.epsilon_budget, "epsilon_budget")
         if math.isnan(b) or b <= 0:
             raise ParameterError(f"epsilon_budget={self.epsilon_budget!r} must be > 0")
         self.epsilon_budget = b
-        self.delta = _check_delta(self.delta, None, _check_unit(self.unit))
+        self.delta = _check_delta(self.delta, self.population, _check_unit(self.unit))
         self.unit = _check_unit(self.unit)
         self.accountant = _check_accountant(self.accountant)
         # (sample_rate, noise_multiplier, budget, delta) -> most steps known to fit
@@ -87,7 +91,11 @@ class PrivacyLedger:
     def spent(self, *, accountant: str | None = None) -> PrivacyGuarantee:
         """The guarantee for everything charged so far."""
         return epsilon_of_history(
-            self.history, self.delta, accountant=accountant or self.accountant, unit=self.unit
+            self.history,
+            self.delta,
+            accountant=accountant or self.accountant,
+            unit=self.unit,
+            population=self.population,
         )
 
     def remaining(self) -> float:
@@ -100,7 +108,11 @@ class PrivacyLedger:
         """The guarantee after charging ``steps`` more steps (nothing is recorded)."""
         seg = Segment(sample_rate, noise_multiplier, steps)
         return epsilon_of_history(
-            (*self.history, seg), self.delta, accountant=self.accountant, unit=self.unit
+            (*self.history, seg),
+            self.delta,
+            accountant=self.accountant,
+            unit=self.unit,
+            population=self.population,
         )
 
     def can_spend(self, sample_rate: float, noise_multiplier: float, steps: int) -> bool:
@@ -121,8 +133,14 @@ class PrivacyLedger:
         # Any accountant gives a valid upper bound; try a fast bound first and
         # pay for the ledger's own (tighter) accountant only when needed.
         ok = quick_upper_bound(merged, self.delta) <= self.epsilon_budget or (
-            epsilon_of_history(merged, self.delta, accountant=self.accountant, unit=self.unit)
-            .epsilon <= self.epsilon_budget
+            epsilon_of_history(
+                merged,
+                self.delta,
+                accountant=self.accountant,
+                unit=self.unit,
+                population=self.population,
+            ).epsilon
+            <= self.epsilon_budget
         )
         if ok and len(merged) == 1:
             s = merged[0]
@@ -154,7 +172,11 @@ class PrivacyLedger:
         history = (*self.history, seg)
         if not self._within_budget(history):
             after = epsilon_of_history(
-                history, self.delta, accountant=self.accountant, unit=self.unit
+                history,
+                self.delta,
+                accountant=self.accountant,
+                unit=self.unit,
+                population=self.population,
             )
             spent = self.spent().epsilon
             raise PrivacyBudgetExceeded(
@@ -176,6 +198,7 @@ class PrivacyLedger:
             "unit": self.unit,
             "adjacency": ADJACENCY,
             "accountant": self.accountant,
+            "population": self.population,
             "entries": [
                 {
                     "sample_rate": e.segment.sample_rate,
@@ -205,6 +228,7 @@ class PrivacyLedger:
                 unit=str(data.get("unit", "example")),
                 accountant=str(data.get("accountant", DEFAULT_ACCOUNTANT)),
                 entries=entries,
+                population=data.get("population"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ParameterError):

@@ -152,3 +152,15 @@ def test_numpy_step_counts_are_charged():
     led.charge(np.float64(0.1), np.float64(1.0), np.int64(7), round=np.int64(0))
     assert led.steps == 7
     assert json.loads(json.dumps(led.to_dict()))["entries"][0]["steps"] == 7
+
+
+def test_a_ledger_checks_delta_against_its_population():
+    import dp
+
+    with pytest.warns(dp.DeltaWarning, match="1/N = 1/50 = 0.02 clients"):
+        led = PrivacyLedger(5.0, 0.05, unit="client", accountant="rdp", population=50)
+    back = PrivacyLedger.from_dict(json.loads(json.dumps(PrivacyLedger(
+        5.0, 1e-4, unit="client", population=50).to_dict())))
+    assert back.population == 50 and led.population == 50
+    with pytest.raises(ParameterError, match="population=0"):
+        PrivacyLedger(5.0, 1e-4, population=0)
