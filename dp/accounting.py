@@ -283,13 +283,20 @@ def _check_sigma(sigma: float) -> float:
     s = _real(sigma, "noise_multiplier")
     if not math.isfinite(s) or s < 0.0:
         raise ParameterError(f"noise_multiplier={sigma!r} must be >= 0 and finite")
-    if 0.0 < s < MIN_NOISE_MULTIPLIER:
-        raise ParameterError(
-            f"noise_multiplier={sigma!r} is below {MIN_NOISE_MULTIPLIER} (the least noise "
-            "the accountants support; one step at 0.1 already costs epsilon ~ 48); "
-            "use 0 for no privacy"
-        )
     return s
+
+
+def _check_accountable(history: Iterable[Segment]) -> None:
+    """Refuse noise the accountants cannot account for (0 < sigma < 0.1); such a
+    segment may be recorded (e.g. under an unlimited budget) but not accounted."""
+    for seg in history:
+        s = seg.noise_multiplier
+        if 0.0 < s < MIN_NOISE_MULTIPLIER:
+            raise ParameterError(
+                f"noise_multiplier={s!r} is below {MIN_NOISE_MULTIPLIER}, the least noise "
+                "the accountants account for (one step at 0.1 already costs epsilon ~ 48); "
+                "use 0 for no privacy (epsilon inf)"
+            )
 
 
 def _check_steps(steps: int, name: str = "steps") -> int:
@@ -575,6 +582,7 @@ def quick_upper_bound(history: tuple[Segment, ...], delta: float) -> float:
         return 0.0
     if any(s.noise_multiplier == 0.0 for s in history):
         return math.inf
+    _check_accountable(history)
     return max(0.0, _eps_rdp(history, delta, _RDP_INT_ORDERS))
 
 
@@ -677,6 +685,8 @@ def epsilon_of_history(
     u = _check_unit(unit)
     d = _check_delta(delta, population, u)
     merged = merge_segments(history)
+    if not any(s.noise_multiplier == 0.0 for s in merged):
+        _check_accountable(merged)
     eps = _epsilon_cached(acc, merged, d)
     return PrivacyGuarantee(
         epsilon=eps,
@@ -702,7 +712,9 @@ def epsilon(
     Args:
         sample_rate: per-step inclusion probability of each unit, in (0, 1].
         noise_multiplier: noise std / clipping norm: 0 (no privacy, epsilon
-            is infinite) or a finite number >= ``MIN_NOISE_MULTIPLIER`` (0.1).
+            is infinite) or a finite number >= ``MIN_NOISE_MULTIPLIER`` (0.1);
+            a :class:`Segment` records smaller values, which no accountant
+            accounts for.
         steps: number of steps (or rounds), an integer >= 0.
         delta: target delta, in [``MIN_DELTA``, 1); keep it well below
             1 / (number of units), see :func:`check_delta`.
