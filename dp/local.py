@@ -44,6 +44,9 @@ from .accounting import (
     PrivacyGuarantee,
     _check_accountant,
     _check_rate,
+    _check_sigma,
+    _check_steps,
+    _real,
     check_delta,
     sample_rate_for,
     steps_for_epochs,
@@ -90,12 +93,10 @@ class PoissonBatchSampler(Sampler[list[int]]):
         generator: torch.Generator | None = None,
         crypto: CryptoRandom | None = None,
     ) -> None:
-        if num_samples < 1:
+        if _check_steps(num_samples, "num_samples") < 1:
             raise ParameterError(f"num_samples={num_samples} must be >= 1")
-        if not (0.0 < sample_rate <= 1.0):
-            raise ParameterError(f"sample_rate={sample_rate!r} is outside (0, 1]")
-        self.num_samples = num_samples
-        self.sample_rate = sample_rate
+        self.num_samples = int(num_samples)
+        self.sample_rate = _check_rate(sample_rate)
         self.steps = steps
         self.generator = generator
         self.crypto = crypto
@@ -435,9 +436,10 @@ class LocalDPTrainer:
             self.sample_rate = sample_rate_for(batch_size=batch_size, dataset_size=n)
         #: expected Poisson batch size
         self.batch_size = self.sample_rate * n
-        if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
+        c = _real(max_grad_norm, "max_grad_norm")
+        if not (math.isfinite(c) and c > 0):
             raise ParameterError(f"max_grad_norm={max_grad_norm!r} must be a finite number > 0")
-        self.max_grad_norm = float(max_grad_norm)
+        self.max_grad_norm = c
         # refused outside [MIN_DELTA, 1); a DeltaWarning at or above 1/len(dataset)
         self.delta = check_delta(delta, population=n, unit="example")
         self.accountant = _check_accountant(accountant)
@@ -473,9 +475,7 @@ class LocalDPTrainer:
                 epsilon_budget = target_epsilon
         else:
             assert noise_multiplier is not None
-            sigma = float(noise_multiplier)
-            if math.isnan(sigma) or sigma < 0:
-                raise ParameterError(f"noise_multiplier={noise_multiplier!r} must be >= 0")
+            sigma = _check_sigma(noise_multiplier)
         self.noise_multiplier = sigma
         if ledger is None:
             ledger = PrivacyLedger(
@@ -640,9 +640,7 @@ class LocalDPTrainer:
             return self.steps_for(1.0 if epochs is None else epochs)
         if epochs is not None:
             raise ParameterError("give epochs or steps, not both")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ParameterError(f"steps={steps!r} must be an int >= 0")
-        return steps
+        return _check_steps(steps)
 
     def train_round(
         self,

@@ -302,7 +302,12 @@ def test_map_style_dataset_optimizer_instance_and_factory():
         {"max_grad_norm": 0.0},
         {"noise_multiplier": -1.0},
         {"delta": 1.0},
+        {"delta": 1e-300},
         {"loss_fn": nn.CrossEntropyLoss(reduction="sum")},
+        {"batch_size": None, "sample_rate": True},
+        {"batch_size": None, "sample_rate": "0.5"},
+        {"noise_multiplier": math.inf},
+        {"max_grad_norm": "1"},
     ],
 )
 def test_bad_arguments_raise_parameter_error(kw):
@@ -315,6 +320,12 @@ def test_a_large_delta_is_warned_about():
 
     with pytest.warns(dp.DeltaWarning, match=r"delta=0.01 is not below 1/N = 1/200"):
         _trainer(delta=1e-2)
+
+
+def test_numpy_step_counts_train_and_are_charged():
+    tr = _trainer()
+    assert tr.train_round(steps=np.int64(3)).steps == 3
+    assert tr.ledger.steps == 3
 
 
 def test_bad_round_arguments():
