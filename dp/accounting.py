@@ -65,6 +65,7 @@ from secagg.errors import ParameterError
 
 __all__ = [
     "ACCOUNTANTS",
+    "ACCOUNTANT_NAMES",
     "ADJACENCY",
     "DEFAULT_ACCOUNTANT",
     "DELTA_CEILING",
@@ -103,7 +104,8 @@ DEFAULT_ACCOUNTANT: Final[Accountant] = "pld"
 #: The neighbouring relation every guarantee here is stated for.
 ADJACENCY: Final[str] = "add/remove one"
 
-_ACCOUNTANT_NAMES: Final[dict[str, str]] = {
+#: Human-readable name of each accountant.
+ACCOUNTANT_NAMES: Final[dict[str, str]] = {
     "pld": "PLD (dp-accounting)",
     "prv": "PRV (Opacus)",
     "rdp": "RDP (Opacus)",
@@ -240,7 +242,7 @@ class PrivacyGuarantee:
     @property
     def accountant_name(self) -> str:
         """Human-readable accountant name, e.g. ``"PLD (dp-accounting)"``."""
-        return _ACCOUNTANT_NAMES.get(self.accountant, self.accountant)
+        return ACCOUNTANT_NAMES.get(self.accountant, self.accountant)
 
     def __str__(self) -> str:
         return (
@@ -766,7 +768,7 @@ def _eps_value(acc: str, q: float, sigma: float, steps: int, delta: float) -> fl
 def _calibrate(
     acc: str, target: float, q: float, steps: int, delta: float, rtol: float
 ) -> float:
-    name = _ACCOUNTANT_NAMES.get(acc, "quick RDP bound")
+    name = ACCOUNTANT_NAMES.get(acc, "quick RDP bound")
 
     def f(sigma: float) -> float:
         e = _eps_value(acc, q, sigma, steps, delta)

@@ -94,10 +94,11 @@ def test_delta_at_or_above_one_over_n_is_flagged_loudly(capsys):
                          "--sigma", "1", "-d", "0.01", "--accountant", "rdp")
     assert code == 0
     assert "WARNING" in out and "1/N = 1/60000" in out
-    code, out, _ = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
-                       "--sigma", "1", "-d", "0.01", "--accountant", "rdp", "--json")
+    code, out, err = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
+                         "--sigma", "1", "-d", "0.01", "--accountant", "rdp", "--json")
     data = json.loads(out)
     assert any("1/N = 1/60000" in w for w in data["warnings"])
+    assert "WARNING" in err and "1/N = 1/60000" in err
     # a sane delta: no warning at all
     code, out, _ = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
                        "--sigma", "1", "-d", "1e-6", "--accountant", "rdp", "--json")

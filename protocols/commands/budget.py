@@ -132,8 +132,10 @@ def _run(args: argparse.Namespace) -> int:
         f"Poisson sampling {q_text}, {steps} steps, delta={delta:g}"
     )
     progress = _Progress(args.progress or sys.stderr.isatty())
-    if not args.json:
-        for w in delta_warnings:
+    for w in delta_warnings:
+        if args.json:
+            print(f"secagg budget: WARNING: {w}", file=sys.stderr, flush=True)
+        else:
             print(f"WARNING: {w}\n", flush=True)
 
     results: dict[str, dict[str, Any]] = {}
@@ -150,7 +152,7 @@ def _run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(), accounting.reporting_progress(progress):
         warnings.simplefilter("ignore", accounting.DeltaWarning)  # reported above
         for acc in order:
-            name = accounting._ACCOUNTANT_NAMES[acc]
+            name = accounting.ACCOUNTANT_NAMES[acc]
             progress(f"{name}: {steps} steps ...")
             try:
                 if sigma is not None:
