@@ -128,9 +128,11 @@ _PLD_REFINE: Final = 3.0
 _PLD_MIN_VDI: Final = 3e-6
 _PLD_MAX_VDI: Final = 1e-2
 
-#: Most grid points a PLD or PRV computation may use (about 32 MiB per array
-#: of float64; the FFTs hold a few such arrays at once).
+#: Most grid points a PLD or PRV computation may use (32 MiB per float64 array;
+#: Opacus's PRV peaked at about 170 bytes per point, so about 0.7 GB here).
 MAX_GRID_POINTS: Final = 2**22
+# Peak bytes per PRV grid point (measured: +380 MB for 2.2 million points).
+_PRV_BYTES_PER_POINT: Final = 170
 # PLD builds one step's distribution point by point in Python (about 10 us a
 # point): bound that too.
 _PLD_MAX_STEP_POINTS: Final = 2**17
@@ -505,7 +507,8 @@ def _eps_prv(history: tuple[Segment, ...], delta: float) -> float:
         raise AccountantLimitError(
             f"the PRV accountant cannot answer {steps} steps within its bound: its grid "
             f"(fixed by the {PRV_EPS_ERROR} error target) would have {points:.3g} points, "
-            f"about {points * 8 * 4 / 2**30:.3g} GiB, above MAX_GRID_POINTS={MAX_GRID_POINTS}; "
+            f"about {points * _PRV_BYTES_PER_POINT / 2**30:.3g} GiB, above "
+            f"MAX_GRID_POINTS={MAX_GRID_POINTS}; "
             "use accountant='pld' (bounded, pessimistic) or 'rdp' (cost independent of steps)"
         )
     _report(f"PRV: grid of {points} points for {steps} steps")
