@@ -17,8 +17,11 @@ from .accounting import (
     ACCOUNTANTS,
     ADJACENCY,
     DEFAULT_ACCOUNTANT,
+    AccountantLimitError,
+    DeltaWarning,
     PrivacyGuarantee,
     Segment,
+    check_delta,
     client_level_epsilon,
     compare_accountants,
     epsilon,
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
         LocalDPTrainer,
         PoissonBatchSampler,
         RoundStats,
+        UnchargedStepError,
         UnclippedGradientError,
         make_dp_compatible,
         time_grad_sample_modes,
@@ -61,12 +65,14 @@ __all__ = [
     "ACCOUNTANTS",
     "ADJACENCY",
     "DEFAULT_ACCOUNTANT",
+    "AccountantLimitError",
     "AdaptiveClipping",
     "ClientContribution",
     "ClientLedgers",
     "ClientLevelDP",
     "ClippedUpdate",
     "CryptoRandom",
+    "DeltaWarning",
     "DiscreteRandom",
     "DistributedDPAccountant",
     "DistributedDPParams",
@@ -80,8 +86,10 @@ __all__ = [
     "RoundResult",
     "RoundStats",
     "Segment",
+    "UnchargedStepError",
     "UnclippedGradientError",
     "accounting",
+    "check_delta",
     "client_level",
     "client_level_epsilon",
     "clip_update",
@@ -107,10 +115,16 @@ _LAZY = {
     "LocalDPTrainer",
     "PoissonBatchSampler",
     "RoundStats",
+    "UnchargedStepError",
     "UnclippedGradientError",
     "make_dp_compatible",
     "time_grad_sample_modes",
 }
+
+
+def __dir__() -> list[str]:
+    # only the public API (not typing helpers or __future__ imports)
+    return sorted(__all__)
 
 
 def __getattr__(name: str) -> Any:

@@ -24,7 +24,9 @@ from .accounting import (
     Segment,
     _check_accountant,
     _check_delta,
+    _check_steps,
     _check_unit,
+    _real,
     epsilon_of_history,
     merge_segments,
     quick_upper_bound,
@@ -51,6 +53,9 @@ class PrivacyLedger:
         delta: the delta every epsilon is computed at, in (0, 1).
         unit: the privacy unit protected, ``"example"`` or ``"client"``.
         accountant: ``"pld"`` (default), ``"prv"`` or ``"rdp"``.
+        population: the number N of units protected (dataset size, or
+            clients), if known: delta is checked against 1/N
+            (:func:`dp.check_delta`), else against 0.01.
     """
 
     epsilon_budget: float
@@ -58,13 +63,14 @@ class PrivacyLedger:
     unit: str = "example"
     accountant: str = DEFAULT_ACCOUNTANT
     entries: list[LedgerEntry] = field(default_factory=list)
+    population: int | None = None
 
     def __post_init__(self) -> None:
-        b = float(self.epsilon_budget)
+        b = _real(self.epsilon_budget, "epsilon_budget")
         if math.isnan(b) or b <= 0:
             raise ParameterError(f"epsilon_budget={self.epsilon_budget!r} must be > 0")
         self.epsilon_budget = b
-        self.delta = _check_delta(self.delta)
+        self.delta = _check_delta(self.delta, self.population, _check_unit(self.unit))
         self.unit = _check_unit(self.unit)
         self.accountant = _check_accountant(self.accountant)
         # (sample_rate, noise_multiplier, budget, delta) -> most steps known to fit
@@ -85,7 +91,11 @@ class PrivacyLedger:
     def spent(self, *, accountant: str | None = None) -> PrivacyGuarantee:
         """The guarantee for everything charged so far."""
         return epsilon_of_history(
-            self.history, self.delta, accountant=accountant or self.accountant, unit=self.unit
+            self.history,
+            self.delta,
+            accountant=accountant or self.accountant,
+            unit=self.unit,
+            population=self.population,
         )
 
     def remaining(self) -> float:
@@ -98,7 +108,11 @@ class PrivacyLedger:
         """The guarantee after charging ``steps`` more steps (nothing is recorded)."""
         seg = Segment(sample_rate, noise_multiplier, steps)
         return epsilon_of_history(
-            (*self.history, seg), self.delta, accountant=self.accountant, unit=self.unit
+            (*self.history, seg),
+            self.delta,
+            accountant=self.accountant,
+            unit=self.unit,
+            population=self.population,
         )
 
     def can_spend(self, sample_rate: float, noise_multiplier: float, steps: int) -> bool:
@@ -119,8 +133,14 @@ class PrivacyLedger:
         # Any accountant gives a valid upper bound; try a fast bound first and
         # pay for the ledger's own (tighter) accountant only when needed.
         ok = quick_upper_bound(merged, self.delta) <= self.epsilon_budget or (
-            epsilon_of_history(merged, self.delta, accountant=self.accountant, unit=self.unit)
-            .epsilon <= self.epsilon_budget
+            epsilon_of_history(
+                merged,
+                self.delta,
+                accountant=self.accountant,
+                unit=self.unit,
+                population=self.population,
+            ).epsilon
+            <= self.epsilon_budget
         )
         if ok and len(merged) == 1:
             s = merged[0]
@@ -147,10 +167,16 @@ class PrivacyLedger:
             ParameterError: for out-of-range arguments.
         """
         seg = Segment(sample_rate, noise_multiplier, steps)
+        if round is not None:
+            round = _check_steps(round, "round")
         history = (*self.history, seg)
         if not self._within_budget(history):
             after = epsilon_of_history(
-                history, self.delta, accountant=self.accountant, unit=self.unit
+                history,
+                self.delta,
+                accountant=self.accountant,
+                unit=self.unit,
+                population=self.population,
             )
             spent = self.spent().epsilon
             raise PrivacyBudgetExceeded(
@@ -172,6 +198,7 @@ class PrivacyLedger:
             "unit": self.unit,
             "adjacency": ADJACENCY,
             "accountant": self.accountant,
+            "population": self.population,
             "entries": [
                 {
                     "sample_rate": e.segment.sample_rate,
@@ -186,22 +213,22 @@ class PrivacyLedger:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PrivacyLedger:
         """Rebuild a ledger written by :meth:`to_dict` (values are re-validated)."""
+        # Values are taken as they are, never coerced: 2.7 steps or "0.5" are refused.
         try:
             entries = [
                 LedgerEntry(
-                    Segment(
-                        float(e["sample_rate"]), float(e["noise_multiplier"]), int(e["steps"])
-                    ),
-                    None if e.get("round") is None else int(e["round"]),
+                    Segment(e["sample_rate"], e["noise_multiplier"], e["steps"]),
+                    None if e.get("round") is None else _check_steps(e["round"], "round"),
                 )
                 for e in data.get("entries", [])
             ]
             return cls(
-                epsilon_budget=float(data["epsilon_budget"]),
-                delta=float(data["delta"]),
+                epsilon_budget=data["epsilon_budget"],
+                delta=data["delta"],
                 unit=str(data.get("unit", "example")),
                 accountant=str(data.get("accountant", DEFAULT_ACCOUNTANT)),
                 entries=entries,
+                population=data.get("population"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, ParameterError):

@@ -5,8 +5,10 @@ Opacus's ``PrivacyEngine`` exactly once and then trains round after round,
 so the privacy accounting carries over between rounds. It owns the training
 loop, which makes the classic mistakes impossible: calling ``make_private``
 afresh every round (the accountant would forget earlier rounds), training
-past the budget, or, with ghost clipping, calling ``backward`` on the
-original loss (which silently skips clipping).
+past the budget, stepping the optimizer outside :meth:`LocalDPTrainer.train_round`
+(the step would not be charged: :class:`UnchargedStepError`), or, with ghost
+clipping, calling ``backward`` on the original loss (which silently skips
+clipping).
 
 Privacy unit: one *example* of this client's dataset; adjacency: add/remove
 one example. Sampling: Poisson, each example independently with probability
@@ -35,14 +37,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 from torch.utils.data._utils.collate import default_collate
 
-from secagg.errors import ParameterError, UnclippedGradientError
+from secagg.errors import ParameterError, PrivacyBudgetExceeded, UnclippedGradientError
 
 from .accounting import (
     DEFAULT_ACCOUNTANT,
     PrivacyGuarantee,
     _check_accountant,
-    _check_delta,
     _check_rate,
+    _check_sigma,
+    _check_steps,
+    _real,
+    check_delta,
     sample_rate_for,
     steps_for_epochs,
 )
@@ -55,6 +60,7 @@ __all__ = [
     "LocalDPTrainer",
     "PoissonBatchSampler",
     "RoundStats",
+    "UnchargedStepError",
     "UnclippedGradientError",
     "make_dp_compatible",
     "time_grad_sample_modes",
@@ -87,12 +93,10 @@ class PoissonBatchSampler(Sampler[list[int]]):
         generator: torch.Generator | None = None,
         crypto: CryptoRandom | None = None,
     ) -> None:
-        if num_samples < 1:
+        if _check_steps(num_samples, "num_samples") < 1:
             raise ParameterError(f"num_samples={num_samples} must be >= 1")
-        if not (0.0 < sample_rate <= 1.0):
-            raise ParameterError(f"sample_rate={sample_rate!r} is outside (0, 1]")
-        self.num_samples = num_samples
-        self.sample_rate = sample_rate
+        self.num_samples = int(num_samples)
+        self.sample_rate = _check_rate(sample_rate)
         self.steps = steps
         self.generator = generator
         self.crypto = crypto
@@ -116,20 +120,43 @@ class PoissonBatchSampler(Sampler[list[int]]):
 # ----------------------------------------------------------- Opacus plumbing
 
 
+class UnchargedStepError(PrivacyBudgetExceeded):
+    """A DP-SGD step (or a piece of one: ``pre_step``, ``add_noise``, or a step
+    of the optimizer Opacus wraps) was attempted outside
+    :meth:`LocalDPTrainer.train_round`, so the ledger has not charged it."""
+
+
+def _uncharged(what: str) -> UnchargedStepError:
+    return UnchargedStepError(
+        f"refusing {what} outside LocalDPTrainer.train_round: the privacy ledger has not "
+        "charged it, so the reported epsilon would not cover it; train with "
+        "trainer.train_round(steps=...), which charges the steps first"
+    )
+
+
 class _GuardedOptimizerMixin:
-    """Mixed into Opacus's optimizer classes. Adds two things:
+    """Mixed into Opacus's optimizer classes. Adds three things:
 
     * noise from a :class:`CryptoRandom` (four summed Gaussian draws per value,
       as in Opacus's secure mode) when ``_crypto`` is set;
     * with ghost clipping, a refusal to step unless the clipped backward pass
-      ran (``_clip_token`` is set by the module's clipping-coefficient call).
+      ran (``_clip_token`` is set by the module's clipping-coefficient call);
+    * with ``_ledger_guard``, a refusal of every step the trainer has not
+      granted (``_steps_granted``, set only after the ledger charged them),
+      and of ``add_noise`` outside a granted step.
     """
 
     _crypto: CryptoRandom | None = None
     _require_clip_token: bool = False
     _clip_token: bool = False
+    _ledger_guard: bool = False
+    _steps_granted: int = 0
+    _in_pre_step: bool = False
+    _in_step: bool = False
 
     def add_noise(self) -> None:
+        if self._ledger_guard and not self._in_pre_step:
+            raise _uncharged("add_noise()")
         if self._crypto is None:
             super().add_noise()  # type: ignore[misc]
             return
@@ -160,7 +187,37 @@ class _GuardedOptimizerMixin:
                     "original criterion's loss skips per-sample clipping"
                 )
             self._clip_token = False
-        return super().pre_step(closure)  # type: ignore[misc, no-any-return]
+        if self._ledger_guard:
+            if self._steps_granted <= 0:
+                raise _uncharged("an optimizer step")
+            self._steps_granted -= 1
+        self._in_pre_step = True
+        try:
+            return super().pre_step(closure)  # type: ignore[misc, no-any-return]
+        finally:
+            self._in_pre_step = False
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        self._in_step = True
+        try:
+            return super().step(closure)  # type: ignore[misc, no-any-return]
+        finally:
+            self._in_step = False
+
+
+def _guard_wrapped_optimizer(dp_optimizer: Any) -> None:
+    """Make the optimizer Opacus wraps refuse to step except from inside
+    ``dp_optimizer.step`` (a direct step would apply unclipped, un-noised
+    gradients). The caller's own reference to it is the same object."""
+    inner = dp_optimizer.original_optimizer
+    unguarded = inner.step
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        if not dp_optimizer._in_step:
+            raise _uncharged("a step of the optimizer wrapped for DP-SGD (no clipping, no noise)")
+        return unguarded(*args, **kwargs)
+
+    inner.step = step
 
 
 _GUARDED_CLASSES: dict[type, type] = {}
@@ -376,20 +433,15 @@ class LocalDPTrainer:
             self.sample_rate = _check_rate(sample_rate)
         else:
             assert batch_size is not None
-            self.sample_rate = sample_rate_for(batch_size, n)
+            self.sample_rate = sample_rate_for(batch_size=batch_size, dataset_size=n)
         #: expected Poisson batch size
         self.batch_size = self.sample_rate * n
-        if not (math.isfinite(max_grad_norm) and max_grad_norm > 0):
+        c = _real(max_grad_norm, "max_grad_norm")
+        if not (math.isfinite(c) and c > 0):
             raise ParameterError(f"max_grad_norm={max_grad_norm!r} must be a finite number > 0")
-        self.max_grad_norm = float(max_grad_norm)
-        self.delta = _check_delta(delta)
-        if self.delta >= 1.0 / n:
-            warnings.warn(
-                f"delta={self.delta:g} is not below 1/len(dataset)={1.0 / n:g}: a mechanism "
-                "that publishes one random example meets that delta; use a smaller one",
-                UserWarning,
-                stacklevel=2,
-            )
+        self.max_grad_norm = c
+        # refused outside [MIN_DELTA, 1); a DeltaWarning at or above 1/len(dataset)
+        self.delta = check_delta(delta, population=n, unit="example")
         self.accountant = _check_accountant(accountant)
         if grad_sample_mode not in ("auto", *GRAD_SAMPLE_MODES):
             raise ParameterError(
@@ -417,14 +469,13 @@ class LocalDPTrainer:
                 planned_steps,
                 self.delta,
                 accountant=self.accountant,
+                population=n,
             )
             if epsilon_budget is None:
                 epsilon_budget = target_epsilon
         else:
             assert noise_multiplier is not None
-            sigma = float(noise_multiplier)
-            if math.isnan(sigma) or sigma < 0:
-                raise ParameterError(f"noise_multiplier={noise_multiplier!r} must be >= 0")
+            sigma = _check_sigma(noise_multiplier)
         self.noise_multiplier = sigma
         if ledger is None:
             ledger = PrivacyLedger(
@@ -432,6 +483,7 @@ class LocalDPTrainer:
                 self.delta,
                 unit="example",
                 accountant=self.accountant,
+                population=n,
             )
         elif ledger.unit != "example" or ledger.delta != self.delta:
             raise ParameterError(
@@ -517,6 +569,12 @@ class LocalDPTrainer:
         )
         self._params = [p for p in self.model.parameters()]
         self._rounds = 0
+        # From here on, every step must be granted by train_round after the
+        # ledger charged it.
+        guarded: Any = self.dp_optimizer
+        guarded._ledger_guard = True
+        guarded._steps_granted = 0
+        _guard_wrapped_optimizer(guarded)
 
     # ------------------------------------------------------------ internals
 
@@ -582,9 +640,7 @@ class LocalDPTrainer:
             return self.steps_for(1.0 if epochs is None else epochs)
         if epochs is not None:
             raise ParameterError("give epochs or steps, not both")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ParameterError(f"steps={steps!r} must be an int >= 0")
-        return steps
+        return _check_steps(steps)
 
     def train_round(
         self,
@@ -617,26 +673,32 @@ class LocalDPTrainer:
         )
 
     def _run_steps(self, t: int) -> tuple[list[float], int, int]:
+        """Run ``t`` DP-SGD steps; call only after the ledger charged them."""
         module, opt, crit = self.dp_module, self.dp_optimizer, self._dp_criterion
         module.train()
         device = self._device()
         losses: list[float] = []
         examples = empty = 0
-        for _ in range(t):
-            indices = self.sampler.draw()
-            if not indices:
-                empty += 1
-                self._noise_only_step()
-                continue
-            batch = self._fetch(indices)
-            x, y = batch[0].to(device), batch[1].to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = crit(module(x), y)
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.item()))
-            examples += len(indices)
+        guarded: Any = opt
+        guarded._steps_granted = t
+        try:
+            for _ in range(t):
+                indices = self.sampler.draw()
+                if not indices:
+                    empty += 1
+                    self._noise_only_step()
+                    continue
+                batch = self._fetch(indices)
+                x, y = batch[0].to(device), batch[1].to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = crit(module(x), y)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                losses.append(float(loss.item()))
+                examples += len(indices)
+        finally:
+            guarded._steps_granted = 0  # nothing charged is left over for later
         return losses, examples, empty
 
     # -------------------------------------------------- parameters as vectors
@@ -766,6 +828,11 @@ def time_grad_sample_modes(
                 )
                 module, opt = trainer.dp_module, trainer.dp_optimizer
                 dcrit = trainer._dp_criterion
+                # timing steps are DP steps too: charge them (unlimited budget
+                # here) and grant exactly that many
+                total = 3 + repeat * steps
+                trainer.ledger.charge(trainer.sample_rate, trainer.noise_multiplier, total)
+                opt._steps_granted = total
 
                 def dp_step(module: Any = module, opt: Any = opt, dcrit: Any = dcrit) -> None:
                     opt.zero_grad(set_to_none=True)

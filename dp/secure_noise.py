@@ -6,10 +6,17 @@ needs ``torchcsprng``, which no longer builds against current PyTorch. This
 module replaces it with :class:`CryptoRandom`, which draws uniform bits from
 the library's AES-256-CTR keystream (:func:`secagg.prg.expand`) keyed by
 ``os.urandom(32)``, turns them into standard normals with the Box–Muller
-transform in float64, and keeps Opacus's defence against floating-point
-attacks (Mironov 2012; Holohan & Braghin 2021): each noise value is the sum
-of four independent Gaussian draws, scaled back to the requested standard
-deviation.
+transform in float64, and, as Opacus's secure mode does (after Holohan &
+Braghin 2021), makes each noise value the sum of four independent Gaussian
+draws, scaled back to the requested standard deviation.
+
+Security assumption and limit: the noise is unpredictable to anyone without
+the seed, but it is float64. Summing four draws does not prevent
+floating-point attacks (Mironov 2012): the set of values the noise can take
+has gaps, so a released ``x + noise`` can prove ``x != 0`` on part of the
+outputs (the test suite demonstrates it). The (epsilon, delta) accounting
+holds for the real-valued Gaussian mechanism, not for these float64 values;
+the discrete mechanisms in ``dp.discrete`` avoid floating-point noise.
 
 Every call uses a fresh keystream label (a 64-bit counter), so no keystream
 is ever reused within one seed.
@@ -110,7 +117,8 @@ class CryptoRandom:
         self, std: float, size: int, *, draws: int = SECURE_NOISE_DRAWS
     ) -> npt.NDArray[np.float64]:
         """``size`` values of N(0, std^2), each the sum of ``draws`` independent
-        Gaussians of variance ``std^2 / draws`` (the floating-point defence)."""
+        Gaussians of variance ``std^2 / draws`` (as Opacus's secure mode; this
+        does not prevent floating-point attacks, see the module docstring)."""
         if not (np.isfinite(std) and std >= 0):
             raise ParameterError(f"std={std!r} must be a finite number >= 0")
         if draws < 1:

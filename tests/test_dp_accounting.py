@@ -71,7 +71,7 @@ def test_reference_values_for_the_mnist_like_setting():
 
 
 def test_epochs_convention_matches_the_reference():
-    q = sample_rate_for(256, 60000)
+    q = sample_rate_for(batch_size=256, dataset_size=60000)
     assert q == Q_REF
     assert steps_for_epochs(60, q) in (T_REF, T_REF + 1)  # 60 * 60000 / 256 = 14062.5
     assert steps_for_epochs(1, 0.5) == 2
@@ -192,7 +192,7 @@ def test_calibration_errors():
     with pytest.raises(ParameterError):
         noise_multiplier(1.0, 0.1, 0, DELTA)
     with pytest.raises(ParameterError):
-        sample_rate_for(200, 100)
+        sample_rate_for(batch_size=200, dataset_size=100)
 
 
 # ------------------------------------------------------------- calibration
@@ -250,3 +250,147 @@ def test_noise_multiplier_inverts_epsilon_for_pld():
 
 def test_accountants_constant_lists_tightest_first():
     assert accounting.ACCOUNTANTS[0] == accounting.DEFAULT_ACCOUNTANT == "pld"
+
+
+# ------------------------------------------------- delta, inputs and work bounds
+
+
+def test_check_delta_refuses_and_warns_by_its_documented_rule():
+    import numpy as np
+
+    import dp
+
+    assert dp.check_delta(1e-6, population=60000) == 1e-6
+    assert dp.check_delta(np.float64(1e-6)) == 1e-6
+    for bad in (0.0, 1.0, -1e-5, math.nan, math.inf, True, "0.5", None, 1e-300):
+        with pytest.raises(ParameterError, match="delta="):
+            dp.check_delta(bad)  # type: ignore[arg-type]
+    with pytest.warns(dp.DeltaWarning, match=r"1/N = 1/60000 = 1\.667e-05"):
+        dp.check_delta(0.01, population=60000)
+    with pytest.warns(dp.DeltaWarning, match="1/N = 1/10 = 0.1 clients"):
+        dp.check_delta(0.5, population=10, unit="client")
+    with pytest.warns(dp.DeltaWarning, match="population"):
+        dp.check_delta(0.5)  # no population: delta >= 0.01 is flagged
+    assert issubclass(dp.DeltaWarning, UserWarning)
+    with pytest.raises(ParameterError, match="population=0"):
+        dp.check_delta(1e-5, population=0)
+
+
+def test_a_meaningless_delta_never_gives_a_quiet_reassuring_number():
+    import dp
+
+    for acc in ("pld", "rdp"):
+        with pytest.warns(dp.DeltaWarning, match="delta=0.5"):
+            g = dp.epsilon(0.01, 1.0, 100, 0.5, accountant=acc)
+        assert g.epsilon >= 0.0  # never a negative epsilon
+    with pytest.warns(dp.DeltaWarning, match="1/60000"):
+        dp.epsilon(0.01, 1.0, 100, 0.01, accountant="rdp", population=60000)
+    with pytest.warns(dp.DeltaWarning, match="1/60000"):
+        dp.noise_multiplier(2.0, 0.01, 100, 0.01, accountant="rdp", population=60000)
+
+
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        ({"sample_rate": True}, "sample_rate=True"),
+        ({"sample_rate": "0.5"}, "sample_rate='0.5'"),
+        ({"noise_multiplier": math.inf}, "noise_multiplier=inf"),
+        ({"noise_multiplier": 1e-300}, "noise_multiplier=1e-300"),
+        ({"noise_multiplier": "1"}, "noise_multiplier='1'"),
+        ({"steps": 2.7}, "steps=2.7"),
+        ({"delta": 1e-300}, "delta=1e-300"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_value(kwargs, needle):
+    args = {"sample_rate": 0.1, "noise_multiplier": 1.0, "steps": 10, "delta": DELTA}
+    args.update(kwargs)
+    with pytest.raises(ParameterError) as exc:
+        epsilon(**args)
+    assert needle in str(exc.value)
+
+
+def test_numpy_integers_are_steps():
+    import numpy as np
+
+    assert epsilon(0.1, 1.0, np.int64(10), DELTA, accountant="rdp") == epsilon(
+        0.1, 1.0, 10, DELTA, accountant="rdp"
+    )
+    assert Segment(0.1, 1.0, np.int64(3)).steps == 3
+    assert type(Segment(0.1, 1.0, np.int64(3)).steps) is int
+
+
+def test_calibration_for_a_huge_target_is_refused_not_searched():
+    with pytest.raises(ParameterError, match=r"target_epsilon=1e\+06"):
+        noise_multiplier(1e6, 0.01, 100, DELTA)
+
+
+def test_prv_refuses_a_grid_past_its_bound_instead_of_exhausting_memory():
+    from dp.accounting import AccountantLimitError
+
+    with pytest.raises(AccountantLimitError, match="PRV") as exc:
+        epsilon(0.01, 1.0, 100_000, DELTA, accountant="prv")
+    assert isinstance(exc.value, ParameterError)
+    assert "100000 steps" in str(exc.value) and "pld" in str(exc.value)
+
+
+def test_pld_work_is_bounded_and_still_an_upper_bound():
+    # 10^8 steps: the grid is capped, the answer is a valid (pessimistic) bound
+    from dp.accounting import _pld_grid_floor
+
+    hist = (Segment(0.01, 1.0, 10**8),)
+    floor = _pld_grid_floor(hist)
+    assert floor > accounting._PLD_MIN_VDI  # the cap is active here
+    exact_ish = _dpa_pld(0.01, 1.0, 10**5, DELTA, vdi=1e-3)
+    assert epsilon(0.01, 1.0, 10**5, DELTA).epsilon >= exact_ish * 0.999
+
+
+def test_pld_does_not_stall_on_long_sparse_compositions(monkeypatch):
+    # dp-accounting sizes a sparse self-composition as size**steps (a huge
+    # integer for 10^7 steps); composing through a dense block avoids it.
+    import dp_accounting.pld.pld_pmf as pmf
+
+    seen = []
+    orig = pmf.SparsePLDPmf.self_compose
+
+    def spy(self, num_times, *a, **k):
+        seen.append(num_times)
+        return orig(self, num_times, *a, **k)
+
+    monkeypatch.setattr(pmf.SparsePLDPmf, "self_compose", spy)
+    accounting._eps_pld_at((Segment(0.01, 1.0, 10**7),), DELTA, 1e-2)
+    assert seen and max(seen) <= 64
+
+
+def test_progress_is_reported_while_accounting():
+    lines: list[str] = []
+    with accounting.reporting_progress(lines.append):
+        epsilon(0.02, 1.3, 123, DELTA)
+        noise_multiplier(3.0, 0.02, 77, DELTA, accountant="rdp")
+    assert any("PLD" in ln for ln in lines)
+    assert any("sigma" in ln for ln in lines)
+
+
+def test_sample_rate_for_takes_keywords_only():
+    assert sample_rate_for(batch_size=256, dataset_size=60000) == 256 / 60000
+    with pytest.raises(TypeError):
+        sample_rate_for(256, 60000)  # type: ignore[misc]
+
+
+def test_dir_of_dp_lists_only_the_public_names():
+    import dp
+
+    names = dir(dp)
+    for junk in ("Any", "TYPE_CHECKING", "annotations"):
+        assert junk not in names
+    assert "epsilon" in names and "check_delta" in names and "DeltaWarning" in names
+    assert set(dp.__all__) <= set(names)
+
+
+def test_a_capped_pld_is_never_looser_than_rdp_and_says_so():
+    hist = [Segment(0.01, 1.0, 10**8)]
+    pld = epsilon_of_history(hist, DELTA).epsilon
+    rdp = epsilon_of_history(hist, DELTA, accountant="rdp").epsilon
+    assert pld <= accounting.quick_upper_bound(tuple(hist), DELTA)
+    assert pld <= rdp
+    assert accounting.pld_was_capped(hist, DELTA)
+    assert not accounting.pld_was_capped([Segment(0.01, 1.0, 1000)], DELTA)

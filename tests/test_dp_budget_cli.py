@@ -84,3 +84,58 @@ def test_registered_in_the_main_cli(capsys):
     assert json.loads(capsys.readouterr().out)["steps"] == 3
     assert main(["budget", "-q", "2", "--steps", "3", "--sigma", "2"]) == 1
     assert "outside (0, 1]" in capsys.readouterr().err
+
+
+# ------------------------------------------ delta, long runs, PRV at small epsilon
+
+
+def test_delta_at_or_above_one_over_n_is_flagged_loudly(capsys):
+    code, out, _ = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
+                         "--sigma", "1", "-d", "0.01", "--accountant", "rdp")
+    assert code == 0
+    assert "WARNING" in out and "1/N = 1/60000" in out
+    code, out, err = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
+                         "--sigma", "1", "-d", "0.01", "--accountant", "rdp", "--json")
+    data = json.loads(out)
+    assert any("1/N = 1/60000" in w for w in data["warnings"])
+    assert "WARNING" in err and "1/N = 1/60000" in err
+    # a sane delta: no warning at all
+    code, out, _ = run(capsys, "-n", "60000", "-b", "256", "--steps", "100",
+                       "--sigma", "1", "-d", "1e-6", "--accountant", "rdp", "--json")
+    assert json.loads(out)["warnings"] == []
+
+
+def test_delta_one_half_gives_no_negative_or_quiet_epsilon(capsys):
+    code, out, _ = run(capsys, "-q", "0.01", "-t", "100", "-s", "1", "-d", "0.5", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["warnings"] and "delta=0.5" in data["warnings"][0]
+    assert all(r["epsilon"] >= 0 for r in data["results"])
+
+
+def test_huge_step_counts_answer_or_say_why_not(capsys):
+    code, out, err = run(capsys, "-q", "0.01", "-t", "100000000", "-s", "1", "--json",
+                         "--progress")
+    assert code == 0
+    rows = {r["accountant"]: r for r in json.loads(out)["results"]}
+    assert rows["rdp"]["epsilon"] > 0 and rows["pld"]["epsilon"] > 0
+    assert rows["prv"]["epsilon"] is None and "bound" in rows["prv"]["error"]
+    assert "PLD" in err and "RDP" in err  # progress on stderr
+    assert any("capped" in n for n in json.loads(out)["notes"])
+    code, out, _ = run(capsys, "-q", "0.01", "-t", "100000", "-s", "1", "--accountant", "prv")
+    assert code == 1 and "PRV accountant cannot answer 100000 steps" in out
+
+
+def test_prv_error_dominating_at_small_epsilon_is_said(capsys):
+    code, out, _ = run(capsys, "-q", "0.001", "-t", "1000", "-s", "20")
+    assert code == 0
+    assert "absolute error" in out and "PRV" in out
+    code, out, _ = run(capsys, "-q", "0.01", "-t", "1000", "-s", "1")
+    assert "absolute error" not in out  # epsilon 1.8: the error is 0.5 %, no note
+
+
+def test_prv_note_for_a_small_target(capsys):
+    code, out, _ = run(capsys, "-q", "0.01", "-t", "100", "--target-epsilon", "0.05",
+                       "--accountant", "prv", "--json")
+    assert code == 0
+    assert any("absolute error" in n for n in json.loads(out)["notes"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -128,3 +129,38 @@ def test_checks_within_a_cleared_run_are_free(monkeypatch):
     with pytest.raises(PrivacyBudgetExceeded):
         led.charge(0.1, 1.0, 1)
     assert led.steps == 100
+
+
+@pytest.mark.parametrize(
+    "entry,needle",
+    [
+        ({"sample_rate": 0.1, "noise_multiplier": 1.0, "steps": 2.7}, "steps=2.7"),
+        ({"sample_rate": True, "noise_multiplier": 1.0, "steps": 2}, "sample_rate=True"),
+        ({"sample_rate": "0.5", "noise_multiplier": 1.0, "steps": 2}, "sample_rate='0.5'"),
+        ({"sample_rate": 0.1, "noise_multiplier": 1.0, "steps": 2, "round": 1.5}, "round=1.5"),
+    ],
+)
+def test_from_dict_never_rounds_or_coerces_a_value(entry, needle):
+    with pytest.raises(ParameterError, match=re.escape(needle)):
+        PrivacyLedger.from_dict({"epsilon_budget": 1.0, "delta": DELTA, "entries": [entry]})
+
+
+def test_numpy_step_counts_are_charged():
+    import numpy as np
+
+    led = PrivacyLedger(10.0, DELTA, accountant="rdp")
+    led.charge(np.float64(0.1), np.float64(1.0), np.int64(7), round=np.int64(0))
+    assert led.steps == 7
+    assert json.loads(json.dumps(led.to_dict()))["entries"][0]["steps"] == 7
+
+
+def test_a_ledger_checks_delta_against_its_population():
+    import dp
+
+    with pytest.warns(dp.DeltaWarning, match="1/N = 1/50 = 0.02 clients"):
+        led = PrivacyLedger(5.0, 0.05, unit="client", accountant="rdp", population=50)
+    back = PrivacyLedger.from_dict(json.loads(json.dumps(PrivacyLedger(
+        5.0, 1e-4, unit="client", population=50).to_dict())))
+    assert back.population == 50 and led.population == 50
+    with pytest.raises(ParameterError, match="population=0"):
+        PrivacyLedger(5.0, 1e-4, population=0)

@@ -155,6 +155,51 @@ def test_empty_poisson_batches_still_take_noisy_steps(mode):
     assert tr.ledger.steps == 5
 
 
+@pytest.mark.parametrize("mode", GRAD_SAMPLE_MODES)
+def test_the_ledger_cannot_be_bypassed_by_stepping_outside_train_round(mode):
+    from dp import local
+
+    x, y = _data()
+    model = nn.Linear(10, 3)
+    user_opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    tr = _trainer(model, (x, y), grad_sample_mode=mode, optimizer=user_opt)
+    tr.train_round(steps=2)
+    spent, steps = tr.epsilon().epsilon, tr.ledger.steps
+    opacus_steps = sum(h[2] for h in tr.engine.accountant.history)
+    before = tr.get_flat_params()
+    opt = tr.dp_optimizer
+
+    def backward() -> None:
+        opt.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tr._dp_criterion(tr.dp_module(x[:20]), y[:20]).backward()
+
+    # a DP step on a correctly clipped backward pass, outside train_round
+    backward()
+    with pytest.raises(local.UnchargedStepError, match="train_round"):
+        opt.step()
+    assert isinstance(local.UnchargedStepError("x"), PrivacyBudgetExceeded)
+    # the pieces of a step, and the optimizer Opacus wraps (a non-private step)
+    backward()
+    with pytest.raises(local.UnchargedStepError):
+        opt.pre_step()
+    with pytest.raises(local.UnchargedStepError):
+        opt.add_noise()
+    for raw in (opt.original_optimizer, user_opt):
+        backward()
+        with pytest.raises(local.UnchargedStepError):
+            raw.step()
+    np.testing.assert_array_equal(tr.get_flat_params(), before)
+    assert tr.ledger.steps == steps and tr.epsilon().epsilon == spent
+    assert sum(h[2] for h in tr.engine.accountant.history) == opacus_steps
+    # the trainer's own loop still works, and is charged
+    opt.zero_grad(set_to_none=True)
+    tr.train_round(steps=1)
+    assert tr.ledger.steps == steps + 1
+    assert not np.array_equal(tr.get_flat_params(), before)
+
+
 # ------------------------------------------------------------ secure noise
 
 
@@ -257,7 +302,12 @@ def test_map_style_dataset_optimizer_instance_and_factory():
         {"max_grad_norm": 0.0},
         {"noise_multiplier": -1.0},
         {"delta": 1.0},
+        {"delta": 1e-300},
         {"loss_fn": nn.CrossEntropyLoss(reduction="sum")},
+        {"batch_size": None, "sample_rate": True},
+        {"batch_size": None, "sample_rate": "0.5"},
+        {"noise_multiplier": math.inf},
+        {"max_grad_norm": "1"},
     ],
 )
 def test_bad_arguments_raise_parameter_error(kw):
@@ -266,8 +316,16 @@ def test_bad_arguments_raise_parameter_error(kw):
 
 
 def test_a_large_delta_is_warned_about():
-    with pytest.warns(UserWarning, match=r"delta=0.01 is not below 1/len\(dataset\)"):
+    import dp
+
+    with pytest.warns(dp.DeltaWarning, match=r"delta=0.01 is not below 1/N = 1/200"):
         _trainer(delta=1e-2)
+
+
+def test_numpy_step_counts_train_and_are_charged():
+    tr = _trainer()
+    assert tr.train_round(steps=np.int64(3)).steps == 3
+    assert tr.ledger.steps == 3
 
 
 def test_bad_round_arguments():

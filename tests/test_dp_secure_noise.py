@@ -94,3 +94,28 @@ def test_numpy_and_torch_box_muller_agree(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not loaded
     without = secure_noise._box_muller(u1, u2)
     np.testing.assert_allclose(with_torch, without, rtol=1e-12, atol=1e-12)
+
+
+def _reachable_as_noise(y: np.ndarray, k: float) -> np.ndarray:
+    """Whether each float64 ``y`` is fl(s * k) for some float64 s: the only
+    values ``gaussian`` can return when the scale ``std / 2`` is ``k``."""
+    s0 = y / k
+    ok = np.zeros(y.shape, dtype=bool)
+    for s in (s0, np.nextafter(s0, np.inf), np.nextafter(s0, -np.inf)):
+        ok |= (s * k) == y
+    return ok
+
+
+def test_float_noise_does_not_hide_a_contribution_from_a_rounding_attack():
+    # What SECURITY.md says: summing four draws does not stop floating-point
+    # attacks. Noise of std 1.5 is fl(S * 0.75) for a float64 S, which misses
+    # about a third of the floats in part of its range; released values
+    # 0 + noise always are such values, c + noise often are not.
+    std, c, n = 1.5, 0.37, 20_000
+    noise = CryptoRandom(b"\x05" * 32).gaussian(std, n)
+    k = std / np.sqrt(SECURE_NOISE_DRAWS)
+    without = 0.0 + noise
+    with_one = c + noise
+    assert _reachable_as_noise(without, k).all()  # no false alarm, ever
+    caught = 1.0 - _reachable_as_noise(with_one, k).mean()
+    assert caught > 0.05  # a share of outputs reveals the contribution with certainty
