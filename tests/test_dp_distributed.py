@@ -258,18 +258,19 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
     server = SecAggServer(cfg)
     dropped = {4}  # vanishes after sharing keys, before its masked input
 
-    def to_clients(msgs):
-        return [r for m in msgs for r in server.handle(decode(encode(m, cfg), cfg))]
+    def to_clients(envelopes):
+        return [r for e in envelopes
+                for r in server.handle(decode(encode(e.message, cfg), cfg))]
 
-    pending = to_clients([m for c in clients.values() for m in c.start()])
+    pending = to_clients([e for c in clients.values() for e in c.start()])
     for _ in range(10):
         if server.result is not None:
             break
         out = []
-        for m in pending:
-            if m.receiver in dropped and m.ROUND != "share_keys":
+        for e in pending:
+            if e.receiver in dropped and e.message.ROUND != "share_keys":
                 continue
-            out += clients[m.receiver].handle(decode(encode(m, cfg), cfg))
+            out += clients[e.receiver].handle(decode(encode(e.message, cfg), cfg))
         pending = to_clients(out)
         if not pending and server.result is None:
             pending = server.close_round()
