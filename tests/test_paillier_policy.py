@@ -66,20 +66,20 @@ def _with_key_bits(layout: P.PackingLayout, bits: int) -> P.PackingLayout:
 
 
 def test_layout_key_size_must_match_the_key(keys512):
-    pk, sk = keys512
+    pk, _sk = keys512
     layout = P.PackingLayout.create(pk, 40, **INSECURE)
     wrong = _with_key_bits(layout, 1024)  # same fingerprint, twice the slots
     assert wrong.key_fingerprint == layout.key_fingerprint
-    with pytest.raises(ParameterError, match="1024-bit key.*512 bits"):
+    with pytest.raises(ParameterError, match=r"1024-bit key.*512 bits"):
         P.encrypt(pk, wrong, np.zeros(40), **INSECURE)
     good = P.encrypt(pk, layout, np.zeros(40), **INSECURE)
     cts = list(good.ciphertexts)[: wrong.ciphertexts]
-    with pytest.raises(ParameterError, match="1024-bit key.*512 bits"):
+    with pytest.raises(ParameterError, match=r"1024-bit key.*512 bits"):
         P.EncryptedVector(pk, wrong, cts, **INSECURE)
 
 
 def test_decoded_vector_with_wrong_layout_key_size_is_refused(keys512):
-    pk, sk = keys512
+    pk, _sk = keys512
     layout = P.PackingLayout.create(pk, 40, **INSECURE)
     wrong = _with_key_bits(layout, 1024)
     c = P.encrypt(pk, layout, np.zeros(40), **INSECURE).ciphertexts[0]
@@ -94,7 +94,7 @@ def test_decoded_vector_with_wrong_layout_key_size_is_refused(keys512):
         .getvalue()
     )
     Reader(data, b"SGPV")  # well formed at the framing level
-    with pytest.raises(SecAggError, match="1024-bit key.*512 bits"):
+    with pytest.raises(SecAggError, match=r"1024-bit key.*512 bits"):
         P.EncryptedVector.from_bytes(data, pk, **INSECURE)
 
 
