@@ -893,9 +893,12 @@ def combine_integers(
     Needs partials from at least ``key.threshold`` distinct shares; with fewer
     raises :class:`AbortError` and outputs nothing. With ``verify`` (the
     default) every partial's proof is checked first and any failure raises
-    :class:`PartialDecryptionError` naming every faulty share (drop them and
-    call again if enough remain). The ``key.threshold`` lowest indices are
-    combined; their Lagrange coefficients are computed once per set.
+    :class:`PartialDecryptionError` naming every faulty share. To drop faulty
+    shares and go on, check each partial with :func:`verify_partial` as it
+    arrives and combine the good ones with ``verify=False`` (a combination
+    that is not ``1 + kn`` mod n^2 is still refused). The ``key.threshold``
+    lowest indices are combined; their Lagrange coefficients are computed
+    once per set and reused for every ciphertext.
     """
     if not isinstance(key, ThresholdKey):
         raise ParameterError(f"expected a ThresholdKey, got {type(key).__name__}")
