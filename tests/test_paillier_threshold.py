@@ -409,8 +409,11 @@ def test_decoders_refuse_other_keys_and_bad_structure(keypair, dealt, partials):
     # a threshold key whose v is not a square mod n (Jacobi symbol -1)
     n = int(key.public_key.n)
     nonsquare = next(x for x in range(2, 1000) if gmpy2.jacobi(x, n) == -1)
-    with pytest.raises(ParameterError, match="square"):
+    with pytest.raises(ParameterError, match="v is not a square"):
         T.ThresholdKey(key.public_key, 3, nonsquare, key.verification_keys, **INSECURE)
+    vks = (nonsquare, *key.verification_keys[1:])
+    with pytest.raises(ParameterError, match="v_1 is not a square"):
+        T.ThresholdKey(key.public_key, 3, key.v, vks, **INSECURE)
 
 
 def _mutations(data: bytes, draw) -> bytes:

@@ -296,8 +296,12 @@ class ThresholdKey:
                 _check_group_element(n, n2, x, what)
             except ProtocolError as exc:
                 raise ParameterError(str(exc)) from None
-        if gmpy2.jacobi(self.v % n, n) != 1:
-            raise ParameterError("v is not a square modulo n^2 (Jacobi symbol != 1)")
+        for what, x in (
+            ("v", self.v),
+            *((f"v_{i + 1}", y) for i, y in enumerate(self.verification_keys)),
+        ):
+            if gmpy2.jacobi(x % n, n) != 1:
+                raise ParameterError(f"{what} is not a square modulo n^2 (Jacobi symbol != 1)")
         w = Writer(_TK_MAGIC).u16(bits).bigint(n).u16(parties).u16(t).bigint(self.v)
         for y in self.verification_keys:
             w.bigint(y)
