@@ -186,7 +186,7 @@ def test_fewer_than_t_give_nothing(dealt, vector, partials):
                 T.combine(dealt.key, vector, subset)
 
 
-@settings(max_examples=15)
+@settings(max_examples=max(15, settings().max_examples // 2))
 @given(data=st.data())
 def test_threshold_property_over_parties_thresholds_and_subsets(keypair, data):
     parties = data.draw(st.integers(1, 7), label="parties")
@@ -430,7 +430,7 @@ def _mutations(data: bytes, draw) -> bytes:
     return data[:i] + draw(st.binary(min_size=1, max_size=8)) + data[i:]
 
 
-@settings(max_examples=60)
+@settings(max_examples=max(60, settings().max_examples))
 @given(data=st.data())
 def test_fuzzed_codecs_raise_only_library_errors(dealt, vector, partials, data):
     key = dealt.key
