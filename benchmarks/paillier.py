@@ -17,7 +17,18 @@ wall clock (they only help when N cores are free). ``ceiling`` is slots
 per ciphertext divided by the time of one ``r^n mod n^2`` (measured in the
 same rounds): the best any public-key-only encryption can do.
 
+Threshold rows (``paillier.threshold``, trusted dealer): for (t, n) in
+(2, 3), (3, 5), (6, 10), the decryption of one packed sum of
+``--threshold-dimension`` values (10^5 by default) against single-key CRT
+decryption of the same vector, all in this process's CPU time: one partial
+decryption (with its proof), verifying one partial, combining t partials,
+the latency when the t decryptors work in parallel (one partial, then the
+combiner verifies t partials and combines) and the total CPU over all
+parties. Key generation rows time safe-prime key pairs (what the dealer
+needs) against ``phe``'s keys, and dealing shares from a key pair.
+
     python -m benchmarks paillier [--quick] [--out FILE] [--bits 2048 3072]
+                                  [--threshold-dimension D] [--only-threshold]
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import numpy as np
 
 from secagg import paillier as P
 from secagg.paillier import _obfuscators
+from secagg.paillier import threshold as T
 
 from ._common import best_of, table, write_json
 
@@ -51,12 +63,16 @@ MODES = (
     ("djn", "packed DJN short exp. (opt-in)"),
 )
 
+#: (threshold t, decryptors n) settings of the threshold rows.
+THRESHOLD_SETTINGS = ((2, 3), (3, 5), (6, 10))
+
 TARGETS = {
     "online_vs_naive": 75.0,
     "crt_vs_naive": 250.0,
     "decrypt_vs_naive": 80.0,
     "bytes_per_value": 8.0,
     "ceiling_ratio": 1.2,
+    "threshold_t3_vs_single": 3.0,
 }
 
 
@@ -212,6 +228,121 @@ def _measure_key(
     return result
 
 
+def _cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def _measure_threshold(
+    bits: int, *, dimension: int, keygens: int, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Threshold decryption of one packed sum against single-key CRT decryption."""
+    gen_times = []
+    keypair: tuple[Any, Any] | None = None
+    for _ in range(keygens):
+        t, kp = _cpu(lambda: T.generate_keypair(bits))
+        gen_times.append(t)
+        keypair = kp
+    assert keypair is not None
+    phe_times = [_cpu(lambda: P.generate_keypair(bits))[0] for _ in range(keygens)]
+    pk, sk = keypair
+    layout = P.PackingLayout.create(pk, dimension, value_bits=VALUE_BITS, capacity=CAPACITY)
+    x = rng.uniform(-1, 1, dimension)
+    vec = P.encrypt(pk, layout, x, private_key=sk) + P.encrypt(pk, layout, -x / 2, private_key=sk)
+    single = min(_cpu(lambda: P.decrypt_integers(sk, vec))[0] for _ in range(2))
+    expect = P.decrypt_integers(sk, vec)
+    settings: dict[str, Any] = {}
+    for t, n in THRESHOLD_SETTINGS:
+        deal_s, dealt = _cpu(functools.partial(T.deal, keypair, n, t))
+        partial_times = []
+        parts = []
+        for share in dealt.shares[:t]:
+            pt, part = _cpu(functools.partial(T.partial_decrypt, share, vec))
+            partial_times.append(pt)
+            parts.append(part)
+        verify_s = _cpu(lambda: T.verify_partial(dealt.key, vec, parts[0]))[0]
+        combine_s, got = _cpu(lambda: T.combine_integers(dealt.key, vec, parts, verify=False))
+        combine_verified_s, got_v = _cpu(lambda: T.combine_integers(dealt.key, vec, parts))
+        if not (np.array_equal(got, expect) and np.array_equal(got_v, expect)):
+            raise AssertionError("threshold decryption differs from single-key decryption")
+        partial_s = sum(partial_times) / len(partial_times)
+        settings[f"{t},{n}"] = {
+            "t": t,
+            "n": n,
+            "deal_seconds": deal_s,
+            "partial_seconds": partial_s,
+            "verify_seconds": verify_s,
+            "combine_seconds": combine_s,
+            "combine_verified_seconds": combine_verified_s,
+            "latency_seconds": partial_s + combine_verified_s,
+            "total_seconds": sum(partial_times) + combine_verified_s,
+            "partial_bytes": len(parts[0].to_bytes()),
+        }
+    return {
+        "dimension": dimension,
+        "ciphertexts": layout.ciphertexts,
+        "single_seconds": single,
+        "safe_keygen_seconds": gen_times,
+        "phe_keygen_seconds": phe_times,
+        "settings": settings,
+    }
+
+
+def _threshold_rows(bits: int, r: dict[str, Any]) -> list[dict[str, Any]]:
+    d = r["dimension"]
+    single = r["single_seconds"]
+    rows: list[dict[str, Any]] = [
+        {
+            "bits": bits,
+            "decryption": "single key, CRT",
+            "us/value": single / d * 1e6,
+            "x single": 1.0,
+            "one partial us/value": "",
+            "verify one us/value": "",
+            "combine us/value": "",
+            "total CPU x single": 1.0,
+            "partial bytes/value": "",
+        }
+    ]
+    for s in r["settings"].values():
+        rows.append(
+            {
+                "bits": bits,
+                "decryption": f"threshold t={s['t']} of n={s['n']}",
+                "us/value": s["latency_seconds"] / d * 1e6,
+                "x single": s["latency_seconds"] / single,
+                "one partial us/value": s["partial_seconds"] / d * 1e6,
+                "verify one us/value": s["verify_seconds"] / d * 1e6,
+                "combine us/value": s["combine_seconds"] / d * 1e6,
+                "total CPU x single": s["total_seconds"] / single,
+                "partial bytes/value": s["partial_bytes"] / d,
+            }
+        )
+    return rows
+
+
+def _keygen_rows(bits: int, r: dict[str, Any]) -> list[dict[str, Any]]:
+    safe, plain = r["safe_keygen_seconds"], r["phe_keygen_seconds"]
+    rows = [
+        {"bits": bits, "key generation": "phe key pair", "median s": float(np.median(plain)),
+         "max s": max(plain), "runs": len(plain)},
+        {"bits": bits, "key generation": "safe-prime key pair (dealer)",
+         "median s": float(np.median(safe)), "max s": max(safe), "runs": len(safe)},
+    ]  # fmt: skip
+    for s in r["settings"].values():
+        rows.append(
+            {
+                "bits": bits,
+                "key generation": f"deal t={s['t']} of n={s['n']} from the key pair",
+                "median s": s["deal_seconds"],
+                "max s": s["deal_seconds"],
+                "runs": 1,
+            }
+        )
+    return rows
+
+
 def _rows(bits: int, r: dict[str, Any]) -> list[dict[str, Any]]:
     naive = r["naive"]
     ceiling = r["ceiling_values_per_second"]
@@ -299,8 +430,26 @@ def _rows(bits: int, r: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _targets(results: dict[str, Any]) -> list[str]:
     r = results.get("2048")
-    if r is None:
-        return []
+    checks: list[tuple[str, float, str, float]] = []
+    if r is not None:
+        checks += _packed_checks(r)
+    th = results.get("threshold", {}).get("2048")
+    if th is not None:
+        for s in th["settings"].values():
+            if s["t"] == 3:
+                checks.append(
+                    ("threshold t=3 latency / single-key decryption",
+                     s["latency_seconds"] / th["single_seconds"], "<=",
+                     TARGETS["threshold_t3_vs_single"])
+                )  # fmt: skip
+    out = []
+    for name, got, op, want in checks:
+        ok = got >= want if op == ">=" else (got < want if op == "<" else got <= want)
+        out.append(f"{'ok  ' if ok else 'MISS'} {name}: {got:.3g} (target {op} {want:g})")
+    return out
+
+
+def _packed_checks(r: dict[str, Any]) -> list[tuple[str, float, str, float]]:
     naive, packed = r["naive"], r["packed"]
     checks = [
         ("online encrypt vs naive", packed["online"]["encrypt"] / naive["encrypt"], ">=",
@@ -313,11 +462,7 @@ def _targets(results: dict[str, Any]) -> list[str]:
         ("ceiling / online rate", r["ceiling_values_per_second"] / packed["online"]["encrypt"],
          "<=", TARGETS["ceiling_ratio"]),
     ]  # fmt: skip
-    out = []
-    for name, got, op, want in checks:
-        ok = got >= want if op == ">=" else (got < want if op == "<" else got <= want)
-        out.append(f"{'ok  ' if ok else 'MISS'} {name}: {got:.3g} (target {op} {want:g})")
-    return out
+    return checks
 
 
 def main(argv: list[str]) -> int:
@@ -335,19 +480,51 @@ def main(argv: list[str]) -> int:
         default=min(2, os.cpu_count() or 1),
         help="processes for the multi-process rows (full mode)",
     )
+    ap.add_argument(
+        "--threshold-dimension",
+        type=int,
+        default=None,
+        help="values in the threshold-decrypted sum (default 100000; 2000 with --quick)",
+    )
+    ap.add_argument(
+        "--threshold-bits",
+        type=int,
+        nargs="+",
+        default=None,
+        help="key sizes for the threshold rows (default 2048)",
+    )
+    ap.add_argument(
+        "--keygens", type=int, default=None, help="key generations timed (default 5; 1 quick)"
+    )
+    ap.add_argument(
+        "--only-threshold", action="store_true", help="run only the threshold and key rows"
+    )
     ap.add_argument("--out", default=None, help="JSON output (default bench-results/paillier.json)")
     args = ap.parse_args(argv)
-    bits_list = args.bits or ([2048] if args.quick else [2048, 3072])
+    bits_list = (
+        [] if args.only_threshold else (args.bits or ([2048] if args.quick else [2048, 3072]))
+    )
     rounds = args.rounds or (5 if args.quick else 12)
+    th_dim = args.threshold_dimension or (2000 if args.quick else 100_000)
+    th_bits = args.threshold_bits or [2048]
+    keygens = args.keygens or (1 if args.quick else 5)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    results = {
+    results: dict[str, Any] = {
         str(b): _measure_key(b, rounds=rounds, workers=args.workers, quick=args.quick, rng=rng)
         for b in bits_list
     }
+    results["threshold"] = {
+        str(b): _measure_threshold(b, dimension=th_dim, keygens=keygens, rng=rng) for b in th_bits
+    }
     rows = [row for b in bits_list for row in _rows(b, results[str(b)])]
+    th_rows = [row for b in th_bits for row in _threshold_rows(b, results["threshold"][str(b)])]
+    key_rows = [row for b in th_bits for row in _keygen_rows(b, results["threshold"][str(b)])]
     payload: dict[str, Any] = {
         "rows": rows,
+        "threshold_rows": th_rows,
+        "keygen_rows": key_rows,
+        "threshold_dimension": th_dim,
         "results": results,
         "quick": args.quick,
         "rounds": rounds,
@@ -357,7 +534,16 @@ def main(argv: list[str]) -> int:
         "seconds": time.perf_counter() - t0,
         "load_average": os.getloadavg(),
     }
-    print(table(rows))
+    if rows:
+        print(table(rows))
+        print()
+    print(
+        f"Threshold decryption of a {th_dim}-value packed sum (CPU time; latency = one "
+        "partial + verifying t partials and combining):"
+    )
+    print(table(th_rows))
+    print()
+    print(table(key_rows))
     print()
     for b in bits_list:
         info = results[str(b)]

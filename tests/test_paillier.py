@@ -380,7 +380,7 @@ def test_constructor_validates_ciphertexts(keys512):
         with pytest.raises(IntegrityError):
             P.EncryptedVector(pk, layout, [bad], **INSECURE)
         with pytest.raises(IntegrityError):
-            P.raw_decrypt(sk, bad)
+            P.raw_decrypt(sk, bad, **INSECURE)
     with pytest.raises(ParameterError, match="summands"):
         P.EncryptedVector(pk, layout, good, summands=layout.capacity + 1, **INSECURE)
     with pytest.raises(ParameterError, match="ints"):
@@ -428,17 +428,17 @@ def test_tampered_sums_are_detected(keys512):
     n2 = int(pk.n) ** 2
     c = v.ciphertexts[0]
     # add a plaintext above the slot area
-    big = P.raw_encrypt(pk, 1 << (layout.slots * layout.slot_bits))
+    big = P.raw_encrypt(pk, 1 << (layout.slots * layout.slot_bits), **INSECURE)
     t1 = P.EncryptedVector(pk, layout, [c * big % n2], **INSECURE)
     with pytest.raises(IntegrityError, match="overflows"):
         P.decrypt(sk, t1)
     # put something in a padding slot
-    pad = P.raw_encrypt(pk, 1 << (layout.slot_bits * (layout.slots - 1)))
+    pad = P.raw_encrypt(pk, 1 << (layout.slot_bits * (layout.slots - 1)), **INSECURE)
     t2 = P.EncryptedVector(pk, layout, [c * pad % n2], **INSECURE)
     with pytest.raises(IntegrityError, match="padding"):
         P.decrypt(sk, t2)
     # push a slot past the largest honest sum
-    over = P.raw_encrypt(pk, 3 * layout.max_int)
+    over = P.raw_encrypt(pk, 3 * layout.max_int, **INSECURE)
     t3 = P.EncryptedVector(pk, layout, [c * over % n2], **INSECURE)
     with pytest.raises(IntegrityError, match="tampered"):
         P.decrypt(sk, t3)
@@ -552,19 +552,19 @@ def test_interop_with_phe(keys1024):
     # phe's ciphertext decrypts with ours, ours with phe's
     theirs = pk.encrypt(5)
     assert theirs.exponent == 0
-    assert P.raw_decrypt(sk, theirs.ciphertext()) == 5
-    ours = P.raw_encrypt(pk, 7)
+    assert P.raw_decrypt(sk, theirs.ciphertext(), **INSECURE) == 5
+    ours = P.raw_encrypt(pk, 7, **INSECURE)
     assert sk.raw_decrypt(ours) == 7
     assert sk.decrypt(phe.EncryptedNumber(pk, ours, 0)) == 7
-    crt = P.raw_encrypt(pk, 11, private_key=sk)
+    crt = P.raw_encrypt(pk, 11, private_key=sk, **INSECURE)
     assert sk.raw_decrypt(crt) == 11
     # and they add up under the same key
     both = theirs + phe.EncryptedNumber(pk, ours, 0)
     assert sk.decrypt(both) == 12
-    assert P.raw_decrypt(sk, both.ciphertext()) == 12
+    assert P.raw_decrypt(sk, both.ciphertext(), **INSECURE) == 12
     # a phe float: our decryption yields its encoding
     f = pk.encrypt(3.5)
-    m = P.raw_decrypt(sk, f.ciphertext())
+    m = P.raw_decrypt(sk, f.ciphertext(), **INSECURE)
     assert phe.EncodedNumber(pk, m, f.exponent).decode() == 3.5
     # a packed one-value vector is a valid phe ciphertext of the offset encoding
     layout = layout_for(pk, 1, clip=1.0)

@@ -21,12 +21,20 @@ Quick tour::
     data = total.to_bytes()                           # never pickle
     paillier.EncryptedVector.from_bytes(data, pk)     # validates everything
 
+Threshold decryption (t of n decryptors, trusted dealer; no single party
+can decrypt) is in :mod:`secagg.paillier.threshold`::
+
+    pk, tkey, shares = paillier.threshold.deal(2048, parties=5, threshold=3)
+    parts = [paillier.threshold.partial_decrypt(s, total) for s in shares[:3]]
+    paillier.threshold.combine(tkey, total, parts)   # == paillier.decrypt(sk, total)
+
 Security notes (key sizes, the DJN assumption, what the aggregator can do)
 are in SECURITY.md.
 """
 
 from __future__ import annotations
 
+from . import threshold
 from ._keys import (
     DEFAULT_KEY_BITS,
     MAX_KEY_BITS,
@@ -83,4 +91,5 @@ __all__ = [
     "public_key_to_bytes",
     "raw_decrypt",
     "raw_encrypt",
+    "threshold",
 ]

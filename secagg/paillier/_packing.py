@@ -41,6 +41,8 @@ _MAX_SLOT_BITS = 62
 _MAX_VALUE_BITS = 48
 #: Dimension limit (2^32 values); far above any model update.
 _MAX_DIMENSION = 1 << 32
+#: Ciphertexts per vector (the wire format counts them in a u32).
+_MAX_CIPHERTEXTS = (1 << 32) - 1
 #: Ciphertexts packed or unpacked per numpy batch (bounds temporary memory).
 _BATCH_CIPHERTEXTS = 2048
 
@@ -90,6 +92,11 @@ class PackingLayout:
             raise ParameterError(f"a {slot_bits}-bit slot does not fit a {self.key_bits}-bit key")
         object.__setattr__(self, "slot_bits", slot_bits)
         object.__setattr__(self, "slots", slots)
+        if self.ciphertexts > _MAX_CIPHERTEXTS:
+            raise ParameterError(
+                f"dimension={self.dimension} needs {self.ciphertexts} ciphertexts of "
+                f"{slots} slots; a vector holds at most {_MAX_CIPHERTEXTS}"
+            )
 
     @classmethod
     def create(

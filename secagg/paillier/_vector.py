@@ -76,7 +76,7 @@ class EncryptedVector:
     another layout, or more summands than the layout's capacity.
     """
 
-    __slots__ = ("_ciphertexts", "_ctx", "layout", "public_key", "summands")
+    __slots__ = ("_ciphertexts", "_ctx", "_small_key_ok", "layout", "public_key", "summands")
 
     def __init__(
         self,
@@ -91,10 +91,7 @@ class EncryptedVector:
             public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
         )
         ctx = _PublicContext.of(public_key)
-        if not isinstance(layout, PackingLayout):
-            raise ParameterError(f"expected a PackingLayout, got {type(layout).__name__}")
-        if layout.key_fingerprint != ctx.fingerprint:
-            raise ParameterError("the layout was made for another public key")
+        _check_layout_for(ctx, layout, "the layout")
         if isinstance(summands, bool) or not isinstance(summands, int):
             raise ParameterError(f"summands must be an int, got {type(summands).__name__}")
         if not 1 <= summands <= layout.capacity:
@@ -109,7 +106,7 @@ class EncryptedVector:
         cts = tuple(gmpy2.mpz(c) for c in ciphertexts)
         for c in cts:
             validate_ciphertext(ctx, c)
-        self._init(public_key, ctx, layout, cts, summands)
+        self._init(public_key, ctx, layout, cts, summands, insecure_allow_small_key_for_tests)
 
     def _init(
         self,
@@ -118,12 +115,15 @@ class EncryptedVector:
         layout: PackingLayout,
         cts: tuple[Mpz, ...],
         summands: int,
+        small_key_ok: bool,
     ) -> None:
         self.public_key = public_key
         self._ctx = ctx
         self.layout = layout
         self._ciphertexts = cts
         self.summands = summands
+        # True only when the caller admitted this key with the test-only flag.
+        self._small_key_ok = bool(small_key_ok)
 
     @classmethod
     def _trusted(
@@ -133,10 +133,11 @@ class EncryptedVector:
         layout: PackingLayout,
         cts: tuple[Mpz, ...],
         summands: int,
+        small_key_ok: bool = False,
     ) -> EncryptedVector:
         """Internal constructor for values this module computed itself."""
         self = cls.__new__(cls)
-        self._init(public_key, ctx, layout, cts, summands)
+        self._init(public_key, ctx, layout, cts, summands, small_key_ok)
         return self
 
     # ----------------------------------------------------------------- views
@@ -238,13 +239,36 @@ class EncryptedVector:
                 "the vector was encrypted under another public key "
                 f"({layout.key_fingerprint[:6].hex()}, expected {ctx.fingerprint[:6].hex()})"
             )
+        if layout.key_bits != ctx.bits:
+            raise ProtocolError(
+                f"the vector's layout was made for a {layout.key_bits}-bit key; "
+                f"this key has {ctx.bits} bits"
+            )
         cts = tuple(
             gmpy2.mpz(int.from_bytes(body[i * width : (i + 1) * width], "big"))
             for i in range(count)
         )
         for c in cts:
             validate_ciphertext(ctx, c)
-        return cls._trusted(public_key, ctx, layout, cts, summands)
+        return cls._trusted(
+            public_key, ctx, layout, cts, summands, insecure_allow_small_key_for_tests
+        )
+
+
+def _check_layout_for(ctx: _PublicContext, layout: PackingLayout, what: str) -> None:
+    """The layout must name this key by fingerprint *and* by size: a layout with
+    the right fingerprint but another ``key_bits`` packs slots past n."""
+    if not isinstance(layout, PackingLayout):
+        raise ParameterError(f"expected a PackingLayout, got {type(layout).__name__}")
+    if layout.key_fingerprint != ctx.fingerprint:
+        raise ParameterError(
+            f"{what} was made for another public key "
+            f"({layout.key_fingerprint[:6].hex()}, expected {ctx.fingerprint[:6].hex()})"
+        )
+    if layout.key_bits != ctx.bits:
+        raise ParameterError(
+            f"{what} was made for a {layout.key_bits}-bit key; this key has {ctx.bits} bits"
+        )
 
 
 # --------------------------------------------------------------------- public API
@@ -280,10 +304,7 @@ def encrypt(
         public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
     )
     ctx = _PublicContext.of(public_key)
-    if not isinstance(layout, PackingLayout):
-        raise ParameterError(f"expected a PackingLayout, got {type(layout).__name__}")
-    if layout.key_fingerprint != ctx.fingerprint:
-        raise ParameterError("the layout was made for another public key")
+    _check_layout_for(ctx, layout, "the layout")
     given = [
         name
         for name, v in (("private_key", private_key), ("pool", pool), ("djn", djn))
@@ -316,7 +337,9 @@ def encrypt(
         obf = run_chunked(online_obfuscators, (int(ctx.n),), count, workers)
     n, n2 = ctx.n, ctx.n2
     cts = tuple((m * n + 1) * r % n2 for m, r in zip(plaintexts, obf, strict=True))
-    return EncryptedVector._trusted(public_key, ctx, layout, cts, 1)
+    return EncryptedVector._trusted(
+        public_key, ctx, layout, cts, 1, insecure_allow_small_key_for_tests
+    )
 
 
 @timed(CRYPTO)
@@ -345,7 +368,14 @@ def aggregate(vectors: Iterable[EncryptedVector]) -> EncryptedVector:
     acc = list(first._ciphertexts)
     for v in vs[1:]:
         acc = [a * b % n2 for a, b in zip(acc, v._ciphertexts, strict=True)]
-    return EncryptedVector._trusted(first.public_key, first._ctx, first.layout, tuple(acc), total)
+    return EncryptedVector._trusted(
+        first.public_key,
+        first._ctx,
+        first.layout,
+        tuple(acc),
+        total,
+        all(v._small_key_ok for v in vs),
+    )
 
 
 def _decrypt_ctx(ctx: _PrivateContext, cts: Sequence[Mpz]) -> list[int]:
@@ -368,25 +398,35 @@ def _decrypt_task(p: int, q: int, cts: Sequence[int]) -> list[int]:
     return _decrypt_ctx(_PrivateContext.from_factors(p, q), [gmpy2.mpz(c) for c in cts])
 
 
-def _check_sk_for(private_key: Any, vector: EncryptedVector) -> None:
+def _check_sk_for(private_key: Any, vector: EncryptedVector, insecure: bool) -> None:
+    """The private key must pass the size policy: small keys only with the
+    test-only flag, given here or when the vector's key was admitted."""
     if not isinstance(vector, EncryptedVector):
         raise ParameterError(f"expected an EncryptedVector, got {type(vector).__name__}")
-    check_private_key(private_key, insecure_allow_small_key_for_tests=True)
+    check_private_key(
+        private_key, insecure_allow_small_key_for_tests=insecure or vector._small_key_ok
+    )
     if fingerprint(private_key.public_key) != vector.key_fingerprint:
         raise ParameterError("the vector was encrypted under another key")
 
 
 @timed(CRYPTO)
 def decrypt_integers(
-    private_key: Any, vector: EncryptedVector, *, workers: int | None = None
+    private_key: Any,
+    vector: EncryptedVector,
+    *,
+    workers: int | None = None,
+    insecure_allow_small_key_for_tests: bool = False,
 ) -> npt.NDArray[np.int64]:
     """Exact integer sums ``sum_i round(x_i * scale)`` per element (int64).
 
     CRT decryption; ``workers`` > 1 spreads large vectors over processes.
     Raises :class:`IntegrityError` if a slot holds a value no honest sum of
-    ``vector.summands`` encryptions can produce.
+    ``vector.summands`` encryptions can produce. A key below 2048 bits is
+    refused unless the test-only flag is passed here or was passed when the
+    vector was built or decoded.
     """
-    _check_sk_for(private_key, vector)
+    _check_sk_for(private_key, vector, insecure_allow_small_key_for_tests)
     cts = vector._ciphertexts
     if check_workers(workers) > 1:
         pts = run_chunked(
@@ -404,6 +444,7 @@ def decrypt(
     *,
     dtype: type[np.floating[Any]] | np.dtype[Any] = np.float64,
     workers: int | None = None,
+    insecure_allow_small_key_for_tests: bool = False,
 ) -> npt.NDArray[np.floating[Any]]:
     """Decrypt and decode to floats: ``decrypt_integers(...) / scale``.
 
@@ -412,18 +453,31 @@ def decrypt(
     dt = np.dtype(dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ParameterError(f"dtype must be float32 or float64, got {dt}")
-    ints = decrypt_integers(private_key, vector, workers=workers)
+    ints = decrypt_integers(
+        private_key,
+        vector,
+        workers=workers,
+        insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
+    )
     return (ints.astype(np.float64) / vector.layout.scale).astype(dt)
 
 
 @timed(CRYPTO)
-def raw_encrypt(public_key: Any, plaintext: int, *, private_key: Any = None) -> int:
+def raw_encrypt(
+    public_key: Any,
+    plaintext: int,
+    *,
+    private_key: Any = None,
+    insecure_allow_small_key_for_tests: bool = False,
+) -> int:
     """Encrypt one integer ``0 <= plaintext < n`` (``phe``-compatible ciphertext).
 
     Uses fresh randomness: online ``r^n``, or CRT when ``private_key`` is given.
-    Small keys are accepted here (interoperability helper; no size policy).
+    Keys below 2048 bits need the test-only flag, as everywhere else.
     """
-    check_public_key(public_key, insecure_allow_small_key_for_tests=True)
+    check_public_key(
+        public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
+    )
     ctx = _PublicContext.of(public_key)
     if isinstance(plaintext, bool) or not isinstance(plaintext, int) or not 0 <= plaintext < ctx.n:
         raise ParameterError("plaintext must be an int in [0, n)")
@@ -438,12 +492,17 @@ def raw_encrypt(public_key: Any, plaintext: int, *, private_key: Any = None) -> 
 
 
 @timed(CRYPTO)
-def raw_decrypt(private_key: Any, ciphertext: int) -> int:
+def raw_decrypt(
+    private_key: Any, ciphertext: int, *, insecure_allow_small_key_for_tests: bool = False
+) -> int:
     """Decrypt one ciphertext to its integer plaintext in ``[0, n)``.
 
-    Raises :class:`IntegrityError` unless ``0 < c < n^2`` and ``gcd(c, n) = 1``.
+    Raises :class:`IntegrityError` unless ``0 < c < n^2`` and ``gcd(c, n) = 1``;
+    keys below 2048 bits need the test-only flag.
     """
-    check_private_key(private_key, insecure_allow_small_key_for_tests=True)
+    check_private_key(
+        private_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
+    )
     if isinstance(ciphertext, bool) or not isinstance(ciphertext, int):
         raise ParameterError(f"ciphertext must be an int, got {type(ciphertext).__name__}")
     c = gmpy2.mpz(ciphertext)
