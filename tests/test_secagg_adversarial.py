@@ -165,7 +165,9 @@ def test_different_survivor_sets_are_caught_in_malicious_mode() -> None:
     sigs: dict[int, bytes] = {}
     for u in group_a + group_b:
         shown = full if u in group_a else partial
-        (s,) = net.clients[u].handle(ConsistencyRequest(receiver=u, survivors=shown))
+        req = _for(cons, u)
+        assert isinstance(req, ConsistencyRequest)
+        (s,) = net.clients[u].handle(dataclasses.replace(req, survivors=shown))
         assert isinstance(s, ConsistencySignature)
         sigs[u] = s.signature
     # the honest server would refuse group B's signatures: they cover another set

@@ -38,7 +38,7 @@ from secagg import aead, kex, prg, shamir
 from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
 from secagg.sign import SigningKey
 
-from . import binding
+from . import binding, freshness
 from .config import SecAggConfig
 from .messages import (
     SHARE_PLAINTEXT_BYTES,
@@ -114,6 +114,7 @@ class SecAggClient:
         # shares held: owner -> (b-share, s-share); this client's own included
         self._held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
         self._survivors: tuple[int, ...] | None = None
+        self._session: bytes | None = None  # fresh binding of this run (malicious mode)
 
     # -- public ----------------------------------------------------------------
     @property
@@ -284,10 +285,32 @@ class SecAggClient:
         assert cfg.quorum is not None
         if len(u3) < cfg.quorum:
             raise AbortError(f"survivor set of {len(u3)} is below the quorum {cfg.quorum}")
-        sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors))
-        self._survivors = msg.survivors
+        session = self._check_roster(msg)
+        sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors,
+                                                                 session=session))
+        self._survivors, self._session = msg.survivors, session
         self._state = "signed"
         return [ConsistencySignature(sender=self.id, signature=sig)]
+
+    def _check_roster(self, msg: ConsistencyRequest) -> bytes:
+        """The fresh session binding of ``msg``'s roster, after checking that
+        it lists this client's keys of this run, every survivor, and the keys
+        this client was shown for its neighbours."""
+        assert self._c_key is not None and self._s_key is not None
+        roster = dict(msg.roster)
+        mine = freshness.roster_entry(self._c_key.public_key().to_bytes(),
+                                      self._s_key.public_key().to_bytes())
+        if roster.get(self.id) != mine:
+            raise IntegrityError(f"the roster does not list client {self.id}'s keys of "
+                                 f"this run: refused as a replay")
+        missing = set(msg.survivors) - set(roster)
+        if missing:
+            raise ProtocolError(f"survivors {sorted(missing)} are not on the roster")
+        for v, p in self._peers.items():
+            if v in roster and roster[v] != freshness.roster_entry(p.c_public.to_bytes(),
+                                                                   p.s_public.to_bytes()):
+                raise IntegrityError(f"the roster shows other keys for neighbour {v}")
+        return freshness.session_binding(self.config, msg.roster)
 
     def _on_unmask(self, msg: UnmaskRequest) -> list[Message]:
         cfg = self.config
@@ -306,6 +329,7 @@ class SecAggClient:
             raise ProtocolError(f"no shares held for {sorted(unknown)}")
         if cfg.mode == "malicious":
             assert self._survivors is not None and cfg.quorum is not None
+            assert self._session is not None
             u3 = set(self._survivors)
             if surv != u3 & self._neighbourhood or drop & u3:
                 raise ProtocolError("unmask request contradicts the signed survivor set")
@@ -316,7 +340,7 @@ class SecAggClient:
             if len(signers) < cfg.quorum:
                 raise AbortError(f"{len(signers)} consistency signatures, quorum {cfg.quorum}")
             assert cfg.registry is not None
-            payload = binding.consistency_payload(cfg, self._survivors)
+            payload = binding.consistency_payload(cfg, self._survivors, session=self._session)
             for c, sig in msg.signatures:
                 cfg.registry[c].verify(sig, payload)  # IntegrityError: another set was shown
         self._check_size(len(surv), "survived")

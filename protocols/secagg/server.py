@@ -32,7 +32,7 @@ import numpy.typing as npt
 from secagg import kex, prg, shamir
 from secagg.errors import AbortError, EncodingError, IntegrityError, ProtocolError
 
-from . import binding
+from . import binding, freshness
 from .config import ROUNDS, SecAggConfig
 from .messages import (
     AdvertiseKeys,
@@ -87,6 +87,7 @@ class SecAggServer:
         self._sealed: dict[int, dict[int, bytes]] = {}  # receiver -> sender -> ciphertext
         self._acc: npt.NDArray[np.unsignedinteger] | None = None
         self._requests: dict[int, UnmaskRequest] = {}
+        self._session = b""  # fresh binding of this run's roster (malicious mode)
         self._result: ServerResult | None = None
         #: Clients that answered each closed round (U1, U2, ...), by round name.
         self.live: dict[str, frozenset[int]] = {}
@@ -261,15 +262,18 @@ class SecAggServer:
                 raise AbortError(f"{len(live)} masked inputs, below the consistency quorum "
                                  f"{self.config.quorum}")
             surv = tuple(sorted(live))
-            return [ConsistencyRequest(receiver=u, survivors=surv) for u in surv]
+            roster = tuple((u, freshness.roster_entry(k.c_public, k.s_public))
+                           for u, k in sorted(self._keys.items()))
+            self._session = freshness.session_binding(self.config, roster)
+            return [ConsistencyRequest(receiver=u, survivors=surv, roster=roster) for u in surv]
         return self._unmask_requests(live, ())
 
     # -- consistency (malicious mode) ------------------------------------------------------
     def _check_consistency(self, msg: ConsistencySignature) -> None:
         cfg = self.config
         assert cfg.registry is not None
-        cfg.registry[msg.sender].verify(msg.signature,
-                                        binding.consistency_payload(cfg, self._u3))
+        cfg.registry[msg.sender].verify(
+            msg.signature, binding.consistency_payload(cfg, self._u3, session=self._session))
 
     def _close_consistency(self, live: frozenset[int]) -> list[Message]:
         assert self.config.quorum is not None
