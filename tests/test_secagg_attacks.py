@@ -9,10 +9,14 @@ no output or share the attack needs ever leaves an honest client.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protocols.secagg import (
     ConsistencyRequest,
@@ -25,10 +29,11 @@ from protocols.secagg import (
     binding,
     decode,
     encode,
+    partition,
 )
 from protocols.secagg.graph import ring_order
 from secagg import kex, prg, shamir
-from secagg.errors import AbortError, SecAggError
+from secagg.errors import AbortError, ParameterError, SecAggError
 from secagg.sign import SigningKey
 
 
@@ -205,3 +210,149 @@ def test_partition_is_refused_with_every_view_the_server_can_show() -> None:
         except SecAggError:
             pass
     assert signed == 0
+
+
+def test_a_weak_configuration_is_refused_by_every_honest_client() -> None:
+    """Degree 2 and threshold 2 at n = 20: one corrupt client on each side of a
+    ring position cuts the ring, whatever the dropouts. Every client refuses
+    the configuration before sending anything; derived parameters pass."""
+    keys = {u: SigningKey.generate() for u in range(1, 21)}
+    reg = {u: k.verify_key() for u, k in keys.items()}
+    weak = SecAggConfig.create(keys, 4, threshold=2, degree=2, mode="malicious",
+                               graph_seed=os.urandom(32), registry=reg)
+    for u in weak.client_ids:
+        with pytest.raises(ParameterError, match="degree 2 and threshold 2"):
+            SecAggClient(weak, u, signing_key=keys[u])
+    # the complete graph with t <= C corrupt clients (here C = 2 of 40)
+    keys40 = {u: SigningKey.generate() for u in range(1, 41)}
+    reg40 = {u: k.verify_key() for u, k in keys40.items()}
+    low_t = SecAggConfig.create(keys40, 4, threshold=2, degree="complete", mode="malicious",
+                                registry=reg40)
+    with pytest.raises(ParameterError, match="does not exceed the 2 corrupt"):
+        SecAggClient(low_t, 1, signing_key=keys40[1])
+    SecAggClient(dataclasses.replace(low_t, threshold=3), 1, signing_key=keys40[1])
+    # an all-zero ring seed is not random
+    zero = dataclasses.replace(SecAggConfig.create(keys, 4, degree=8, threshold=5,
+                                                   mode="malicious", registry=reg),
+                               graph_seed=bytes(32))
+    with pytest.raises(ParameterError, match="graph seed"):
+        SecAggClient(zero, 1, signing_key=keys[1])
+    # a client that tolerates more corrupt clients asks for more
+    ok = SecAggConfig.create(keys, 4, degree=8, threshold=5, mode="malicious", registry=reg)
+    SecAggClient(ok, 1, signing_key=keys[1])
+    with pytest.raises(ParameterError, match="quorum"):
+        SecAggClient(ok, 1, signing_key=keys[1],
+                     target=partition.SecurityTarget(corrupt_fraction=0.3))
+
+
+def test_quorum_lower_bounds_on_both_sides() -> None:
+    """Two quorums must share an honest client: the configuration accepts
+    floor(n/2) + 1 and refuses one less; a client with corrupt fraction gamma
+    accepts floor((n + C)/2) + 1 and refuses one less."""
+    keys = {u: SigningKey.generate() for u in range(1, 21)}
+    cfg = SecAggConfig.create(keys, 4, degree="complete", threshold=11, mode="malicious",
+                              registry={u: k.verify_key() for u, k in keys.items()})
+    assert dataclasses.replace(cfg, quorum=11).quorum == 11
+    with pytest.raises(ParameterError, match="quorum"):
+        dataclasses.replace(cfg, quorum=10)
+    target = partition.SecurityTarget(corrupt_fraction=0.2)  # C = 4: q = 13
+    SecAggClient(dataclasses.replace(cfg, quorum=13), 1, signing_key=keys[1], target=target)
+    with pytest.raises(ParameterError, match="quorum 12 is below"):
+        SecAggClient(dataclasses.replace(cfg, quorum=12), 1, signing_key=keys[1],
+                     target=target)
+
+
+def _brute_force_partitioned(cfg: SecAggConfig, survivors: frozenset[int], bound: int) -> bool:
+    """Two windows of k/2 ring positions, each with at most ``bound`` survivors,
+    with a survivor outside both on each side: every pair tried."""
+    ring = ring_order(cfg.client_ids, cfg.graph_seed)
+    n, h = cfg.n, (cfg.degree or 0) // 2
+    for i in range(n):
+        wi = {(i + a) % n for a in range(h)}
+        if sum(ring[p] in survivors for p in wi) > bound:
+            continue
+        for j in range(n):
+            wj = {(j + a) % n for a in range(h)}
+            if wi & wj or sum(ring[p] in survivors for p in wj) > bound:
+                continue
+            arc1 = [(i + h + a) % n for a in range((j - i - h) % n)]
+            arc2 = [(j + h + a) % n for a in range((i - j - h) % n)]
+            if any(ring[p] in survivors for p in arc1) and any(ring[p] in survivors
+                                                              for p in arc2):
+                return True
+    return False
+
+
+def _connected(cfg: SecAggConfig, nodes: frozenset[int]) -> bool:
+    if not nodes:
+        return True
+    start = next(iter(nodes))
+    seen, todo = {start}, [start]
+    while todo:
+        u = todo.pop()
+        for v in cfg.neighbours[u] & nodes:
+            if v not in seen:
+                seen.add(v)
+                todo.append(v)
+    return seen == nodes
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(6, 30), st.data())
+def test_survivor_check_matches_brute_force_and_implies_connectivity(
+        n: int, data: st.DataObject) -> None:
+    k = data.draw(st.sampled_from(range(2, n - 1, 2)), label="k")
+    cfg = SecAggConfig.create(range(1, n + 1), 2, degree=k, threshold=2,
+                              graph_seed=data.draw(st.binary(min_size=32, max_size=32)))
+    survivors = frozenset(data.draw(st.sets(st.sampled_from(cfg.client_ids), min_size=1)))
+    bound = data.draw(st.integers(0, k // 2 - 1), label="bound")
+    want = _brute_force_partitioned(cfg, survivors, bound)
+    try:
+        partition.check_survivors(cfg, survivors, bound)
+        refused = False
+    except AbortError:
+        refused = True
+    assert refused == want
+    if not refused:  # any <= bound survivors per window may be corrupt: still connected
+        corrupt = data.draw(st.sets(st.sampled_from(sorted(survivors))), label="corrupt")
+        ring = ring_order(cfg.client_ids, cfg.graph_seed)
+        h = k // 2
+        if all(sum(ring[(i + a) % n] in corrupt for a in range(h)) <= bound
+               for i in range(n)):
+            assert _connected(cfg, survivors - corrupt)
+
+
+def test_hypergeometric_tail_against_exact_fractions() -> None:
+    for pop, marked, draws in [(19, 1, 8), (199, 10, 82), (200, 10, 41), (999, 50, 78),
+                               (40, 0, 6), (30, 30, 5)]:
+        for at_least in range(0, min(marked, draws) + 2):
+            exact = sum(Fraction(math.comb(marked, x) * math.comb(pop - marked, draws - x),
+                                 math.comb(pop, draws))
+                        for x in range(at_least, min(marked, draws) + 1))
+            got = partition.hypergeometric_tail(pop, marked, draws, at_least)
+            assert got == pytest.approx(float(exact), rel=1e-9, abs=1e-300)
+
+
+def test_partition_at_n_200_with_derived_parameters() -> None:
+    """n = 200, dropout fraction 0.15, default derivation (k = 82): ten corrupt
+    clients at random ring positions. The server drops the honest clients of two
+    windows of k/2 positions (arcs of 49 and 69 clients between them), keeping
+    the corrupt ones, which would cut the honest survivors apart: refused.
+    Random 15% dropouts are accepted."""
+    keys = {u: SigningKey.generate().verify_key() for u in range(1, 201)}
+    cfg = SecAggConfig.create(keys, 2, mode="malicious", registry=keys, dropout_fraction=0.15)
+    assert cfg.degree == 82
+    bits, bound = partition.malicious_security(cfg, partition.SecurityTarget())
+    assert bits >= 40 and bound < 41
+    ring = ring_order(cfg.client_ids, cfg.graph_seed)
+    rng = np.random.default_rng(3)
+    corrupt = set(rng.choice(cfg.client_ids, 10, replace=False).tolist())
+    cut = [ring[p % 200] for s in (0, 41 + 49) for p in range(s, s + 41)]
+    survivors = frozenset(cfg.client_ids) - (set(cut) - corrupt)
+    assert len(survivors) >= (cfg.quorum or 0)
+    assert not _connected(cfg, survivors - corrupt)
+    with pytest.raises(AbortError, match="partition"):
+        partition.check_survivors(cfg, survivors, bound)
+    for trial in range(5):
+        drop = set(rng.choice(cfg.client_ids, 30, replace=False).tolist())
+        partition.check_survivors(cfg, frozenset(cfg.client_ids) - drop, bound)

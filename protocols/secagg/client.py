@@ -38,7 +38,7 @@ from secagg import aead, kex, prg, shamir
 from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
 from secagg.sign import SigningKey
 
-from . import binding, freshness
+from . import binding, freshness, partition
 from .config import SecAggConfig
 from .messages import (
     SHARE_PLAINTEXT_BYTES,
@@ -79,6 +79,11 @@ class SecAggClient:
         input: the encoded input, a ``config.dtype`` vector of length
             ``config.dimension``; may instead be given later with
             :meth:`set_input`, before the masked-input round.
+        target: malicious mode: the corrupt fraction and security bits this
+            client requires of the configuration the server supplies
+            (default :class:`~.partition.SecurityTarget`: 5%, 40 bits); a
+            configuration that does not meet it is refused with
+            :class:`ParameterError`.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class SecAggClient:
         *,
         signing_key: SigningKey | None = None,
         input: npt.NDArray[np.unsignedinteger] | None = None,
+        target: partition.SecurityTarget | None = None,
     ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
@@ -99,6 +105,10 @@ class SecAggClient:
             assert config.registry is not None
             if signing_key.verify_key() != config.registry[client_id]:
                 raise ParameterError(f"signing key does not match registry entry {client_id}")
+            if target is not None and not isinstance(target, partition.SecurityTarget):
+                raise ParameterError("target must be a SecurityTarget")
+            self._window_bound = partition.check_config(
+                config, target if target is not None else partition.SecurityTarget())
         self.config = config
         self.id = client_id
         self._signing_key = signing_key
@@ -285,6 +295,7 @@ class SecAggClient:
         assert cfg.quorum is not None
         if len(u3) < cfg.quorum:
             raise AbortError(f"survivor set of {len(u3)} is below the quorum {cfg.quorum}")
+        partition.check_survivors(cfg, u3, self._window_bound)
         session = self._check_roster(msg)
         sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors,
                                                                  session=session))
