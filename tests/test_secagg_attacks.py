@@ -20,10 +20,13 @@ from hypothesis import strategies as st
 
 from protocols.secagg import (
     ConsistencyRequest,
+    KeyBroadcast,
     Message,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
+    ShareForward,
+    ShareKeys,
     UnmaskRequest,
     UnmaskResponse,
     binding,
@@ -33,7 +36,7 @@ from protocols.secagg import (
 )
 from protocols.secagg.graph import ring_order
 from secagg import kex, prg, shamir
-from secagg.errors import AbortError, ParameterError, SecAggError
+from secagg.errors import AbortError, ParameterError, ProtocolError, SecAggError
 from secagg.sign import SigningKey
 
 
@@ -356,3 +359,57 @@ def test_partition_at_n_200_with_derived_parameters() -> None:
     for trial in range(5):
         drop = set(rng.choice(cfg.client_ids, 30, replace=False).tolist())
         partition.check_survivors(cfg, frozenset(cfg.client_ids) - drop, bound)
+
+
+# -- issue finding 4: distinct senders, whatever path a message came in by ---------------------
+def test_repeated_entries_in_message_objects_are_refused() -> None:
+    """handle() also takes message objects, which never went through the
+    codec's strictly-increasing check: one signature repeated up to the quorum,
+    one neighbour listed four times in a share forward or a key broadcast, a
+    survivor listed twice."""
+    cfg, keys, xs = _malicious(8, threshold=3, corrupt_fraction=0.0)
+    run = Run(cfg, keys, xs)
+    kbs = run.start()
+    kb = next(m for m in kbs if m.receiver == 1)
+    assert isinstance(kb, KeyBroadcast)
+    c1 = run.clients[1]
+    with pytest.raises(ProtocolError, match="twice"):
+        c1.handle(dataclasses.replace(kb, keys=(kb.keys[0],) + (kb.keys[1],) * 4))
+    assert c1.state == "advertised"
+    fwds = run.to_server(run.to_clients(kbs))
+    fwd = next(m for m in fwds if m.receiver == 1)
+    assert isinstance(fwd, ShareForward)
+    with pytest.raises(ProtocolError, match="twice"):
+        c1.handle(dataclasses.replace(fwd, shares=(fwd.shares[0],) * 4 + fwd.shares[1:2]))
+    assert c1.state == "shared"
+    cons = run.to_server(run.to_clients(fwds))
+    req = next(m for m in cons if m.receiver == 1)
+    assert isinstance(req, ConsistencyRequest)
+    with pytest.raises(ProtocolError, match="twice"):
+        c1.handle(dataclasses.replace(req, survivors=(1, 1, *req.survivors[1:])))
+    assert c1.state == "masked"
+    reqs = run.to_server(run.to_clients(cons))
+    ureq = next(m for m in reqs if m.receiver == 1)
+    assert isinstance(ureq, UnmaskRequest) and cfg.quorum is not None
+    one = ureq.signatures[0]
+    with pytest.raises(SecAggError):
+        c1.handle(dataclasses.replace(ureq, signatures=(one,) * cfg.quorum))
+    assert c1.state == "signed"
+    (resp,) = c1.handle(ureq)
+    assert isinstance(resp, UnmaskResponse)
+
+
+def test_server_counts_distinct_senders_for_message_objects() -> None:
+    cfg, keys, xs = _malicious(6, threshold=3, corrupt_fraction=0.0)
+    run = Run(cfg, keys, xs)
+    kbs = run.start()
+    share_keys = run.to_clients(kbs)
+    sk = share_keys[0]
+    assert isinstance(sk, ShareKeys)
+    with pytest.raises(ProtocolError):
+        run.server.handle(dataclasses.replace(sk, shares=(sk.shares[0],) * len(sk.shares)))
+    assert sk.sender in run.server.waiting_for
+    run.server.handle(sk)
+    with pytest.raises(ProtocolError, match="duplicate"):
+        run.server.handle(sk)
+    assert sk.sender not in run.server.waiting_for

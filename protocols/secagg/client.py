@@ -187,6 +187,14 @@ class SecAggClient:
         return self._on_unmask(msg)
 
     # -- rounds ----------------------------------------------------------------
+    @staticmethod
+    def _distinct(ids: list[int], what: str) -> None:
+        """Refuse a list naming one client twice (message objects bypass the
+        codec's strictly-increasing check): every count is over distinct ids."""
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ProtocolError(f"{what} names clients {twice} twice")
+
     def _check_size(self, count: int, what: str) -> None:
         t = self.config.threshold
         if count < t:
@@ -197,6 +205,7 @@ class SecAggClient:
         cfg = self.config
         assert self._c_key is not None and self._s_key is not None
         ids = [e.client for e in msg.keys]
+        self._distinct(ids, "key broadcast")
         outside = set(ids) - self._neighbourhood
         if outside:
             raise ProtocolError(f"key broadcast names non-neighbours {sorted(outside)}")
@@ -243,6 +252,7 @@ class SecAggClient:
         if self._input is None:
             raise ParameterError(f"client {self.id} has no input: call set_input() first")
         senders = [s.peer for s in msg.shares]
+        self._distinct(senders, "share forward")
         unknown = set(senders) - set(self._peers)
         if unknown:
             raise ProtocolError(f"shares forwarded from {sorted(unknown)}, whose keys this "
@@ -284,6 +294,8 @@ class SecAggClient:
         cfg = self.config
         if cfg.mode != "malicious" or self._signing_key is None:
             raise ProtocolError("no consistency round in the semi-honest mode")
+        self._distinct(list(msg.survivors), "survivor set")
+        self._distinct([c for c, _ in msg.roster], "roster")
         u3 = set(msg.survivors)
         if self.id not in u3:
             raise ProtocolError(f"survivor set omits client {self.id}, which sent its input")
@@ -325,6 +337,9 @@ class SecAggClient:
 
     def _on_unmask(self, msg: UnmaskRequest) -> list[Message]:
         cfg = self.config
+        self._distinct(list(msg.survivors), "unmask request (survivors)")
+        self._distinct(list(msg.dropped), "unmask request (dropped)")
+        self._distinct([c for c, _ in msg.signatures], "unmask request (signatures)")
         surv, drop = set(msg.survivors), set(msg.dropped)
         outside = (surv | drop) - self._neighbourhood
         if outside:
