@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.secagg import (
+    AdvertiseKeys,
     ConsistencyRequest,
     KeyBroadcast,
     Message,
@@ -413,3 +414,100 @@ def test_server_counts_distinct_senders_for_message_objects() -> None:
     with pytest.raises(ProtocolError, match="duplicate"):
         run.server.handle(sk)
     assert sk.sender not in run.server.waiting_for
+
+
+# -- issue finding 3: one malicious client must not abort every round ---------------------------
+_ORDER_8 = (325606250916557431795983626356110631294008115727848805560023387167927233504
+            ).to_bytes(32, "little")
+
+
+def _bad_advert(cfg: SecAggConfig, keys: dict[int, SigningKey], u: int, c_pub: bytes,
+                s_pub: bytes) -> AdvertiseKeys:
+    """A malicious client's advertisement: any keys, validly signed by its identity."""
+    sig = b""
+    if cfg.mode == "malicious":
+        sig = keys[u].sign(binding.advertise_payload(cfg, u, c_pub, s_pub))
+    return AdvertiseKeys(sender=u, c_public=c_pub, s_public=s_pub, signature=sig)
+
+
+@pytest.mark.parametrize("mode", ["semi-honest", "malicious"])
+@pytest.mark.parametrize("attack", ["zero", "order-8", "order-8 high bit", "copy c",
+                                    "copy s as c"])
+def test_a_malicious_advertisement_drops_only_its_sender(mode: str, attack: str) -> None:
+    n = 7
+    keys = {u: SigningKey.generate() for u in range(1, n + 1)}
+    cfg = SecAggConfig.create(
+        keys, 4, threshold=4, degree="complete", mode=mode,  # type: ignore[arg-type]
+        registry={u: k.verify_key() for u, k in keys.items()} if mode == "malicious" else None)
+    rng = np.random.default_rng(0)
+    xs = {u: rng.integers(0, 2**32, 4, dtype=np.uint32) for u in keys}
+    run = Run(cfg, keys if mode == "malicious" else {}, xs)
+    bad = 7
+    advs = {u: run.clients[u].start()[0] for u in range(1, n)}
+    for u in range(1, n):
+        assert run.server.handle(run.wire(advs[u])) == []
+    honest = advs[1]
+    assert isinstance(honest, AdvertiseKeys)
+    fresh = kex.PrivateKey.generate().public_key().to_bytes()
+    c_pub, s_pub = {
+        "zero": (bytes(32), fresh),
+        "order-8": (fresh, _ORDER_8),
+        "order-8 high bit": (bytes(_ORDER_8[:31]) + bytes([_ORDER_8[31] | 0x80]), fresh),
+        "copy c": (honest.c_public, fresh),
+        "copy s as c": (honest.s_public, fresh),
+    }[attack]
+    with pytest.raises(ProtocolError, match=r"low-order|already advertised"):
+        run.server.handle(run.wire(_bad_advert(cfg, keys, bad, c_pub, s_pub)))
+    kbs = run.server.close_round()
+    assert run.server.live["advertise"] == frozenset(range(1, n))
+    rest = run.step(run.step(kbs))
+    while run.server.round not in ("done", "aborted"):
+        rest = run.step(rest)
+    assert run.server.result is not None
+    want = sum((xs[u] for u in range(1, n)), np.zeros(4, np.uint32))
+    np.testing.assert_array_equal(run.server.result.raw_sum, want)
+
+
+@pytest.mark.parametrize("attack", ["low-order c", "low-order s", "copied key"])
+def test_a_client_excludes_a_bad_key_the_server_forwarded(attack: str) -> None:
+    """A server that forwards a bad key anyway (an older or a lying server):
+    the client leaves that neighbour out instead of aborting."""
+    cfg, keys, xs = _malicious(8, threshold=3, corrupt_fraction=0.0)
+    run = Run(cfg, keys, xs)
+    kb = next(m for m in run.start() if m.receiver == 1)
+    assert isinstance(kb, KeyBroadcast)
+    entries = list(kb.keys)
+    victim = entries[2]
+    c_pub, s_pub = victim.c_public, victim.s_public
+    if attack == "low-order c":
+        c_pub = bytes(32)
+    elif attack == "low-order s":
+        s_pub = _ORDER_8
+    else:
+        c_pub = entries[1].c_public
+    sig = keys[victim.client].sign(binding.advertise_payload(cfg, victim.client, c_pub, s_pub))
+    entries[2] = dataclasses.replace(victim, c_public=c_pub, s_public=s_pub, signature=sig)
+    (out,) = run.clients[1].handle(run.wire(dataclasses.replace(kb, keys=tuple(entries))))
+    assert isinstance(out, ShareKeys)
+    excluded = {victim.client} | ({entries[1].client} if attack == "copied key" else set())
+    assert {s.peer for s in out.shares} == set(cfg.neighbours[1]) - excluded
+
+
+def test_low_order_list_matches_x25519() -> None:
+    """Every key the check calls low-order makes X25519 refuse the agreement,
+    in canonical and non-canonical encodings; random keys never do."""
+    from protocols.secagg.keycheck import is_low_order
+    from secagg.errors import IntegrityError
+
+    me = kex.PrivateKey.generate()
+    p = 2**255 - 19
+    order8 = int.from_bytes(_ORDER_8, "little")
+    for u in (0, 1, p - 1, p, p + 1, order8, order8 + p if order8 + p < 2**255 else order8):
+        for top in (0, 1 << 255):
+            key = ((u | top) % 2**256).to_bytes(32, "little")
+            assert is_low_order(key)
+            with pytest.raises(IntegrityError):
+                kex.agree(me, kex.PublicKey.from_bytes(key), b"ctx")
+    for _ in range(200):
+        key = os.urandom(32)
+        assert not is_low_order(key)

@@ -38,7 +38,7 @@ from secagg import aead, kex, prg, shamir
 from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
 from secagg.sign import SigningKey
 
-from . import binding, freshness, partition
+from . import binding, freshness, keycheck, partition
 from .config import SecAggConfig
 from .messages import (
     SHARE_PLAINTEXT_BYTES,
@@ -120,6 +120,7 @@ class SecAggClient:
         self._c_key: kex.PrivateKey | None = None
         self._s_key: kex.PrivateKey | None = None
         self._peers: dict[int, _Peer] = {}
+        self._excluded: frozenset[int] = frozenset()  # neighbours shown a bad key
         self._b_seed: bytes | None = None
         # shares held: owner -> (b-share, s-share); this client's own included
         self._held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
@@ -209,22 +210,29 @@ class SecAggClient:
         outside = set(ids) - self._neighbourhood
         if outside:
             raise ProtocolError(f"key broadcast names non-neighbours {sorted(outside)}")
-        self._check_size(len(ids), "advertised keys")
         mine = {e.client: e for e in msg.keys}.get(self.id)
         if (mine is None or mine.c_public != self._c_key.public_key().to_bytes()
                 or mine.s_public != self._s_key.public_key().to_bytes()):
             raise ProtocolError(f"the server did not show client {self.id}'s own keys unchanged")
-        all_keys = [k for e in msg.keys for k in (e.c_public, e.s_public)]
-        if len(set(all_keys)) != len(all_keys):
-            raise ProtocolError("key broadcast repeats a public key")
         if cfg.mode == "malicious":
             assert cfg.registry is not None
             for e in msg.keys:
                 cfg.registry[e.client].verify(
                     e.signature, binding.advertise_payload(cfg, e.client, e.c_public, e.s_public))
+        # a low-order key, or a key that another entry (or this client) also shows,
+        # is one the server should have refused: leave that neighbour out
+        uses: dict[bytes, int] = {}
+        for e in msg.keys:
+            for k in {e.c_public, e.s_public}:
+                uses[k] = uses.get(k, 0) + 1
+        excluded = frozenset(
+            e.client for e in msg.keys if e.client != self.id and (
+                e.c_public == e.s_public or uses[e.c_public] > 1 or uses[e.s_public] > 1
+                or keycheck.is_low_order(e.c_public) or keycheck.is_low_order(e.s_public)))
+        self._check_size(len(ids) - len(excluded), "advertised usable keys")
         peers: dict[int, _Peer] = {}
         for e in msg.keys:
-            if e.client == self.id:
+            if e.client == self.id or e.client in excluded:
                 continue
             c_pub = kex.PublicKey.from_bytes(e.c_public)
             s_pub = kex.PublicKey.from_bytes(e.s_public)
@@ -242,7 +250,7 @@ class SecAggClient:
             out.append(SealedShare(v, aead.seal(peers[v].channel_key, pt,
                                                 binding.share_ad(cfg, self.id, v))))
         own = cfg.share_index(self.id, self.id) - 1
-        self._peers, self._b_seed = peers, b_seed
+        self._peers, self._b_seed, self._excluded = peers, b_seed, excluded
         self._held = {self.id: (b_shares[own], s_shares[own])}
         self._state = "shared"
         return [ShareKeys(sender=self.id, shares=tuple(out))]
@@ -251,8 +259,8 @@ class SecAggClient:
         cfg = self.config
         if self._input is None:
             raise ParameterError(f"client {self.id} has no input: call set_input() first")
-        senders = [s.peer for s in msg.shares]
-        self._distinct(senders, "share forward")
+        self._distinct([s.peer for s in msg.shares], "share forward")
+        senders = [s.peer for s in msg.shares if s.peer not in self._excluded]
         unknown = set(senders) - set(self._peers)
         if unknown:
             raise ProtocolError(f"shares forwarded from {sorted(unknown)}, whose keys this "
@@ -261,6 +269,8 @@ class SecAggClient:
         held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
         for s in msg.shares:
             v = s.peer
+            if v in self._excluded:
+                continue
             pt = aead.open(self._peers[v].channel_key, s.ciphertext,
                            binding.share_ad(cfg, v, self.id))
             if len(pt) != SHARE_PLAINTEXT_BYTES:

@@ -32,7 +32,7 @@ import numpy.typing as npt
 from secagg import kex, prg, shamir
 from secagg.errors import AbortError, EncodingError, IntegrityError, ProtocolError
 
-from . import binding, freshness
+from . import binding, freshness, keycheck
 from .config import ROUNDS, SecAggConfig
 from .messages import (
     AdvertiseKeys,
@@ -87,6 +87,7 @@ class SecAggServer:
         self._sealed: dict[int, dict[int, bytes]] = {}  # receiver -> sender -> ciphertext
         self._acc: npt.NDArray[np.unsignedinteger] | None = None
         self._requests: dict[int, UnmaskRequest] = {}
+        self._key_owner: dict[bytes, int] = {}  # advertised key -> client (advertise round)
         self._session = b""  # fresh binding of this run's roster (malicious mode)
         self._result: ServerResult | None = None
         #: Clients that answered each closed round (U1, U2, ...), by round name.
@@ -199,11 +200,21 @@ class SecAggServer:
         cfg = self.config
         if msg.c_public == msg.s_public:
             raise ProtocolError(f"client {msg.sender} advertised the same key twice")
+        for key in (msg.c_public, msg.s_public):
+            if keycheck.is_low_order(key):
+                raise ProtocolError(f"client {msg.sender} advertised a low-order X25519 key: "
+                                    f"dropped")
+            owner = self._key_owner.get(key)
+            if owner is not None:
+                raise ProtocolError(f"client {msg.sender} advertised a key client {owner} "
+                                    f"already advertised: dropped")
         if cfg.mode == "malicious":
             assert cfg.registry is not None
             cfg.registry[msg.sender].verify(
                 msg.signature,
                 binding.advertise_payload(cfg, msg.sender, msg.c_public, msg.s_public))
+        # accepted (handle() records it next): index its keys for the copy check
+        self._key_owner[msg.c_public] = self._key_owner[msg.s_public] = msg.sender
 
     def _close_advertise(self, live: frozenset[int]) -> list[Message]:
         self._require_neighbourhoods(live, "advertised keys")
