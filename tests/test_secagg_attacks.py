@@ -22,6 +22,7 @@ from protocols.secagg import (
     AdvertiseKeys,
     ConsistencyRequest,
     KeyBroadcast,
+    MaskedInput,
     Message,
     SecAggClient,
     SecAggConfig,
@@ -93,13 +94,17 @@ def _malicious(n: int, *, threshold: int, degree: int | None = None,
     return cfg, keys, xs
 
 
-def _signatures(run: Run, skip: tuple[int, ...]) -> tuple[tuple[int, bytes], ...]:
+def _signatures(run: Run, skip: tuple[int, ...]) -> tuple[
+        tuple[tuple[int, bytes], ...], tuple[tuple[int, bytes], ...]]:
     """Run honestly up to the unmask requests (``skip`` vanish before masking);
-    return the consistency signatures the server collected."""
-    reqs = run.step(run.step(run.step(run.start()), skip=skip))
+    return the consistency signatures the server collected and the roster it
+    showed."""
+    cons = run.step(run.step(run.start()), skip=skip)
+    assert all(isinstance(m, ConsistencyRequest) for m in cons)
+    reqs = run.step(cons)
     assert run.server.round == "unmask"
     req = next(m for m in reqs if isinstance(m, UnmaskRequest))
-    return req.signatures
+    return req.signatures, cons[0].roster  # type: ignore[union-attr]
 
 
 def _rebuild_input(run: Run, victim: int, b_shares: list[shamir.Share],
@@ -132,38 +137,45 @@ def test_three_run_replay_does_not_rebuild_a_victims_input() -> None:
     group_a, group_b = (2, 3, 4, 5), (6, 7, 8, 9, 10)
     s1 = tuple(cfg.client_ids)
     s2 = tuple(u for u in s1 if u != victim)
-    sigs1 = _signatures(Run(cfg, keys, xs), skip=())
-    sigs2 = _signatures(Run(cfg, keys, xs), skip=(victim,))
+    sigs1, roster1 = _signatures(Run(cfg, keys, xs), skip=())
+    sigs2, roster2 = _signatures(Run(cfg, keys, xs), skip=(victim,))
     assert len(sigs1) >= cfg.quorum and len(sigs2) >= cfg.quorum
 
-    run = Run(cfg, keys, xs)
-    masked = run.to_clients(run.step(run.start()))
-    y_victim = next(m.vector for m in masked if m.sender == victim)
-    cons = run.to_server(masked)  # the genuine consistency requests of run 3
-    assert all(isinstance(m, ConsistencyRequest) for m in cons)
-    b_shares = [run.clients[corrupt]._held[victim][0]]
-    s_shares = [run.clients[corrupt]._held[victim][1]]
-    refused = []
-    for group, shown, old, dropped in ((group_a, s1, sigs1, ()), (group_b, s2, sigs2, (victim,))):
-        for u in group:
-            req = next(m for m in cons if m.receiver == u)
-            run.clients[u].handle(run.wire(dataclasses.replace(req, survivors=shown)))
-            unmask = UnmaskRequest(receiver=u, survivors=tuple(v for v in shown),
-                                   dropped=dropped, signatures=old)
-            try:
-                (resp,) = run.clients[u].handle(run.wire(unmask))
-            except SecAggError:
-                refused.append(u)
-                continue
-            assert isinstance(resp, UnmaskResponse)
-            for r in resp.shares:
-                if r.owner == victim:
-                    (b_shares if r.kind == "b" else s_shares).append(r.share)
-    if len(b_shares) >= cfg.threshold and len(s_shares) >= cfg.threshold:
-        x = _rebuild_input(run, victim, b_shares, s_shares, np.array(y_victim))
-        pytest.fail(f"the replay rebuilt client {victim}'s input "
-                    f"(exact: {np.array_equal(x, xs[victim])})")
-    assert sorted(refused) == sorted(group_a + group_b)
+    # run 3, twice: with this run's roster, and with the rosters of runs 1 and 2
+    # (so that the signatures of those runs would verify)
+    for replay_roster in (False, True):
+        run = Run(cfg, keys, xs)
+        masked = run.to_clients(run.step(run.start()))
+        y_victim = next(m.vector for m in masked if isinstance(m, MaskedInput)
+                        and m.sender == victim)
+        cons = run.to_server(masked)  # the genuine consistency requests of run 3
+        assert all(isinstance(m, ConsistencyRequest) for m in cons)
+        b_shares = [run.clients[corrupt]._held[victim][0]]
+        s_shares = [run.clients[corrupt]._held[victim][1]]
+        refused = []
+        for group, shown, old, roster, dropped in (
+                (group_a, s1, sigs1, roster1, ()), (group_b, s2, sigs2, roster2, (victim,))):
+            for u in group:
+                req = next(m for m in cons if m.receiver == u)
+                if replay_roster:
+                    req = dataclasses.replace(req, roster=roster)
+                unmask = UnmaskRequest(receiver=u, survivors=shown, dropped=dropped,
+                                       signatures=old)
+                try:
+                    run.clients[u].handle(run.wire(dataclasses.replace(req, survivors=shown)))
+                    (resp,) = run.clients[u].handle(run.wire(unmask))
+                except SecAggError:
+                    refused.append(u)
+                    continue
+                assert isinstance(resp, UnmaskResponse)
+                for r in resp.shares:
+                    if r.owner == victim:
+                        (b_shares if r.kind == "b" else s_shares).append(r.share)
+        if len(b_shares) >= cfg.threshold and len(s_shares) >= cfg.threshold:
+            x = _rebuild_input(run, victim, b_shares, s_shares, np.array(y_victim))
+            pytest.fail(f"the replay rebuilt client {victim}'s input "
+                        f"(exact: {np.array_equal(x, xs[victim])})")
+        assert sorted(refused) == sorted(group_a + group_b)
 
 
 # -- issue finding 2: SecAgg+ partitions in malicious mode --------------------------------------
