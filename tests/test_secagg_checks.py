@@ -356,3 +356,17 @@ def test_server_checks_every_neighbourhood_at_its_exact_threshold(rnd: str) -> N
                     assert p.server.round != "aborted"
                 break
             msgs = p.replies(p.deliver(msgs))
+
+
+def test_roster_codec_refuses_unordered_unknown_and_short_entries() -> None:
+    keys = _keys(4)
+    cfg = _malicious_cfg(4, 3, keys)
+    e = bytes(range(32))
+    good = ConsistencyRequest(receiver=1, survivors=(1, 2, 3), roster=((1, e), (2, e), (3, e)))
+    assert decode(encode(good, cfg), cfg) == good
+    for roster, why in ((((2, e), (1, e)), "increasing"), (((1, e), (9, e)), "not a client"),
+                        (((1, e), (1, e)), "increasing")):
+        with pytest.raises(ProtocolError, match=why):
+            decode(encode(dataclasses.replace(good, roster=roster), cfg), cfg)
+    with pytest.raises(ProtocolError, match="32 bytes"):
+        encode(dataclasses.replace(good, roster=((1, e[:31]),)), cfg)
