@@ -33,6 +33,7 @@ from protocols.secagg import (
     UnmaskResponse,
     binding,
     decode,
+    derive_parameters,
     encode,
     partition,
 )
@@ -349,27 +350,37 @@ def test_hypergeometric_tail_against_exact_fractions() -> None:
             assert got == pytest.approx(float(exact), rel=1e-9, abs=1e-300)
 
 
-def test_partition_at_n_200_with_derived_parameters() -> None:
-    """n = 200, dropout fraction 0.15, default derivation (k = 82): ten corrupt
-    clients at random ring positions. The server drops the honest clients of two
-    windows of k/2 positions (arcs of 49 and 69 clients between them), keeping
+@pytest.mark.parametrize("derivation", ["semi-honest", "malicious"])
+def test_partition_at_n_200_with_derived_parameters(derivation: str) -> None:
+    """n = 200, dropout fraction 0.15: the semi-honest derivation's k = 82
+    (what malicious mode used before), and the malicious derivation's own.
+    Ten corrupt clients sit at random ring positions. The server drops the
+    honest clients of two windows of k/2 positions 49 positions apart, keeping
     the corrupt ones, which would cut the honest survivors apart: refused.
     Random 15% dropouts are accepted."""
     keys = {u: SigningKey.generate().verify_key() for u in range(1, 201)}
-    cfg = SecAggConfig.create(keys, 2, mode="malicious", registry=keys, dropout_fraction=0.15)
-    assert cfg.degree == 82
+    if derivation == "semi-honest":
+        k, t = derive_parameters(200, dropout_fraction=0.15)
+        assert k == 82
+        cfg = SecAggConfig.create(keys, 2, degree=k, threshold=t, mode="malicious",
+                                  registry=keys)
+    else:
+        cfg = SecAggConfig.create(keys, 2, mode="malicious", registry=keys,
+                                  dropout_fraction=0.15)
+    assert cfg.degree is not None
+    h = cfg.degree // 2
     bits, bound = partition.malicious_security(cfg, partition.SecurityTarget())
-    assert bits >= 40 and bound < 41
+    assert bits >= 40 and bound < h
     ring = ring_order(cfg.client_ids, cfg.graph_seed)
     rng = np.random.default_rng(3)
     corrupt = set(rng.choice(cfg.client_ids, 10, replace=False).tolist())
-    cut = [ring[p % 200] for s in (0, 41 + 49) for p in range(s, s + 41)]
+    cut = [ring[p % 200] for s in (0, h + 49) for p in range(s, s + h)]
     survivors = frozenset(cfg.client_ids) - (set(cut) - corrupt)
     assert len(survivors) >= (cfg.quorum or 0)
     assert not _connected(cfg, survivors - corrupt)
     with pytest.raises(AbortError, match="partition"):
         partition.check_survivors(cfg, survivors, bound)
-    for trial in range(5):
+    for _ in range(5):
         drop = set(rng.choice(cfg.client_ids, 30, replace=False).tolist())
         partition.check_survivors(cfg, frozenset(cfg.client_ids) - drop, bound)
 

@@ -30,9 +30,11 @@ from protocols.secagg import (
     decode,
     encode,
     freshness,
+    partition,
 )
+from protocols.secagg.config import derive_malicious_parameters
 from secagg import aead, kex, shamir
-from secagg.errors import AbortError, IntegrityError, ProtocolError
+from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
 from secagg.sign import SigningKey
 
 
@@ -370,3 +372,60 @@ def test_roster_codec_refuses_unordered_unknown_and_short_entries() -> None:
             decode(encode(dataclasses.replace(good, roster=roster), cfg), cfg)
     with pytest.raises(ProtocolError, match="32 bytes"):
         encode(dataclasses.replace(good, roster=((1, e[:31]),)), cfg)
+
+
+# -- the malicious-mode derivation -------------------------------------------------------------
+def _exact_tail(pop: int, marked: int, draws: int, at_least: int) -> float:
+    from fractions import Fraction
+    from math import comb
+
+    return float(sum((Fraction(comb(marked, x) * comb(pop - marked, draws - x),
+                               comb(pop, draws))
+                      for x in range(max(at_least, 0), min(marked, draws) + 1)), Fraction(0)))
+
+
+@pytest.mark.parametrize(("n", "delta", "gamma"), [(20, 0.1, 0.05), (60, 0.1, 0.05),
+                                                   (200, 0.15, 0.05), (300, 0.2, 0.1)])
+def test_malicious_derivation_meets_both_targets_and_is_minimal(
+        n: int, delta: float, gamma: float) -> None:
+    k, t = derive_malicious_parameters(n, dropout_fraction=delta, corrupt_fraction=gamma)
+    assert k is not None
+    c, m, h = int(gamma * n), int(delta * n), k // 2
+    cfg = SecAggConfig(client_ids=tuple(range(1, n + 1)), dimension=1, threshold=t, degree=k,
+                       graph_seed=bytes(range(32)))
+    bits, bound = partition.malicious_security(cfg, partition.SecurityTarget(gamma, 40.0))
+    # security, recomputed independently with exact rationals
+    p_sec = n * _exact_tail(n - 1, c, k, t) + n * _exact_tail(n, c, h, bound + 1)
+    assert bits >= 40 and p_sec <= 2.0**-40
+    # liveness with m random dropouts: t holders everywhere, no thin window
+    p_live = n * _exact_tail(n - 1, m, k, k + 2 - t) + n * _exact_tail(n, m, h, h - bound)
+    assert p_live <= 2.0**-20
+    # and no smaller even degree admits a threshold
+    if k > 2:
+        with pytest.raises(ParameterError):
+            derive_malicious_parameters(n, dropout_fraction=delta, corrupt_fraction=gamma,
+                                        degree=k - 2)
+
+
+def test_malicious_create_derives_what_every_client_accepts() -> None:
+    keys = _keys(20)
+    cfg = SecAggConfig.create(keys, 3, mode="malicious",
+                              registry={u: k.verify_key() for u, k in keys.items()})
+    assert (cfg.degree, cfg.threshold, cfg.quorum) == (8, 5, 11)
+    for u in cfg.client_ids:
+        SecAggClient(cfg, u, signing_key=keys[u])
+    with pytest.raises(ParameterError, match="raise the degree"):
+        SecAggConfig.create(keys, 3, mode="malicious", degree=2,
+                            registry={u: k.verify_key() for u, k in keys.items()})
+
+
+def test_random_dropouts_pass_the_partition_check() -> None:
+    """Liveness, by sampling: n = 200 with the derived ring and 10% random
+    dropouts (plus the corrupt clients' worst case ignored): never refused."""
+    keys = {u: SigningKey.generate().verify_key() for u in range(1, 201)}
+    cfg = SecAggConfig.create(keys, 2, mode="malicious", registry=keys)
+    _, bound = partition.malicious_security(cfg, partition.SecurityTarget())
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        drop = set(rng.choice(cfg.client_ids, 20, replace=False).tolist())
+        partition.check_survivors(cfg, frozenset(cfg.client_ids) - drop, bound)

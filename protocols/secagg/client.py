@@ -9,21 +9,33 @@ Rules an honest client enforces (each violation raises a
 :class:`~secagg.errors.SecAggError` subclass, sends nothing and leaves the
 client exactly as it was):
 
+* in malicious mode, the configuration the server supplies must meet the
+  client's :class:`~.partition.SecurityTarget` (corrupt fraction, security
+  bits): quorum, threshold, degree and a non-zero ring seed are checked when
+  the client is built (:class:`ParameterError`, see :mod:`.partition`);
 * messages must be for this client, this session and configuration (codec),
   and for the round the client is in; a second message for a finished round
-  is refused;
+  is refused; no list in a message may name one client twice;
 * every set the server shows must keep at least ``t`` members of the
   client's closed neighbourhood (:class:`AbortError` otherwise);
-* its own keys must be shown unchanged, all keys must be distinct, and in
-  malicious mode every neighbour's key advertisement must carry a valid
-  signature from its registered identity key (:class:`IntegrityError`);
+* its own keys must be shown unchanged, and in malicious mode every
+  neighbour's key advertisement must carry a valid signature from its
+  registered identity key (:class:`IntegrityError`); a neighbour shown with a
+  low-order key or a key another entry also shows is left out (the server
+  should have refused it), not a reason to abort;
 * share ciphertexts must open under the pairwise key with the round, sender
-  and receiver as associated data (:class:`IntegrityError`);
+  and receiver as associated data (:class:`IntegrityError`), and carry the
+  configured index and threshold;
+* in malicious mode, the survivor set it signs must reach the quorum and
+  must not let the server cut the SecAgg+ ring (:func:`.partition.check_survivors`),
+  and the roster must list this client's keys of this run, so that its
+  signature binds a fresh session (:mod:`.freshness`);
 * an unmasking request may name only neighbours whose shares it holds, never
   the same neighbour as both survivor and dropout, never the client itself as
   a dropout; in malicious mode it must come with at least ``quorum`` valid
-  signatures over exactly the survivor set the client signed. The client
-  answers one unmasking request, once.
+  signatures from distinct members of the survivor set, over exactly the set
+  and session binding the client signed. The client answers one unmasking
+  request, once.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from secagg.errors import AbortError, ParameterError
 
 from .config import SecAggConfig, consistency_quorum
 from .graph import ring_order
+from .tails import hypergeometric_tail, malicious_bounds
 
 __all__ = [
     "SecurityTarget",
@@ -90,26 +91,6 @@ class SecurityTarget:
             raise ParameterError(f"security_bits must be in (0, 256], got {b!r}")
 
 
-def _log_comb(a: int, b: int) -> float:
-    return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
-
-
-def hypergeometric_tail(population: int, marked: int, draws: int, at_least: int) -> float:
-    """``P[X >= at_least]`` for X the marked items among ``draws`` drawn
-    without replacement from ``population`` items of which ``marked`` are
-    marked (exact sum of the probability mass, in floating point)."""
-    if not 0 <= marked <= population or not 0 <= draws <= population:
-        raise ParameterError(f"hypergeometric({population}, {marked}, {draws}) is undefined")
-    lo, hi = max(at_least, 0, draws - (population - marked)), min(marked, draws)
-    if lo > hi:
-        return 0.0
-    total = _log_comb(population, draws)
-    logs = [_log_comb(marked, x) + _log_comb(population - marked, draws - x) - total
-            for x in range(lo, hi + 1)]
-    top = max(logs)
-    return min(1.0, math.exp(top) * math.fsum(math.exp(v - top) for v in logs))
-
-
 def malicious_security(config: SecAggConfig, target: SecurityTarget) -> tuple[float, int]:
     """``(bits, window bound B)`` that ``config`` achieves against ``target``'s
     corrupt fraction: ``bits = -log2(p1 + p2)`` (module docstring) at the
@@ -119,15 +100,7 @@ def malicious_security(config: SecAggConfig, target: SecurityTarget) -> tuple[fl
     c = math.floor(target.corrupt_fraction * n)
     if config.degree is None:
         return (math.inf if t > c else 0.0), 0
-    k = config.degree
-    h = k // 2
-    p1 = n * hypergeometric_tail(n - 1, c, k, t)
-    budget = 2.0 ** -target.security_bits
-    for b in range(h):
-        p = p1 + n * hypergeometric_tail(n, c, h, b + 1)
-        if p <= budget or b == h - 1:
-            return (math.inf if p <= 0 else max(0.0, -math.log2(p))), b
-    raise AssertionError("unreachable: k >= 2")  # pragma: no cover
+    return malicious_bounds(n, config.degree, t, c, target.security_bits)
 
 
 def check_config(config: SecAggConfig, target: SecurityTarget) -> int:

@@ -8,6 +8,11 @@ up, since dropouts mean the server cannot wait for everyone). Late messages
 for a closed round, duplicates and messages from clients that already dropped
 are refused with :class:`ProtocolError`.
 
+An advertisement with a low-order X25519 key, or a key another client
+already advertised, is refused (:class:`ProtocolError`): that client is
+dropped at the advertise round, so one client cannot make every honest
+neighbour refuse the key broadcast.
+
 Sets, as in Bonawitz et al.: U1 advertised keys, U2 sent shares, U3 sent a
 masked input (the clients whose inputs are summed), U4 signed U3 (malicious
 mode; U3 otherwise), U5 answered the unmasking request. After each round the
