@@ -24,6 +24,7 @@ from protocols.secagg import (
     KeyBroadcast,
     MaskedInput,
     Message,
+    SealedShare,
     SecAggClient,
     SecAggConfig,
     SecAggServer,
@@ -39,7 +40,7 @@ from protocols.secagg import (
 )
 from protocols.secagg.graph import ring_order
 from secagg import kex, prg, shamir
-from secagg.errors import AbortError, ParameterError, ProtocolError, SecAggError
+from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError, SecAggError
 from secagg.sign import SigningKey
 
 
@@ -534,3 +535,32 @@ def test_low_order_list_matches_x25519() -> None:
     for _ in range(200):
         key = os.urandom(32)
         assert not is_low_order(key)
+
+
+def test_an_advertisement_replayed_from_another_run_never_enters_a_mask() -> None:
+    """Same configuration and session id twice: the server shows client 1 the
+    run-1 advertisement of client 2 (validly signed, same digest) in run 2.
+    Client 2's run-2 shares then fail to open at client 1, so client 1 never
+    masks with the replayed key; without them it masks without client 2."""
+    cfg, keys, xs = _malicious(6, threshold=3, corrupt_fraction=0.0)
+    first = Run(cfg, keys, xs)
+    kb1 = next(m for m in first.start() if m.receiver == 1)
+    assert isinstance(kb1, KeyBroadcast)
+    old = next(e for e in kb1.keys if e.client == 2)
+    run = Run(cfg, keys, xs)
+    kbs = run.start()
+    kb = next(m for m in kbs if m.receiver == 1)
+    assert isinstance(kb, KeyBroadcast)
+    replayed = dataclasses.replace(kb, keys=tuple(old if e.client == 2 else e for e in kb.keys))
+    run.clients[1].handle(run.wire(replayed))  # signature valid: accepted
+    others = [r for m in kbs if m.receiver != 1 for r in run.clients[m.receiver].handle(m)]
+    sealed = {m.sender: next(s.ciphertext for s in m.shares if s.peer == 1)
+              for m in others if isinstance(m, ShareKeys)}
+    with_2 = ShareForward(receiver=1, shares=tuple(SealedShare(v, ct)
+                                                   for v, ct in sorted(sealed.items())))
+    with pytest.raises(IntegrityError):
+        run.clients[1].handle(with_2)
+    without_2 = ShareForward(receiver=1, shares=tuple(SealedShare(v, ct) for v, ct
+                                                      in sorted(sealed.items()) if v != 2))
+    (y,) = run.clients[1].handle(without_2)
+    assert isinstance(y, MaskedInput)
