@@ -188,7 +188,7 @@ def _arcs_dropped(cfg: SecAggConfig, starts: tuple[int, int]) -> tuple[int, ...]
 
 
 def test_partition_by_two_dropped_arcs_is_refused() -> None:
-    """The README's malicious example (n = 20, k = 8, t = 5): the server
+    """n = 20, k = 8, t = 5 with no corrupt client: the server
     "drops" two arcs of k/2 = 4 consecutive ring positions, which leaves arcs
     of 5 and 7 clients with no mask between them, every neighbourhood at its
     threshold and 12 >= quorum 11 survivors. Summing one arc's masked inputs

@@ -398,7 +398,7 @@ def test_malicious_derivation_meets_both_targets_and_is_minimal(
     p_sec = n * _exact_tail(n - 1, c, k, t) + n * _exact_tail(n, c, h, bound + 1)
     assert bits >= 40 and p_sec <= 2.0**-40
     # liveness with m random dropouts: t holders everywhere, no thin window
-    p_live = n * _exact_tail(n - 1, m, k, k + 2 - t) + n * _exact_tail(n, m, h, h - bound)
+    p_live = n * _exact_tail(n - 1, m, k, k + 1 - t) + n * _exact_tail(n, m, h, h - bound)
     assert p_live <= 2.0**-20
     # and no smaller even degree admits a threshold
     if k > 2:
@@ -411,7 +411,7 @@ def test_malicious_create_derives_what_every_client_accepts() -> None:
     keys = _keys(20)
     cfg = SecAggConfig.create(keys, 3, mode="malicious",
                               registry={u: k.verify_key() for u, k in keys.items()})
-    assert (cfg.degree, cfg.threshold, cfg.quorum) == (8, 5, 11)
+    assert (cfg.degree, cfg.threshold, cfg.quorum) == (8, 4, 11)
     for u in cfg.client_ids:
         SecAggClient(cfg, u, signing_key=keys[u])
     with pytest.raises(ParameterError, match="raise the degree"):

@@ -223,8 +223,9 @@ def _malicious_threshold(n: int, k: int, corrupt: int, dropped: int, sigma: floa
 
     Security (no dropout assumption): :func:`.tails.malicious_bounds` at
     ``2^-sigma``, which fixes the window bound B. Liveness with ``dropped``
-    random dropouts, ``<= 2^-eta``: ``n P[Hyp(n-1, D, k) >= k + 2 - t]`` (some
-    client keeps fewer than t holders) plus ``n P[Hyp(n, D, k/2) >= k/2 - B]``
+    random dropouts, ``<= 2^-eta``: ``n P[Hyp(n-1, D, k) >= k + 1 - t]`` (some
+    client keeps fewer than t holders among its k neighbours, which a dropped
+    client's mask key needs) plus ``n P[Hyp(n, D, k/2) >= k/2 - B]``
     (some window keeps at most B survivors, which the clients' partition check
     could refuse).
     """
@@ -232,11 +233,11 @@ def _malicious_threshold(n: int, k: int, corrupt: int, dropped: int, sigma: floa
     drop_k = hypergeometric_tails(n - 1, dropped, k)
     drop_h = hypergeometric_tails(n, dropped, h)
     ok = []
-    for t in range(2, k + 2):
+    for t in range(2, k + 1):
         bits, b = malicious_bounds(n, k, t, corrupt, sigma)
         if bits < sigma:
             continue
-        live = n * drop_k[k + 2 - t] + n * drop_h[h - b]
+        live = n * drop_k[k + 1 - t] + n * drop_h[h - b]
         if live <= 2.0**-eta:
             ok.append(t)
     return ok[len(ok) // 2] if ok else None
