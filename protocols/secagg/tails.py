@@ -11,6 +11,7 @@ uniform permutation. Probabilities are summed from the exact mass function
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 from secagg.errors import ParameterError
 
@@ -21,9 +22,10 @@ def _log_comb(a: int, b: int) -> float:
     return math.lgamma(a + 1) - math.lgamma(b + 1) - math.lgamma(a - b + 1)
 
 
-def hypergeometric_tails(population: int, marked: int, draws: int) -> list[float]:
+@lru_cache(maxsize=1024)
+def hypergeometric_tails(population: int, marked: int, draws: int) -> tuple[float, ...]:
     """``T[x] = P[Hyp(population, marked, draws) >= x]`` for ``x`` in
-    ``0 .. draws + 1`` (so ``T[0] = 1`` and ``T[draws + 1] = 0``)."""
+    ``0 .. draws + 1`` (so ``T[0] = 1`` and ``T[draws + 1] = 0``); cached."""
     if not 0 <= marked <= population or not 0 <= draws <= population:
         raise ParameterError(f"hypergeometric({population}, {marked}, {draws}) is undefined")
     lo, hi = max(0, draws - (population - marked)), min(marked, draws)
@@ -38,7 +40,7 @@ def hypergeometric_tails(population: int, marked: int, draws: int) -> list[float
         acc += pmf[x]
         tails[x] = min(1.0, acc)
     tails[0] = 1.0
-    return tails
+    return tuple(tails)
 
 
 def hypergeometric_tail(population: int, marked: int, draws: int, at_least: int) -> float:
