@@ -295,7 +295,7 @@ def test_server_aborts_at_quorum_minus_one_not_at_quorum(rnd: str) -> None:
 
 
 def test_key_broadcast_entries_are_the_live_neighbourhood() -> None:
-    """Sanity of the helpers above: the server shows each client its live
+    """Sanity of the harness above: the server shows each client its live
     closed neighbourhood, own keys included."""
     cfg = SecAggConfig.create(range(1, 5), 3, threshold=3, degree="complete", session_id=5)
     p = Party(cfg, {})
