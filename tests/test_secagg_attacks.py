@@ -621,6 +621,22 @@ def _excluded_key(attack: str, *, restart: bool) -> Run:
     return run
 
 
+@pytest.mark.parametrize("attack", ["replay", "partition", "stricter target", "excluded key"])
+def test_a_client_restored_before_every_message_refuses_the_attacks(attack: str) -> None:
+    """A transport that restarts every client before each message (saved with
+    ``export_state``, rebuilt with ``restore`` from bytes and the identity key)
+    keeps every check of this file: the three-run replay is refused (the
+    signed session binding survives the restart), a partitioning survivor set
+    is refused (the window bound, and the client's own stricter target,
+    survive), and a neighbour excluded for a bad key stays excluded."""
+    run = {"replay": lambda: _three_run_replay(restart=True),
+           "partition": lambda: _two_dropped_arcs(restart=True),
+           "stricter target": lambda: _stricter_target(restart=True),
+           "excluded key": lambda: _excluded_key("copied key", restart=True)}[attack]()
+    restarts = [c.restarts for c in run.clients.values()]
+    assert min(restarts) >= 1 and max(restarts) >= 3  # every client, and up to the attack
+
+
 def test_low_order_list_matches_x25519() -> None:
     """Every key the check calls low-order makes X25519 refuse the agreement,
     in canonical and non-canonical encodings; random keys never do."""
