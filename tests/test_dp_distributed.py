@@ -273,7 +273,7 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
             out += clients[e.receiver].handle(decode(encode(e.message, cfg), cfg))
         pending = to_clients(out)
         if not pending and server.result is None:
-            pending = server.close_round()
+            pending = [e.message for e in server.close_round()]
     res = server.result
     assert res is not None and res.included == frozenset(ids) - dropped
     out_sum = M.decode(p, res.raw_sum, seed, survivors=len(res.included))
