@@ -258,19 +258,18 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
     server = SecAggServer(cfg)
     dropped = {4}  # vanishes after sharing keys, before its masked input
 
-    def to_clients(envelopes):
-        return [r for e in envelopes
-                for r in server.handle(decode(encode(e.message, cfg), cfg))]
+    def to_clients(msgs):
+        return [e.message for m in msgs for e in server.handle(decode(encode(m, cfg), cfg))]
 
-    pending = to_clients([e for c in clients.values() for e in c.start()])
+    pending = to_clients([e.message for c in clients.values() for e in c.start()])
     for _ in range(10):
         if server.result is not None:
             break
         out = []
-        for e in pending:
-            if e.receiver in dropped and e.message.ROUND != "share_keys":
+        for m in pending:
+            if m.receiver in dropped and m.ROUND != "share_keys":
                 continue
-            out += clients[e.receiver].handle(decode(encode(e.message, cfg), cfg))
+            out += [e.message for e in clients[m.receiver].handle(decode(encode(m, cfg), cfg))]
         pending = to_clients(out)
         if not pending and server.result is None:
             pending = [e.message for e in server.close_round()]
