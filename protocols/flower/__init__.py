@@ -1,0 +1,1 @@
+"""Run this library's protocols over Flower's Deployment Engine (extra ``flower``)."""
