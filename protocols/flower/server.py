@@ -1,0 +1,271 @@
+"""The server side: drive any protocol of the party contract over a Flower ``Grid``.
+
+:func:`run_session` builds one session of a
+:class:`~protocols.core.ProtocolDescriptor` for the given Flower node ids
+(node id == client id), then runs its rounds over the Grid's
+``push_messages`` / ``pull_messages`` with a short poll:
+
+* one deadline per protocol round (``round_timeout`` seconds, also the
+  Flower message TTL); when it passes, the coordinator's ``close_round``
+  goes on with whoever answered (or raises
+  :class:`~secagg.errors.AbortError`, and nothing is output);
+* no reply, an error reply (code 2 from the node, 5 from the SuperLink, ...),
+  a reply that cannot be decoded, a message that names another sender than
+  the node that sent it, or a message the coordinator refuses: that node is
+  a dropout of this round and is sent nothing more;
+* replies arriving after their round closed are never pulled, so never read;
+* the session id is 16 fresh random bytes, and the protocol configuration
+  is built fresh for every session (its own session id included).
+
+The server never sees a node's plaintext update: at the input round the
+node's client mod gives the user's ``train_content`` to the user's own train
+function and sends back only the protocol's messages.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.app import Message, RecordDict
+from flwr.serverapp import Grid
+
+from secagg.encoding import FixedPointEncoder
+from secagg.errors import ParameterError, SecAggError
+
+from ..core import SERVER, CoordinatorResult, Envelope, ProtocolDescriptor
+from .wire import MESSAGE_TYPE, RECORD, Packet, encode_encoder
+
+__all__ = ["RoundReport", "SessionReport", "run_session"]
+
+
+@dataclass
+class RoundReport:
+    """What happened in one protocol round (times in seconds)."""
+
+    name: str
+    sent_to: frozenset[int]
+    answered: frozenset[int] = frozenset()
+    dropped: dict[int, str] = field(default_factory=dict)  # node id -> why
+    seconds: float = 0.0
+    bytes_down: int = 0
+    bytes_up: int = 0
+
+
+@dataclass
+class SessionReport:
+    """The outcome of one session: the coordinator's result and per-round facts."""
+
+    protocol: str
+    session: bytes
+    result: CoordinatorResult
+    encoder: FixedPointEncoder
+    rounds: list[RoundReport]
+    seconds: float
+
+    @property
+    def round_trips(self) -> int:
+        return len(self.rounds)
+
+    def mean(self) -> Any:
+        """The float sum of the included updates decoded, divided by their count."""
+        n = len(self.result.included)
+        return self.encoder.decode(self.result.raw_sum, n) / n
+
+    def sum(self) -> Any:
+        """The float sum of the included updates."""
+        return self.encoder.decode(self.result.raw_sum, len(self.result.included))
+
+
+def _group(envelopes: Iterable[Envelope]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for env in envelopes:
+        r = env.receiver
+        if isinstance(r, bool) or not isinstance(r, int):
+            raise ParameterError(
+                f"the Flower transport carries messages to client ids only, not to {r!r} "
+                "(run auxiliary parties such as a key holder elsewhere)")
+        out.setdefault(r, []).append(env.message)
+    return out
+
+
+def run_session(
+    grid: Grid,
+    descriptor: ProtocolDescriptor,
+    node_ids: Iterable[int],
+    dimension: int,
+    *,
+    round_timeout: float = 30.0,
+    poll_interval: float = 0.05,
+    train_content: RecordDict | None = None,
+    group_id: str = "",
+    **params: Any,
+) -> SessionReport:
+    """Run one session of ``descriptor`` over ``grid`` with ``node_ids`` as clients.
+
+    Args:
+        grid: the ServerApp's Grid (or any object with ``push_messages``,
+            ``pull_messages``).
+        descriptor: the protocol (``SECAGG``, ``SECAGG_PLUS``, ...).
+        node_ids: Flower node ids; each is the client id of its node.
+        dimension: length of every node's update vector.
+        round_timeout: seconds each round waits for replies (0.5..3600); also
+            the TTL of every message.
+        poll_interval: seconds between pulls (0.005..5).
+        train_content: records handed to each node's train function at the
+            input round (the global model, its config).
+        params: the descriptor's session parameters (threshold, mode, encoder...).
+
+    Raises :class:`~secagg.errors.AbortError` when too few nodes remain.
+    """
+    if not 0.5 <= round_timeout <= 3600:
+        raise ParameterError(f"round_timeout={round_timeout} s is outside 0.5..3600")
+    if not 0.005 <= poll_interval <= 5:
+        raise ParameterError(f"poll_interval={poll_interval} s is outside 0.005..5")
+    start_time = time.monotonic()
+    session = descriptor.make_session(node_ids, dimension, **params)
+    ids = sorted(session.clients)
+    # the session's own client parties were built here: the real ones live on the nodes
+    session.clients.clear()
+    encoder = session.encoder
+    if not isinstance(encoder, FixedPointEncoder):
+        raise ParameterError(f"the Flower transport needs a FixedPointEncoder, got "
+                             f"{type(encoder).__name__}")
+    codec = descriptor.codec(session.config)
+    session_id = secrets.token_bytes(16)
+    config_bytes = descriptor.config_to_bytes(session.config)
+    enc_fields = tuple(encode_encoder(encoder))
+    coord = session.coordinator
+    pending = coord.start()
+    reports: list[RoundReport] = []
+    first = True
+    alive = set(ids)
+    while coord.round is not None:
+        rnd = coord.round
+        by_node = _group(pending)
+        targets = sorted(alive) if first else sorted(set(by_node) & alive)
+        report = RoundReport(rnd, frozenset(targets))
+        t0 = time.monotonic()
+        sent: dict[str, int] = {}
+        messages = []
+        for node in targets:
+            content = RecordDict()
+            if rnd == descriptor.input_round and train_content is not None:
+                for key, rec in train_content.items():
+                    content[key] = rec
+            packet = Packet(
+                session=session_id, protocol=descriptor.name, round=rnd,
+                payloads=tuple(codec.encode(m) for m in by_node.get(node, [])),
+                config=config_bytes if first else None,
+                encoder=enc_fields if first else None)
+            report.bytes_down += sum(len(p) for p in packet.payloads)
+            content[RECORD] = packet.to_record()
+            messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
+                                    ttl=round_timeout, group_id=group_id))
+        first = False
+        ids_out = list(grid.push_messages(messages))
+        for node, mid in zip(targets, ids_out, strict=False):
+            if mid:
+                sent[mid] = node
+            else:
+                report.dropped[node] = "the SuperLink refused the message"
+        for node in targets[len(ids_out):]:
+            report.dropped[node] = "the SuperLink refused the message"
+        pending = []
+        waiting = dict(sent)
+        answered: set[int] = set()
+        deadline = t0 + round_timeout
+        while waiting and coord.round == rnd:
+            for reply in grid.pull_messages(list(waiting)):
+                mid = reply.metadata.reply_to_message_id
+                node = waiting.pop(mid, None)
+                if node is None:
+                    continue  # not ours, or already handled
+                why = _accept(reply, node, session_id, rnd, codec, descriptor)
+                if isinstance(why, str):
+                    report.dropped[node] = why
+                    continue
+                report.bytes_up += sum(len(p) for p in why[1])
+                refused = None
+                for msg in why[0]:
+                    try:
+                        pending += coord.handle(msg)
+                    except SecAggError as exc:
+                        if coord.round is None:
+                            raise
+                        refused = f"the coordinator refused its message: {exc}"
+                        break
+                if refused is not None:
+                    report.dropped[node] = refused
+                else:
+                    answered.add(node)
+                if coord.round != rnd:
+                    break
+            if not waiting or coord.round != rnd:
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                for node in waiting.values():
+                    report.dropped[node] = f"no reply within {round_timeout} s"
+                break
+            time.sleep(min(poll_interval, max(0.0, deadline - now)))
+        if coord.round == rnd:
+            pending += coord.close_round()
+        report.answered = frozenset(answered)
+        report.seconds = time.monotonic() - t0
+        alive -= set(report.dropped)
+        alive -= set(targets) - answered
+        reports.append(report)
+    result = coord.result
+    if result is None:
+        raise ParameterError("the coordinator finished without a result")  # pragma: no cover
+    return SessionReport(descriptor.name, session_id, result, encoder, reports,
+                         time.monotonic() - start_time)
+
+
+def _accept(reply: Message, node: int, session_id: bytes, rnd: str, codec: Any,
+            descriptor: ProtocolDescriptor) -> str | tuple[list[Any], tuple[bytes, ...]]:
+    """The protocol messages of ``node``'s reply, or why the node counts as dropped."""
+    if reply.metadata.src_node_id != node:
+        return f"a reply for node {node} came from node {reply.metadata.src_node_id}"
+    if reply.has_error():
+        err = reply.error
+        return f"error reply (code {err.code}): {err.reason}"[:500]
+    try:
+        packet = Packet.from_content(reply.content)
+        if packet is None:
+            return "the reply holds no transport record"
+        if packet.session != session_id or packet.protocol != descriptor.name:
+            return "the reply belongs to another session or protocol"
+        msgs = [codec.decode(p) for p in packet.payloads]
+    except SecAggError as exc:
+        return f"undecodable reply: {exc}"
+    for m in msgs:
+        sender = getattr(m, "sender", None)
+        if sender != node:
+            return f"node {node} sent a message as {sender!r}"
+        if getattr(m, "receiver", SERVER) != SERVER:
+            return f"node {node} sent a message for {getattr(m, 'receiver', None)!r}"
+    return msgs, packet.payloads
+
+
+def nodes_ready(grid: Grid, count: int, *, timeout: float = 60.0,
+                poll_interval: float = 0.2) -> list[int]:
+    """Wait (at most ``timeout`` s) until ``count`` nodes are connected; their ids."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ids = sorted(int(i) for i in grid.get_node_ids())
+        if len(ids) >= count:
+            return ids
+        if time.monotonic() > deadline:
+            raise ParameterError(f"only {len(ids)} of {count} nodes connected within "
+                                 f"{timeout} s")
+        time.sleep(poll_interval)
+
+
+def as_mapping(records: Mapping[str, Any]) -> RecordDict:
+    """A RecordDict from a mapping of records (convenience for train content)."""
+    return RecordDict(dict(records))

@@ -1,0 +1,178 @@
+"""What the Flower transport puts in a message, and what a node keeps between messages.
+
+Every protocol message travels inside one Flower ``ConfigRecord`` named
+:data:`RECORD` of a ``query.secagg`` message (a ClientApp without the client
+mod has no such handler and answers with an error, so a node that does not
+run the mod can never be handed a training task whose plaintext reply would
+reach the server). Fields:
+
+=============  =========  ====================================================
+``v``          int        :data:`VERSION`
+``session``    bytes      16 random bytes, fresh for every session
+``protocol``   str        the descriptor's name
+``round``      str        the coordinator's round when the message was sent
+``payloads``   list[bytes] the protocol's encoded messages (codec bytes)
+``config``     bytes      first message only: the protocol configuration
+``encoder``    list[float] first message only: clip, scale, max summands, modulus bits
+=============  =========  ====================================================
+
+The node keeps its party in ``context.state`` under :data:`STATE` with the
+same ``v``, ``session``, ``protocol``, ``config``, ``encoder`` and
+``party`` (the party's own versioned ``export_state`` bytes). Both are
+parsed strictly: a missing field or a wrong type is a
+:class:`~secagg.errors.ProtocolError`. Nothing here is pickled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from flwr.app import ConfigRecord, RecordDict
+
+from secagg.encoding import FixedPointEncoder
+from secagg.errors import ParameterError, ProtocolError
+
+__all__ = [
+    "MESSAGE_TYPE",
+    "RECORD",
+    "STATE",
+    "VERSION",
+    "NodeState",
+    "Packet",
+    "decode_encoder",
+    "encode_encoder",
+]
+
+#: the ConfigRecord holding the transport's fields in a message
+RECORD = "secagg.transport"
+#: the ConfigRecord holding a node's party between messages (in ``context.state``)
+STATE = "secagg.party"
+#: the Flower message type of every protocol message (``query`` category, action ``secagg``)
+MESSAGE_TYPE = "query.secagg"
+VERSION = 1
+#: upper bound on one payload list (messages per node per round)
+MAX_PAYLOADS = 64
+
+
+def encode_encoder(enc: FixedPointEncoder) -> list[float]:
+    """A power-of-two :class:`FixedPointEncoder` as four numbers."""
+    if not enc.power_of_two:
+        raise ParameterError("the Flower transport ships FixedPointEncoders mod 2^32 or 2^64 "
+                             f"only, not modulus {enc.modulus}")
+    return [float(enc.clip), float(enc.scale), float(enc.max_summands),
+            float(enc.modulus.bit_length() - 1)]
+
+
+def decode_encoder(values: Sequence[float]) -> FixedPointEncoder:
+    """Rebuild the encoder from :func:`encode_encoder`'s numbers (checked)."""
+    if len(values) != 4 or not all(isinstance(v, float) and math.isfinite(v) for v in values):
+        raise ProtocolError(f"encoder parameters must be 4 finite floats, got {values!r}")
+    clip, scale, summands, bits = values
+    if bits not in (32.0, 64.0) or summands != int(summands) or not 1 <= summands <= 2**32:
+        raise ProtocolError(f"encoder modulus bits {bits} / summands {summands} are invalid")
+    return FixedPointEncoder(clip=clip, scale=scale, max_summands=int(summands),
+                             modulus_bits=int(bits))
+
+
+def _get(rec: ConfigRecord, key: str, kind: type, what: str) -> object:
+    if key not in rec:
+        raise ProtocolError(f"{what} has no field {key!r}")
+    v = rec[key]
+    if not isinstance(v, kind) or (isinstance(v, bool) and kind is not bool):
+        raise ProtocolError(f"{what} field {key!r} is {type(v).__name__}, not {kind.__name__}")
+    return v
+
+
+def _bytes_list(rec: ConfigRecord, key: str, what: str) -> list[bytes]:
+    v = _get(rec, key, list, what)
+    assert isinstance(v, list)
+    if len(v) > MAX_PAYLOADS or not all(isinstance(x, bytes) for x in v):
+        raise ProtocolError(f"{what} field {key!r} must be at most {MAX_PAYLOADS} byte strings")
+    return list(v)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One transport message (either direction)."""
+
+    session: bytes
+    protocol: str
+    round: str
+    payloads: tuple[bytes, ...]
+    config: bytes | None = None
+    encoder: tuple[float, ...] | None = None
+
+    def to_record(self) -> ConfigRecord:
+        rec = ConfigRecord({
+            "v": VERSION, "session": self.session, "protocol": self.protocol,
+            "round": self.round, "payloads": list(self.payloads),
+        })
+        if self.config is not None:
+            rec["config"] = self.config
+        if self.encoder is not None:
+            rec["encoder"] = list(self.encoder)
+        return rec
+
+    @classmethod
+    def from_content(cls, content: RecordDict) -> Packet | None:
+        """The packet in a message's content, None if it holds none."""
+        if RECORD not in content.config_records:
+            return None
+        rec = content.config_records[RECORD]
+        what = "transport record"
+        if _get(rec, "v", int, what) != VERSION:
+            raise ProtocolError(f"transport record version {rec['v']} is not {VERSION}")
+        session = _get(rec, "session", bytes, what)
+        assert isinstance(session, bytes)
+        if len(session) != 16:
+            raise ProtocolError(f"session id has {len(session)} bytes, not 16")
+        config = rec.get("config")
+        if config is not None and not isinstance(config, bytes):
+            raise ProtocolError("transport record field 'config' is not bytes")
+        enc = rec.get("encoder")
+        if enc is not None and (not isinstance(enc, list) or len(enc) != 4):
+            raise ProtocolError("transport record field 'encoder' is not 4 numbers")
+        return cls(
+            session=session,
+            protocol=str(_get(rec, "protocol", str, what)),
+            round=str(_get(rec, "round", str, what)),
+            payloads=tuple(_bytes_list(rec, "payloads", what)),
+            config=config,
+            encoder=None if enc is None else tuple(float(x) for x in enc),
+        )
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """What a node keeps between messages of one session (holds secrets)."""
+
+    session: bytes
+    protocol: str
+    config: bytes
+    encoder: tuple[float, ...]
+    party: bytes
+
+    def to_record(self) -> ConfigRecord:
+        return ConfigRecord({
+            "v": VERSION, "session": self.session, "protocol": self.protocol,
+            "config": self.config, "encoder": list(self.encoder), "party": self.party,
+        })
+
+    @classmethod
+    def from_record(cls, rec: ConfigRecord) -> NodeState:
+        what = "saved party state"
+        if _get(rec, "v", int, what) != VERSION:
+            raise ProtocolError(f"saved party state version {rec['v']} is not {VERSION}")
+        enc = _get(rec, "encoder", list, what)
+        assert isinstance(enc, list)
+        if len(enc) != 4 or not all(isinstance(x, float) for x in enc):
+            raise ProtocolError("saved party state field 'encoder' is not 4 floats")
+        return cls(
+            session=bytes(_get(rec, "session", bytes, what)),  # type: ignore[arg-type]
+            protocol=str(_get(rec, "protocol", str, what)),
+            config=bytes(_get(rec, "config", bytes, what)),  # type: ignore[arg-type]
+            encoder=tuple(enc),
+            party=bytes(_get(rec, "party", bytes, what)),  # type: ignore[arg-type]
+        )
