@@ -23,6 +23,7 @@ import datetime
 import ipaddress
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -30,9 +31,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -396,16 +398,58 @@ class LocalDeployment:
 
     # --------------------------------------------------------------- runs
     def run_app(self, app_dir: Path, run_config: Mapping[str, str | int | float] | None = None,
-                *, timeout: float = 600.0) -> str:
+                *, timeout: float = 600.0,
+                on_line: Callable[[str], None] | None = None) -> str:
         """``flwr run APP --stream`` against this deployment; returns its output.
 
-        ``run_config`` overrides the app's ``[tool.flwr.app.config]`` keys.
+        ``run_config`` overrides the app's ``[tool.flwr.app.config]`` keys;
+        ``on_line`` sees each output line as it arrives. The ``flwr`` process
+        is stopped (by pid) if it runs past ``timeout`` seconds or on any error.
         """
-        args = ["run", str(app_dir), CONNECTION, "--stream"]
+        args = [_flower_bin("flwr"), "run", str(app_dir), CONNECTION, "--stream"]
         for k, v in (run_config or {}).items():
             val = json.dumps(v) if isinstance(v, str) else repr(v)
             args += ["--run-config", f"{k}={val}"]
-        return self.flwr(*args, timeout=timeout)
+        proc = subprocess.Popen(args, env=self.env, cwd=self.root, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        self._procs.append(proc)
+        lines: queue.Queue[bytes | None] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                lines.put(raw)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DeploymentError(f"flwr run {app_dir} ran past {timeout} s")
+                try:
+                    raw = lines.get(timeout=min(left, 1.0))
+                except queue.Empty:
+                    continue
+                if raw is None:
+                    break
+                line = raw.decode(errors="replace").rstrip("\n")
+                out.append(line)
+                if on_line is not None:
+                    on_line(line)
+            code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                _signal_group(proc, signal.SIGKILL)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+        text = "\n".join(out)
+        if code != 0:
+            raise DeploymentError(f"flwr run exited with code {code}: {text[-3000:]}")
+        return text
 
     # ------------------------------------------------------------- stopping
     def kill_node(self, index: int) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,7 @@ def run_session(
     poll_interval: float = 0.05,
     train_content: RecordDict | None = None,
     group_id: str = "",
+    on_round: Callable[[str, frozenset[int]], None] | None = None,
     **params: Any,
 ) -> SessionReport:
     """Run one session of ``descriptor`` over ``grid`` with ``node_ids`` as clients.
@@ -117,6 +118,8 @@ def run_session(
         poll_interval: seconds between pulls (0.005..5).
         train_content: records handed to each node's train function at the
             input round (the global model, its config).
+        on_round: called with the round name and its recipients before each
+            round's messages are pushed (progress display, fault injection).
         params: the descriptor's session parameters (threshold, mode, encoder...).
 
     Raises :class:`~secagg.errors.AbortError` when too few nodes remain.
@@ -148,6 +151,8 @@ def run_session(
         by_node = _group(pending)
         targets = sorted(alive) if first else sorted(set(by_node) & alive)
         report = RoundReport(rnd, frozenset(targets))
+        if on_round is not None:
+            on_round(rnd, frozenset(targets))
         t0 = time.monotonic()
         sent: dict[str, int] = {}
         messages = []
@@ -229,11 +234,11 @@ def run_session(
 def _accept(reply: Message, node: int, session_id: bytes, rnd: str, codec: Any,
             descriptor: ProtocolDescriptor) -> str | tuple[list[Any], tuple[bytes, ...]]:
     """The protocol messages of ``node``'s reply, or why the node counts as dropped."""
-    if reply.metadata.src_node_id != node:
-        return f"a reply for node {node} came from node {reply.metadata.src_node_id}"
-    if reply.has_error():
+    if reply.has_error():  # from the node (code 2, ...) or the SuperLink (code 5, ...)
         err = reply.error
         return f"error reply (code {err.code}): {err.reason}"[:500]
+    if reply.metadata.src_node_id != node:
+        return f"a reply for node {node} came from node {reply.metadata.src_node_id}"
     try:
         packet = Packet.from_content(reply.content)
         if packet is None:
