@@ -11,9 +11,11 @@ __all__ = [
     "AbortError",
     "EncodingError",
     "IntegrityError",
+    "LocalProtocolError",
     "ParameterError",
     "PrivacyBudgetExceeded",
     "ProtocolError",
+    "RemoteProtocolError",
     "SecAggError",
     "UnclippedGradientError",
 ]
@@ -40,6 +42,18 @@ class IntegrityError(SecAggError):
 class ProtocolError(SecAggError):
     """A message is malformed, out of order, from the wrong round, sender or
     receiver, has the wrong shape, or asks for something a party must refuse."""
+
+
+class LocalProtocolError(ProtocolError):
+    """The caller misused a party: a verb out of order (``start`` twice, an
+    input after it was masked), a message object of the wrong protocol handed
+    in, an unknown round name. Fix the calling code; no peer is at fault."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """A peer's message is malformed, out of order, from the wrong round,
+    sender or receiver, or asks for something an honest party must refuse.
+    The receiving party refused it and is unchanged."""
 
 
 class AbortError(SecAggError):

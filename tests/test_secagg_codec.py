@@ -28,7 +28,7 @@ from protocols.secagg import (
     encode,
 )
 from protocols.secagg.messages import SEALED_SHARE_BYTES
-from secagg.errors import ProtocolError
+from secagg.errors import EncodingError, ProtocolError
 from secagg.shamir import Share
 from secagg.sign import SigningKey
 
@@ -131,15 +131,20 @@ def test_vector_shape_and_dtype() -> None:
     with pytest.raises(ProtocolError):
         decode(good, wide)
     for bad in (np.zeros(4, np.uint32), np.zeros(5, np.uint64), np.zeros((5, 1), np.uint32)):
-        with pytest.raises(ProtocolError):
+        with pytest.raises(EncodingError):
             encode(MaskedInput(sender=1, vector=bad), CFG)
 
 
 def test_id_lists_must_be_strictly_increasing_known_and_bounded() -> None:
-    for survivors in ((2, 1), (1, 1), (1, 99)):
+    for survivors in ((2, 1), (1, 1)):
         data = encode(ConsistencyRequest(receiver=1, survivors=survivors), MAL)
         with pytest.raises(ProtocolError):
             decode(data, MAL)
+    with pytest.raises(EncodingError, match="99 is not a client"):
+        encode(ConsistencyRequest(receiver=1, survivors=(1, 99)), MAL)
+    data = encode(ConsistencyRequest(receiver=1, survivors=(1, 2)), MAL)
+    with pytest.raises(ProtocolError, match="index 99"):  # an index past n on the wire
+        decode(_patch(data, HEADER + 8, ">I", 99), MAL)
     dup = encode(ShareForward(receiver=5, shares=(SealedShare(2, CT), SealedShare(2, CT))), CFG)
     with pytest.raises(ProtocolError, match="increasing"):
         decode(dup, CFG)  # a replayed entry
@@ -155,7 +160,7 @@ def test_mode_specific_fields() -> None:
                CFG)
     with pytest.raises(ProtocolError):
         decode(encode(AdvertiseKeys(sender=2, c_public=K1, s_public=K2), CFG), MAL)
-    with pytest.raises(ProtocolError):  # wrong-size fields refuse to encode
+    with pytest.raises(EncodingError):  # wrong-size fields refuse to encode
         encode(AdvertiseKeys(sender=2, c_public=K1, s_public=K2, signature=SIG), CFG)
     req = UnmaskRequest(receiver=1, survivors=(1,), dropped=(), signatures=((1, SIG),))
     with pytest.raises(ProtocolError, match="semi-honest"):

@@ -120,7 +120,10 @@ def test_config_validation() -> None:
     with pytest.raises(ParameterError):
         SecAggConfig(client_ids=(2, 1, 3), dimension=3, threshold=2)
     with pytest.raises(ParameterError):
-        SecAggConfig(client_ids=(0, 1, 3), dimension=3, threshold=2)
+        SecAggConfig(client_ids=(-1, 1, 3), dimension=3, threshold=2)
+    with pytest.raises(ParameterError):
+        SecAggConfig(client_ids=(1, 3, 2**64), dimension=3, threshold=2)
+    SecAggConfig(client_ids=(0, 1, 2**64 - 1), dimension=3, threshold=2)  # any u64 id
     with pytest.raises(ParameterError):
         SecAggConfig(client_ids=(1, 2, 3), dimension=0, threshold=2)
     with pytest.raises(ParameterError):

@@ -23,7 +23,7 @@ from protocols.secagg import (
     simulate,
 )
 from protocols.secagg.config import consistency_quorum
-from protocols.secagg.simulate import _seeds
+from protocols.secagg.protocol import session_seeds as _seeds
 from secagg.encoding import FixedPointEncoder
 from secagg.errors import AbortError, ParameterError, ProtocolError
 
@@ -228,6 +228,11 @@ def _parties(n: int = 5, d: int = 4, threshold: int = 3
     return cfg, clients, SecAggServer(cfg), xs
 
 
+def _m(envelopes: list) -> list:  # type: ignore[type-arg]
+    """The message objects of a party's outgoing envelopes."""
+    return [e.message for e in envelopes]
+
+
 def _wire(msg: object, cfg: SecAggConfig) -> object:
     return decode(encode(msg, cfg), cfg)  # type: ignore[arg-type]
 
@@ -236,71 +241,72 @@ def test_late_duplicate_and_future_messages_are_refused() -> None:
     cfg, clients, server, xs = _parties()
     out = []
     for u, c in clients.items():
-        for m in c.start():
-            out += server.handle(_wire(m, cfg))  # type: ignore[arg-type]
+        for m in _m(c.start()):
+            out += _m(server.handle(_wire(m, cfg)))  # type: ignore[arg-type]
     assert server.round == "share_keys"
     early = []
     for m in out:
-        early += clients[m.receiver].handle(_wire(m, cfg))  # type: ignore[arg-type]
+        early += _m(clients[m.receiver].handle(_wire(m, cfg)))  # type: ignore[arg-type]
     fwd = []
     for m in early[:4]:
-        fwd += server.handle(_wire(m, cfg))  # type: ignore[arg-type]
+        fwd += _m(server.handle(_wire(m, cfg)))  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="duplicate"):
-        server.handle(_wire(early[0], cfg))  # type: ignore[arg-type]
+        _m(server.handle(_wire(early[0], cfg)))  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="expected ShareKeys"):
-        server.handle(MaskedInput(sender=1, vector=np.zeros(4, np.uint32)))
-    fwd += server.close_round()  # client 5 is late: it drops out of the protocol
+        _m(server.handle(MaskedInput(sender=1, vector=np.zeros(4, np.uint32))))
+    fwd += _m(server.close_round())  # client 5 is late: it drops out of the protocol
     assert server.round == "masked_input" and set(server.live["share_keys"]) == {1, 2, 3, 4}
     with pytest.raises(ProtocolError, match="closed"):
-        server.handle(_wire(early[4], cfg))  # type: ignore[arg-type]
+        _m(server.handle(_wire(early[4], cfg)))  # type: ignore[arg-type]
     masked = []
     for m in fwd:
-        masked += clients[m.receiver].handle(_wire(m, cfg))  # type: ignore[arg-type]
+        masked += _m(clients[m.receiver].handle(_wire(m, cfg)))  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="not part of round"):
-        server.handle(MaskedInput(sender=5, vector=np.zeros(4, np.uint32)))
+        _m(server.handle(MaskedInput(sender=5, vector=np.zeros(4, np.uint32))))
     unmask = []
     for m in masked:
-        unmask += server.handle(_wire(m, cfg))  # type: ignore[arg-type]
+        unmask += _m(server.handle(_wire(m, cfg)))  # type: ignore[arg-type]
     # a client refuses a second message for a round it finished
     with pytest.raises(ProtocolError, match="closed"):
-        clients[1].handle(fwd[0])  # type: ignore[arg-type]
+        _m(clients[1].handle(fwd[0]))  # type: ignore[arg-type]
     for m in unmask:
-        for r in clients[m.receiver].handle(_wire(m, cfg)):  # type: ignore[arg-type]
-            server.handle(_wire(r, cfg))  # type: ignore[arg-type]
-    assert server.round == "done" and server.result is not None
+        for r in _m(clients[m.receiver].handle(_wire(m, cfg))):  # type: ignore[arg-type]
+            _m(server.handle(_wire(r, cfg)))  # type: ignore[arg-type]
+    assert server.round is None and server.state == "done" and server.result is not None
     want = sum((xs[u] for u in (1, 2, 3, 4)), np.zeros(4, np.uint32))
     np.testing.assert_array_equal(server.result.raw_sum, want)
     assert server.result.included == frozenset({1, 2, 3, 4})
     with pytest.raises(ProtocolError):
-        server.handle(masked[0])  # type: ignore[arg-type]
+        _m(server.handle(masked[0]))  # type: ignore[arg-type]
     with pytest.raises(ProtocolError):
         server.close_round()
+    assert _m(server.start()) == []
 
 
 def test_refused_message_leaves_the_server_unchanged() -> None:
     _cfg, clients, server, xs = _parties()
     out = []
     for c in clients.values():
-        for m in c.start():
-            out += server.handle(m)
-    shares = [r for m in out for r in clients[m.receiver].handle(m)]
+        for m in _m(c.start()):
+            out += _m(server.handle(m))
+    shares = [r for m in out for r in _m(clients[m.receiver].handle(m))]
     bad = ShareKeys(sender=1, shares=shares[0].shares[:-1])  # type: ignore[attr-defined]
     with pytest.raises(ProtocolError, match="expected its live neighbours"):
-        server.handle(bad)
+        _m(server.handle(bad))
     fwd = []
     for m in shares:
-        fwd += server.handle(m)
-    masked = [r for m in fwd for r in clients[m.receiver].handle(m)]
+        fwd += _m(server.handle(m))
+    masked = [r for m in fwd for r in _m(clients[m.receiver].handle(m))]
     with pytest.raises(ProtocolError):
-        server.handle(MaskedInput(sender=1, vector=np.zeros(3, np.uint32)))
+        _m(server.handle(MaskedInput(sender=1, vector=np.zeros(3, np.uint32))))
     with pytest.raises(ProtocolError):
-        server.handle(MaskedInput(sender=1, vector=np.zeros(4, np.uint64)))
+        _m(server.handle(MaskedInput(sender=1, vector=np.zeros(4, np.uint64))))
     reqs = []
     for m in masked:
-        reqs += server.handle(m)
+        reqs += _m(server.handle(m))
     for m in reqs:
-        for r in clients[m.receiver].handle(m):
-            server.handle(r)
+        for r in _m(clients[m.receiver].handle(m)):
+            _m(server.handle(r))
     assert server.result is not None
     np.testing.assert_array_equal(server.result.raw_sum,
                                   sum((xs[u] for u in xs), np.zeros(4, np.uint32)))
@@ -315,14 +321,14 @@ def test_client_state_checks() -> None:
         c.set_input(np.zeros(4, np.float64))  # type: ignore[arg-type]
     with pytest.raises(ParameterError):
         SecAggClient(cfg, 99)
-    c.start()
+    _m(c.start())
     with pytest.raises(ProtocolError, match="already started"):
-        c.start()
+        _m(c.start())
     SecAggClient(cfg, 2)
     out = []
     for u, cl in clients.items():
-        for m in (cl.start() if u != 1 else []):
-            out += server.handle(m)
+        for m in (_m(cl.start()) if u != 1 else []):
+            out += _m(server.handle(m))
     assert out == []  # client 1's advertisement is missing; the round is still open
 
 

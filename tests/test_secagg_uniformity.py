@@ -21,12 +21,12 @@ def _masked_input(x: np.ndarray, *, modulus_bits: int = 32, degree: int | None =
     zero = np.zeros(len(x), cfg.dtype)
     clients = {u: SecAggClient(cfg, u, input=x if u == 1 else zero) for u in cfg.client_ids}
     server = SecAggServer(cfg)
-    msgs = [m for c in clients.values() for m in c.start()]
+    msgs = [m for c in clients.values() for m in (e.message for e in c.start())]
     for _ in range(2):  # advertise -> share_keys -> masked_input
         nxt = []
         for m in msgs:
-            nxt += server.handle(m)
-        msgs = [r for m in nxt for r in clients[m.receiver].handle(m)]
+            nxt += [e.message for e in server.handle(m)]
+        msgs = [r for m in nxt for r in (e.message for e in clients[m.receiver].handle(m))]
     (y,) = [m for m in msgs if m.sender == 1]
     assert isinstance(y, MaskedInput)
     return y.vector

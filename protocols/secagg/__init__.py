@@ -11,9 +11,15 @@ out mid-round (as long as ``t`` members of every neighbourhood remain).
     result = simulate({1: x1, 2: x2, 3: x3}, dropouts={"masked_input": [3]})
     result.sum, result.included          # x1 + x2, {1, 2}
 
-For a real transport, build a :class:`SecAggConfig`, one :class:`SecAggClient`
-per client and a :class:`SecAggServer`, and carry the bytes of
-:func:`encode` / :func:`decode` between them.
+Client ids are any ints in ``[0, 2^64)`` (0 and 64-bit node ids included);
+the configuration maps them to internal indices 1..n and binds the map into
+its digest.
+
+:data:`SECAGG` (complete graph) and :data:`SECAGG_PLUS` are
+:class:`~protocols.core.ProtocolDescriptor` s: a transport builds a
+:class:`~protocols.core.Session` with ``make_session``, carries the bytes of
+``codec(config)`` between the parties, ships the configuration with
+``config_to_bytes`` and restores a saved client with ``restore_client``.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from .messages import (
     Message,
     RevealedShare,
     SealedShare,
+    SecAggCodec,
     ShareForward,
     ShareKeys,
     UnmaskRequest,
@@ -46,12 +53,15 @@ from .messages import (
     decode,
     encode,
 )
+from .protocol import SECAGG, SECAGG_PLUS
 from .server import SecAggServer, ServerResult
 from .simulate import default_encoder, simulate
 
 __all__ = [
     "MODES",
     "ROUNDS",
+    "SECAGG",
+    "SECAGG_PLUS",
     "SERVER",
     "AdvertiseKeys",
     "ConsistencyRequest",
@@ -64,6 +74,7 @@ __all__ = [
     "RevealedShare",
     "SealedShare",
     "SecAggClient",
+    "SecAggCodec",
     "SecAggConfig",
     "SecAggServer",
     "ServerResult",

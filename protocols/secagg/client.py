@@ -34,10 +34,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from secagg import aead, kex, prg, shamir
-from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError
+from secagg import aead, kex, prg, shamir, wire
+from secagg.errors import (
+    AbortError,
+    IntegrityError,
+    LocalProtocolError,
+    ParameterError,
+    ProtocolError,
+)
 from secagg.sign import SigningKey
 
+from ..core import Envelope
 from . import binding
 from .config import SecAggConfig
 from .messages import (
@@ -59,6 +66,16 @@ from .messages import (
 __all__ = ["SecAggClient"]
 
 _STATES = ("init", "advertised", "shared", "masked", "signed", "done")
+_ROUND_OF_STATE: dict[str, str | None] = {
+    "init": "advertise", "advertised": "share_keys", "shared": "masked_input",
+    "signed": "unmask", "done": None,
+}
+_STATE_MAGIC = b"SACS"
+_STATE_VERSION = 1
+
+
+def _envelopes(msgs: list[Message]) -> list[Envelope]:
+    return [Envelope(m.receiver, m) for m in msgs]
 
 
 @dataclass(frozen=True)
@@ -130,13 +147,33 @@ class SecAggClient:
                 f"input must be a {cfg.dtype} vector of length {cfg.dimension}, got {got}"
             )
         if self._state not in ("init", "advertised", "shared"):
-            raise ProtocolError("the input can no longer change: it was already masked")
+            raise LocalProtocolError("the input can no longer change: it was already masked")
         self._input = np.array(x, dtype=cfg.dtype, copy=True)
 
-    def start(self) -> list[Message]:
+    @property
+    def address(self) -> int:
+        """This client's id (its address for a transport)."""
+        return self.id
+
+    @property
+    def round(self) -> str | None:
+        """The round this client is in (the round of the next message it
+        sends), or None once it answered the unmask request."""
+        return _ROUND_OF_STATE[self._state] if self._state != "masked" else (
+            "consistency" if self.config.mode == "malicious" else "unmask")
+
+    def start(self) -> list[Envelope]:
         """Round "advertise": generate the two key pairs and announce them."""
+        return _envelopes(self._start())
+
+    def handle(self, msg: Message) -> list[Envelope]:
+        """Process one message from the server; returns the replies (to the
+        server). A refused message raises and leaves the client unchanged."""
+        return _envelopes(self._handle(msg))
+
+    def _start(self) -> list[Message]:
         if self._state != "init":
-            raise ProtocolError(f"client {self.id} already started (state {self._state})")
+            raise LocalProtocolError(f"client {self.id} already started (state {self._state})")
         c_key, s_key = kex.PrivateKey.generate(), kex.PrivateKey.generate()
         c_pub, s_pub = c_key.public_key().to_bytes(), s_key.public_key().to_bytes()
         sig = b""
@@ -146,8 +183,7 @@ class SecAggClient:
         self._c_key, self._s_key, self._state = c_key, s_key, "advertised"
         return [AdvertiseKeys(sender=self.id, c_public=c_pub, s_public=s_pub, signature=sig)]
 
-    def handle(self, msg: Message) -> list[Message]:
-        """Process one message from the server; returns the replies."""
+    def _handle(self, msg: Message) -> list[Message]:
         if getattr(msg, "receiver", None) != self.id:
             raise ProtocolError(
                 f"message for {getattr(msg, 'receiver', None)} delivered to client {self.id}")
@@ -218,7 +254,8 @@ class SecAggClient:
         out: list[SealedShare] = []
         for v in sorted(peers):
             i = cfg.share_index(self.id, v) - 1
-            pt = struct.pack(">II", self.id, v) + b_shares[i].to_bytes() + s_shares[i].to_bytes()
+            pt = (struct.pack(">II", cfg.index_of(self.id), cfg.index_of(v))
+                  + b_shares[i].to_bytes() + s_shares[i].to_bytes())
             out.append(SealedShare(v, aead.seal(peers[v].channel_key, pt,
                                                 binding.share_ad(cfg, self.id, v))))
         own = cfg.share_index(self.id, self.id) - 1
@@ -245,8 +282,8 @@ class SecAggClient:
             if len(pt) != SHARE_PLAINTEXT_BYTES:
                 raise ProtocolError(f"share plaintext from {v} has {len(pt)} bytes")
             owner, holder = struct.unpack(">II", pt[:8])
-            if (owner, holder) != (v, self.id):
-                raise IntegrityError(f"sealed share from {v} names {owner} -> {holder}")
+            if (owner, holder) != (cfg.index_of(v), cfg.index_of(self.id)):
+                raise IntegrityError(f"sealed share from {v} names indices {owner} -> {holder}")
             bs = shamir.Share.from_bytes(pt[8 : 8 + shamir.SHARE_BYTES])
             ss = shamir.Share.from_bytes(pt[8 + shamir.SHARE_BYTES :])
             idx = cfg.share_index(v, self.id)
@@ -327,3 +364,110 @@ class SecAggClient:
         self._held, self._peers, self._b_seed = {}, {}, None
         self._c_key = self._s_key = None
         return [UnmaskResponse(sender=self.id, shares=tuple(out))]
+
+    # -- saving and restoring (a transport may restart the client between messages) --
+    def export_state(self) -> bytes:
+        """Everything this client holds, as versioned strict binary (``SACS`` v1).
+
+        Holds secrets (private keys, the self-mask seed, held shares, the
+        input): seal it (for example with :mod:`secagg.aead`) before it leaves
+        the device's memory, and wipe it after use. The Ed25519 identity key is
+        not included; pass it again to :meth:`restore`. Bound to the
+        configuration digest: :meth:`restore` under another config refuses it.
+        """
+        cfg = self.config
+        w = wire.Writer(_STATE_MAGIC, _STATE_VERSION)
+        w.raw(cfg.digest).u32(cfg.index_of(self.id)).u8(_STATES.index(self._state))
+        if self._input is None:
+            w.u8(0)
+        else:
+            w.u8(1).vector(self._input)
+        for key in (self._c_key, self._s_key):
+            w.blob(b"" if key is None else key.to_bytes())
+        w.blob(self._b_seed or b"")
+        w.u32(len(self._peers))
+        for v in sorted(self._peers):
+            p = self._peers[v]
+            w.u32(cfg.index_of(v)).raw(p.c_public.to_bytes()).raw(p.s_public.to_bytes())
+            w.raw(p.channel_key)
+        w.u32(len(self._held))
+        for o in sorted(self._held):
+            b, sh = self._held[o]
+            w.u32(cfg.index_of(o)).raw(b.to_bytes()).raw(sh.to_bytes())
+        if self._survivors is None:
+            w.u8(0)
+        else:
+            w.u8(1).u32(len(self._survivors))
+            for u in self._survivors:
+                w.u32(cfg.index_of(u))
+        return w.getvalue()
+
+    @classmethod
+    def restore(cls, config: SecAggConfig, data: bytes, *,
+                signing_key: SigningKey | None = None) -> SecAggClient:
+        """The client :meth:`export_state` saved, under ``config``.
+
+        Raises :class:`ParameterError` if the state was saved under another
+        configuration (digest) and a :class:`ProtocolError` subclass for
+        malformed bytes; nothing is pickled.
+        """
+        if not isinstance(config, SecAggConfig):
+            raise ParameterError(f"expected a SecAggConfig, got {type(config).__name__}")
+        r = wire.Reader(data, _STATE_MAGIC, (_STATE_VERSION,))
+        if r.raw(32) != config.digest:
+            raise ParameterError("the saved client state belongs to another configuration "
+                                 "(digest mismatch): refusing to restore it")
+        n = config.n
+
+        def client_at(what: str) -> int:
+            ix = r.u32()
+            if not 1 <= ix <= n:
+                raise ProtocolError(f"{what}: client index {ix} outside [1, {n}]")
+            return config.client_ids[ix - 1]
+
+        me = client_at("state owner")
+        code = r.u8()
+        if code >= len(_STATES):
+            raise ProtocolError(f"unknown client state code {code}")
+        has_input = r.u8()
+        if has_input not in (0, 1):
+            raise ProtocolError(f"bad input flag {has_input}")
+        x = r.vector(config.dimension, config.dtype) if has_input else None
+        client = cls(config, me, signing_key=signing_key)
+        keys = []
+        for _what in ("c_key", "s_key"):
+            b = r.blob(max_len=kex.KEY_BYTES)
+            keys.append(kex.PrivateKey.from_bytes(b) if b else None)
+        b_seed = r.blob(max_len=prg.SEED_BYTES) or None
+        if b_seed is not None and len(b_seed) != prg.SEED_BYTES:
+            raise ProtocolError(f"self-mask seed of {len(b_seed)} bytes")
+        count = r.u32()
+        if count > n:
+            raise ProtocolError(f"{count} peers for {n} clients")
+        peers: dict[int, _Peer] = {}
+        for _ in range(count):
+            v = client_at("peer")
+            c_pub = kex.PublicKey.from_bytes(r.raw(kex.KEY_BYTES))
+            s_pub = kex.PublicKey.from_bytes(r.raw(kex.KEY_BYTES))
+            peers[v] = _Peer(c_pub, s_pub, r.raw(aead.KEY_BYTES))
+        count = r.u32()
+        if count > n:
+            raise ProtocolError(f"{count} held share pairs for {n} clients")
+        held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
+        for _ in range(count):
+            o = client_at("share owner")
+            held[o] = (shamir.Share.from_bytes(r.raw(shamir.SHARE_BYTES)),
+                       shamir.Share.from_bytes(r.raw(shamir.SHARE_BYTES)))
+        survivors = None
+        if r.u8():
+            count = r.u32()
+            if count > n:
+                raise ProtocolError(f"{count} survivors for {n} clients")
+            survivors = tuple(client_at("survivor") for _ in range(count))
+        r.done()
+        client._state = _STATES[code]
+        client._input = x
+        client._c_key, client._s_key = keys
+        client._b_seed, client._peers, client._held = b_seed, peers, held
+        client._survivors = survivors
+        return client

@@ -86,13 +86,16 @@ __all__ = [
 Mode = Literal["semi-honest", "malicious"]
 MODES: tuple[Mode, ...] = ("semi-honest", "malicious")
 
-#: Round names, in protocol order ("consistency" runs only in malicious mode).
+#: Round names, in protocol order ("consistency" runs only in malicious mode);
+#: the one source every part of the protocol reads (see :attr:`SecAggConfig.rounds`).
 ROUNDS = ("advertise", "share_keys", "masked_input", "consistency", "unmask")
 
-#: Largest client id (ids travel as u32; 0 is the server).
-MAX_CLIENT_ID = 2**32 - 1
+#: Largest client id: any u64 (the wire carries each client's index 1..n
+#: in the sorted id list instead, and the digest binds that map).
+MAX_CLIENT_ID = 2**64 - 1
 _MAX_DIMENSION = wire.MAX_FIELD // 8
 _CONFIG_MAGIC = b"SACF"
+_CONFIG_VERSION = 2
 
 
 def _check_fraction(name: str, v: float) -> float:
@@ -217,8 +220,10 @@ class SecAggConfig:
     """Public parameters of one round; build it with :meth:`create`.
 
     Attributes:
-        client_ids: the sampled clients, strictly increasing, each in
-            ``[1, 2^32 - 1]`` (0 names the server); 2 to 65535 of them.
+        client_ids: the sampled clients, strictly increasing, each an int in
+            ``[0, 2^64)``; 2 to 65535 of them. Internally (on the wire, in
+            every binding) a client is its index ``1..n`` in this tuple
+            (:meth:`index_of`); the digest binds the whole tuple.
         dimension: length of every input vector (>= 1).
         threshold: Shamir threshold t, in ``[2, size of a closed neighbourhood]``.
         degree: neighbours per client (even, ``2 <= k < n - 1``) for SecAgg+,
@@ -251,9 +256,9 @@ class SecAggConfig:
         n = len(ids)
         if not 2 <= n <= shamir.MAX_SHARES:
             raise ParameterError(f"need 2..{shamir.MAX_SHARES} clients, got {n}")
-        if any(b <= a for a, b in pairwise(ids)) or ids[0] < 1 or ids[-1] > MAX_CLIENT_ID:
+        if any(b <= a for a, b in pairwise(ids)) or ids[0] < 0 or ids[-1] > MAX_CLIENT_ID:
             raise ParameterError(
-                f"client_ids must be strictly increasing and in [1, {MAX_CLIENT_ID}]"
+                f"client_ids must be strictly increasing and in [0, {MAX_CLIENT_ID}]"
             )
         if isinstance(self.dimension, bool) or not isinstance(self.dimension, int) or not (
             1 <= self.dimension <= _MAX_DIMENSION
@@ -369,6 +374,29 @@ class SecAggConfig:
     def id_set(self) -> frozenset[int]:
         return frozenset(self.client_ids)
 
+    @property
+    def rounds(self) -> tuple[str, ...]:
+        """The rounds of this configuration, in order (consistency only when malicious)."""
+        return tuple(r for r in ROUNDS if r != "consistency" or self.mode == "malicious")
+
+    @cached_property
+    def _index_of(self) -> dict[int, int]:
+        return {u: i + 1 for i, u in enumerate(self.client_ids)}
+
+    def index_of(self, client: int) -> int:
+        """Internal index of ``client``: 1 + its rank in :attr:`client_ids`
+        (0 is the server on the wire). Raises ParameterError for a stranger."""
+        try:
+            return self._index_of[client]
+        except (KeyError, TypeError):
+            raise ParameterError(f"{client!r} is not a client of this round") from None
+
+    def id_at(self, index: int) -> int:
+        """The client id at internal index ``index`` (1..n)."""
+        if not 1 <= index <= self.n:
+            raise ParameterError(f"client index {index} is outside [1, {self.n}]")
+        return self.client_ids[index - 1]
+
     @cached_property
     def neighbours(self) -> Mapping[int, frozenset[int]]:
         """Open neighbourhood of each client (without the client itself)."""
@@ -401,16 +429,50 @@ class SecAggConfig:
     @cached_property
     def digest(self) -> bytes:
         """SHA-256 of the canonical encoding of every field."""
-        w = wire.Writer(_CONFIG_MAGIC, 1)
+        return hashlib.sha256(self.to_bytes()).digest()
+
+    def to_bytes(self) -> bytes:
+        """Canonical, versioned encoding of every field (``SACF`` v2).
+
+        The client ids travel as u64 in order, so the id -> index map is part
+        of the bytes and of :attr:`digest`.
+        """
+        w = wire.Writer(_CONFIG_MAGIC, _CONFIG_VERSION)
         w.u64(self.session_id).u8(MODES.index(self.mode)).u8(self.modulus_bits)
         w.u64(self.dimension).u32(self.threshold).u32(self.degree or 0)
         w.u32(self.quorum or 0).raw(self.graph_seed).u32(self.n)
         for i in self.client_ids:
-            w.u32(i)
+            w.u64(i)
         if self.registry is not None:
             for i in self.client_ids:
                 w.raw(self.registry[i].to_bytes())
-        return hashlib.sha256(w.getvalue()).digest()
+        return w.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SecAggConfig:
+        """Parse :meth:`to_bytes`; every field is re-checked as in the constructor
+        (a malformed or unsafe configuration raises a SecAggError subclass)."""
+        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION,))
+        session_id, mode_code, modulus_bits = r.u64(), r.u8(), r.u8()
+        dimension, threshold, degree, quorum = r.u64(), r.u32(), r.u32(), r.u32()
+        graph_seed, n = r.raw(32), r.u32()
+        if mode_code >= len(MODES):
+            raise ParameterError(f"unknown mode code {mode_code}")
+        if not 2 <= n <= shamir.MAX_SHARES:
+            raise ParameterError(f"need 2..{shamir.MAX_SHARES} clients, got {n}")
+        if n * 8 > r.remaining():
+            raise ParameterError(f"{n} client ids do not fit the {r.remaining()} bytes left")
+        ids = tuple(r.u64() for _ in range(n))
+        mode = MODES[mode_code]
+        registry = None
+        if mode == "malicious":
+            registry = MappingProxyType(
+                {u: VerifyKey.from_bytes(r.raw(32)) for u in ids})
+        r.done()
+        return cls(client_ids=ids, dimension=dimension, threshold=threshold,
+                   degree=degree or None, mode=mode, modulus_bits=modulus_bits,
+                   session_id=session_id, graph_seed=graph_seed,
+                   quorum=quorum or None, registry=registry)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SecAggConfig) and self.digest == other.digest

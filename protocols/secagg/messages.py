@@ -2,13 +2,19 @@
 
 Every message is framed as ``"SAGG" | version (u8) | type (u8) | session id
 (u64) | config digest (32 bytes) | sender (u32) | receiver (u32) | body``,
-with big-endian integers (:mod:`secagg.wire`). The server is party 0.
+with big-endian integers (:mod:`secagg.wire`). On the wire a client is its
+index 1..n in the configuration's sorted id list
+(:meth:`~protocols.secagg.SecAggConfig.index_of`) and the server is 0; the
+message objects carry the caller's client ids (any u64) and
+:data:`~protocols.core.SERVER` (``"server"``).
 :func:`decode` checks everything it can without secrets: magic, version,
 type, session, digest, that the sender and receiver are a client and the
 server in the right direction, id lists strictly increasing and made of
 configured clients, fixed field lengths, the vector's dtype and length, and
-that no byte is left over. Any violation raises :class:`ProtocolError`
-before a message object exists. Nothing is pickled.
+that no byte is left over. Any violation raises
+:class:`~secagg.errors.RemoteProtocolError` before a message object exists;
+:func:`encode` raises :class:`~secagg.errors.EncodingError` for a field it
+cannot carry. Nothing is pickled.
 
 =====================  ======  ================  ==================================
 message                dir.    round             body
@@ -39,8 +45,10 @@ import numpy as np
 import numpy.typing as npt
 
 from secagg import aead, kex, shamir, sign, wire
-from secagg.errors import ProtocolError
+from secagg.errors import EncodingError, ParameterError
+from secagg.errors import RemoteProtocolError as ProtocolError
 
+from ..core import SERVER
 from .config import SecAggConfig
 
 __all__ = [
@@ -55,6 +63,7 @@ __all__ = [
     "Message",
     "RevealedShare",
     "SealedShare",
+    "SecAggCodec",
     "ShareForward",
     "ShareKeys",
     "ShareKind",
@@ -64,8 +73,8 @@ __all__ = [
     "encode",
 ]
 
-#: Party id of the server on the wire.
-SERVER = 0
+#: The server's index on the wire (clients are 1..n).
+_SERVER_INDEX = 0
 MAGIC = b"SAGG"
 VERSION = 1
 #: Plaintext of a sealed share: owner, holder, b-share, s-share.
@@ -119,7 +128,7 @@ class AdvertiseKeys:
     c_public: bytes
     s_public: bytes
     signature: bytes = b""
-    receiver: int = SERVER
+    receiver: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,7 +140,7 @@ class KeyBroadcast:
     ROUND: ClassVar[str] = "share_keys"
     receiver: int
     keys: tuple[KeyEntry, ...]
-    sender: int = SERVER
+    sender: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,7 +151,7 @@ class ShareKeys:
     ROUND: ClassVar[str] = "share_keys"
     sender: int
     shares: tuple[SealedShare, ...]
-    receiver: int = SERVER
+    receiver: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,7 +163,7 @@ class ShareForward:
     ROUND: ClassVar[str] = "masked_input"
     receiver: int
     shares: tuple[SealedShare, ...]
-    sender: int = SERVER
+    sender: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -165,7 +174,7 @@ class MaskedInput:
     ROUND: ClassVar[str] = "masked_input"
     sender: int
     vector: npt.NDArray[np.unsignedinteger]
-    receiver: int = SERVER
+    receiver: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,7 +185,7 @@ class ConsistencyRequest:
     ROUND: ClassVar[str] = "consistency"
     receiver: int
     survivors: tuple[int, ...]
-    sender: int = SERVER
+    sender: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,7 +196,7 @@ class ConsistencySignature:
     ROUND: ClassVar[str] = "consistency"
     sender: int
     signature: bytes
-    receiver: int = SERVER
+    receiver: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +211,7 @@ class UnmaskRequest:
     survivors: tuple[int, ...]
     dropped: tuple[int, ...]
     signatures: tuple[tuple[int, bytes], ...] = ()
-    sender: int = SERVER
+    sender: int | str = SERVER
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,7 +222,7 @@ class UnmaskResponse:
     ROUND: ClassVar[str] = "unmask"
     sender: int
     shares: tuple[RevealedShare, ...]
-    receiver: int = SERVER
+    receiver: int | str = SERVER
 
 
 Message = Union[  # noqa: UP007 - a runtime alias usable in isinstance-free annotations
@@ -235,25 +244,44 @@ def _need(cond: bool, what: str) -> None:
 
 
 def _fixed(b: bytes, n: int, what: str) -> bytes:
-    _need(isinstance(b, (bytes, bytearray)) and len(b) == n, f"{what} must be {n} bytes")
+    if not (isinstance(b, (bytes, bytearray)) and len(b) == n):
+        got = len(b) if isinstance(b, (bytes, bytearray)) else type(b).__name__
+        raise EncodingError(f"{what} must be {n} bytes, got {got}")
     return bytes(b)
+
+
+def _ix(config: SecAggConfig, party: int | str) -> int:
+    """Wire index of a party: 0 for the server, 1..n for the clients."""
+    if party == SERVER:
+        return _SERVER_INDEX
+    try:
+        return config.index_of(party)  # type: ignore[arg-type]
+    except ParameterError as exc:
+        raise EncodingError(str(exc)) from None
+
+
+def _id(config: SecAggConfig, index: int, what: str) -> int:
+    _need(1 <= index <= config.n, f"{what}: client index {index} outside [1, {config.n}]")
+    return config.client_ids[index - 1]
 
 
 def _sig_len(config: SecAggConfig) -> int:
     return _SIG if config.mode == "malicious" else 0
 
 
-def _write_ids(w: wire.Writer, ids: tuple[int, ...]) -> None:
+def _write_ids(w: wire.Writer, ids: tuple[int, ...], config: SecAggConfig) -> None:
     w.u32(len(ids))
     for i in ids:
-        w.u32(i)
+        w.u32(_ix(config, i))
 
 
 def encode(msg: Message, config: SecAggConfig) -> bytes:
     """The wire bytes of ``msg`` under ``config`` (session and digest included)."""
+    if type(msg) not in _TYPES.values():
+        raise EncodingError(f"cannot encode {type(msg).__name__}")
     w = wire.Writer(MAGIC, VERSION)
     w.u8(msg.TYPE).u64(config.session_id).raw(config.digest)
-    w.u32(msg.sender).u32(msg.receiver)
+    w.u32(_ix(config, msg.sender)).u32(_ix(config, msg.receiver))
     sig = _sig_len(config)
     if isinstance(msg, AdvertiseKeys):
         w.raw(_fixed(msg.c_public, _KEY, "c_public")).raw(_fixed(msg.s_public, _KEY, "s_public"))
@@ -261,37 +289,39 @@ def encode(msg: Message, config: SecAggConfig) -> bytes:
     elif isinstance(msg, KeyBroadcast):
         w.u32(len(msg.keys))
         for e in msg.keys:
-            w.u32(e.client).raw(_fixed(e.c_public, _KEY, "c_public"))
+            w.u32(_ix(config, e.client)).raw(_fixed(e.c_public, _KEY, "c_public"))
             w.raw(_fixed(e.s_public, _KEY, "s_public")).raw(_fixed(e.signature, sig, "signature"))
     elif isinstance(msg, (ShareKeys, ShareForward)):
         w.u32(len(msg.shares))
         for s in msg.shares:
-            w.u32(s.peer).raw(_fixed(s.ciphertext, SEALED_SHARE_BYTES, "sealed share"))
+            w.u32(_ix(config, s.peer)).raw(_fixed(s.ciphertext, SEALED_SHARE_BYTES,
+                                                  "sealed share"))
     elif isinstance(msg, MaskedInput):
         v = msg.vector
-        _need(isinstance(v, np.ndarray) and v.dtype == config.dtype
-              and v.shape == (config.dimension,),
-              f"masked input must be a {config.dtype} vector of length {config.dimension}")
+        if not (isinstance(v, np.ndarray) and v.dtype == config.dtype
+                and v.shape == (config.dimension,)):
+            raise EncodingError(
+                f"masked input must be a {config.dtype} vector of length {config.dimension}")
         # the wire.Writer.vector layout, joined without an intermediate copy
         le = np.ascontiguousarray(v, dtype=v.dtype.newbyteorder("<"))
         w.u8(_VECTOR_CODE[le.dtype]).u64(le.shape[0])
         return b"".join((w.getvalue(), le.data.cast("B")))
     elif isinstance(msg, ConsistencyRequest):
-        _write_ids(w, msg.survivors)
+        _write_ids(w, msg.survivors, config)
     elif isinstance(msg, ConsistencySignature):
         w.raw(_fixed(msg.signature, _SIG, "signature"))
     elif isinstance(msg, UnmaskRequest):
-        _write_ids(w, msg.survivors)
-        _write_ids(w, msg.dropped)
+        _write_ids(w, msg.survivors, config)
+        _write_ids(w, msg.dropped, config)
         w.u32(len(msg.signatures))
         for cid, sig_bytes in msg.signatures:
-            w.u32(cid).raw(_fixed(sig_bytes, _SIG, "signature"))
+            w.u32(_ix(config, cid)).raw(_fixed(sig_bytes, _SIG, "signature"))
     elif isinstance(msg, UnmaskResponse):
         w.u32(len(msg.shares))
         for r in msg.shares:
-            w.u32(r.owner).u8(_KIND_CODES[r.kind]).raw(r.share.to_bytes())
-    else:
-        raise ProtocolError(f"cannot encode {type(msg).__name__}")
+            if r.kind not in _KIND_CODES:
+                raise EncodingError(f"unknown share kind {r.kind!r}")
+            w.u32(_ix(config, r.owner)).u8(_KIND_CODES[r.kind]).raw(r.share.to_bytes())
     return w.getvalue()
 
 
@@ -302,12 +332,11 @@ def _read_count(r: wire.Reader, config: SecAggConfig, what: str) -> int:
     return n
 
 
-def _check_increasing(ids: list[int], config: SecAggConfig, what: str) -> tuple[int, ...]:
-    for a, b in pairwise(ids):
+def _check_increasing(ixs: list[int], config: SecAggConfig, what: str) -> tuple[int, ...]:
+    """Wire indices (strictly increasing, each a client) -> client ids."""
+    for a, b in pairwise(ixs):
         _need(b > a, f"{what}: ids must be strictly increasing (duplicate or unordered {b})")
-    for i in ids:
-        _need(i in config.id_set, f"{what}: {i} is not a client of this round")
-    return tuple(ids)
+    return tuple(_id(config, i, what) for i in ixs)
 
 
 def _read_ids(r: wire.Reader, config: SecAggConfig, what: str) -> tuple[int, ...]:
@@ -325,14 +354,18 @@ def decode(data: bytes, config: SecAggConfig) -> Message:
     _need(session == config.session_id,
           f"message of session {session}, this round is session {config.session_id}")
     _need(r.raw(32) == config.digest, "message bound to another configuration (digest)")
-    sender, receiver = r.u32(), r.u32()
+    s_ix, r_ix = r.u32(), r.u32()
     name = cls.__name__  # type: ignore[union-attr]
+    sender: int
+    receiver: int
     if cls in _FROM_CLIENT:
-        _need(sender in config.id_set, f"{name} from {sender}, not a client of this round")
-        _need(receiver == SERVER, f"{name} addressed to {receiver}, not the server")
+        _need(1 <= s_ix <= config.n, f"{name} from index {s_ix}, not a client of this round")
+        _need(r_ix == _SERVER_INDEX, f"{name} addressed to index {r_ix}, not the server")
+        sender, receiver = config.client_ids[s_ix - 1], 0
     else:
-        _need(sender == SERVER, f"{name} must come from the server, not {sender}")
-        _need(receiver in config.id_set, f"{name} for {receiver}, not a client of this round")
+        _need(s_ix == _SERVER_INDEX, f"{name} must come from the server, not index {s_ix}")
+        _need(1 <= r_ix <= config.n, f"{name} for index {r_ix}, not a client of this round")
+        sender, receiver = 0, config.client_ids[r_ix - 1]
     sig = _sig_len(config)
     msg: Message
     if cls is AdvertiseKeys:
@@ -340,13 +373,15 @@ def decode(data: bytes, config: SecAggConfig) -> Message:
                             signature=r.raw(sig))
     elif cls is KeyBroadcast:
         n = _read_count(r, config, name)
-        keys = [KeyEntry(r.u32(), r.raw(_KEY), r.raw(_KEY), r.raw(sig)) for _ in range(n)]
-        _check_increasing([k.client for k in keys], config, name)
+        raw_keys = [(r.u32(), r.raw(_KEY), r.raw(_KEY), r.raw(sig)) for _ in range(n)]
+        ids = _check_increasing([k[0] for k in raw_keys], config, name)
+        keys = [KeyEntry(i, *k[1:]) for i, k in zip(ids, raw_keys, strict=True)]
         msg = KeyBroadcast(receiver=receiver, keys=tuple(keys))
     elif cls is ShareKeys or cls is ShareForward:
         n = _read_count(r, config, name)
-        shares = [SealedShare(r.u32(), r.raw(SEALED_SHARE_BYTES)) for _ in range(n)]
-        _check_increasing([s.peer for s in shares], config, name)
+        raw_sh = [(r.u32(), r.raw(SEALED_SHARE_BYTES)) for _ in range(n)]
+        peers = _check_increasing([s[0] for s in raw_sh], config, name)
+        shares = [SealedShare(p, s[1]) for p, s in zip(peers, raw_sh, strict=True)]
         if cls is ShareKeys:
             msg = ShareKeys(sender=sender, shares=tuple(shares))
         else:
@@ -376,20 +411,38 @@ def decode(data: bytes, config: SecAggConfig) -> Message:
         dropped = _read_ids(r, config, name + " dropped")
         n = _read_count(r, config, name + " signatures")
         _need(sig > 0 or n == 0, "signatures in an UnmaskRequest of the semi-honest mode")
-        sigs = [(r.u32(), r.raw(_SIG)) for _ in range(n)]
-        _check_increasing([c for c, _ in sigs], config, name + " signatures")
+        raw_sigs = [(r.u32(), r.raw(_SIG)) for _ in range(n)]
+        signers = _check_increasing([c for c, _ in raw_sigs], config, name + " signatures")
+        sigs = [(c, s) for c, (_, s) in zip(signers, raw_sigs, strict=True)]
         msg = UnmaskRequest(receiver=receiver, survivors=survivors, dropped=dropped,
                             signatures=tuple(sigs))
     else:  # UnmaskResponse
         n = _read_count(r, config, name)
-        shares_r: list[RevealedShare] = []
+        raw_r: list[tuple[int, ShareKind, shamir.Share]] = []
         for _ in range(n):
             owner, kcode = r.u32(), r.u8()
             kind = _KIND_NAMES.get(kcode)
             _need(kind is not None, f"unknown share kind {kcode}")
-            shares_r.append(RevealedShare(owner, kind,  # type: ignore[arg-type]
-                                          shamir.Share.from_bytes(r.raw(shamir.SHARE_BYTES))))
-        _check_increasing([s.owner for s in shares_r], config, name)
+            raw_r.append((owner, kind,  # type: ignore[arg-type]
+                          shamir.Share.from_bytes(r.raw(shamir.SHARE_BYTES))))
+        owners = _check_increasing([s[0] for s in raw_r], config, name)
+        shares_r = [RevealedShare(o, k, sh) for o, (_, k, sh) in zip(owners, raw_r, strict=True)]
         msg = UnmaskResponse(sender=sender, shares=tuple(shares_r))
     r.done()
     return msg
+
+
+class SecAggCodec:
+    """The :class:`~protocols.core.Codec` of one configuration: :func:`encode`
+    and :func:`decode` bound to ``config``."""
+
+    def __init__(self, config: SecAggConfig) -> None:
+        if not isinstance(config, SecAggConfig):
+            raise ParameterError(f"expected a SecAggConfig, got {type(config).__name__}")
+        self.config = config
+
+    def encode(self, message: Message) -> bytes:
+        return encode(message, self.config)
+
+    def decode(self, data: bytes) -> Message:
+        return decode(data, self.config)

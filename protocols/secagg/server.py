@@ -32,8 +32,9 @@ import numpy.typing as npt
 from secagg import kex, prg, shamir
 from secagg.errors import AbortError, EncodingError, IntegrityError, ProtocolError
 
+from ..core import CoordinatorResult, Envelope
 from . import binding
-from .config import ROUNDS, SecAggConfig
+from .config import SecAggConfig
 from .messages import (
     AdvertiseKeys,
     ConsistencyRequest,
@@ -60,13 +61,11 @@ _INPUT_OF = {
 }
 
 
-@dataclass(frozen=True)
-class ServerResult:
+@dataclass(frozen=True, eq=False)
+class ServerResult(CoordinatorResult):
     """What the server learns: the sum of U3's inputs mod 2^bits, and U3."""
 
-    raw_sum: npt.NDArray[np.unsignedinteger]
-    included: frozenset[int]
-    dropped: frozenset[int]
+    dropped: frozenset[int] = frozenset()
 
 
 class SecAggServer:
@@ -76,8 +75,7 @@ class SecAggServer:
         if not isinstance(config, SecAggConfig):
             raise ProtocolError("config must be a SecAggConfig")
         self.config = config
-        self._rounds = tuple(r for r in ROUNDS
-                             if r != "consistency" or config.mode == "malicious")
+        self._rounds = config.rounds
         self._round = self._rounds[0]
         self._expected: frozenset[int] = config.id_set
         self._got: dict[int, Message] = {}
@@ -93,9 +91,36 @@ class SecAggServer:
 
     # -- public ------------------------------------------------------------------
     @property
-    def round(self) -> str:
+    def round(self) -> str | None:
+        """The round being collected, or None once finished (done or aborted)."""
+        return None if self._round in ("done", "aborted") else self._round
+
+    @property
+    def state(self) -> str:
         """The round being collected, or ``"done"`` / ``"aborted"``."""
         return self._round
+
+    def start(self) -> list[Envelope]:
+        """Nothing to send first: the clients open the advertise round."""
+        return []
+
+    def handle(self, msg: Message) -> list[Envelope]:
+        """Accept one client message (``msg.sender`` names it); returns the
+        next round's messages when this one completes the round, else ``[]``.
+
+        Raises :class:`ProtocolError` or :class:`IntegrityError` (and records
+        nothing) for a message it refuses, and :class:`AbortError` when the
+        message completes a round that leaves too few clients.
+        """
+        return [Envelope(m.receiver, m) for m in self._handle(msg)]
+
+    def close_round(self) -> list[Envelope]:
+        """End the current round with the clients that answered; returns the
+        next round's messages (``[]`` after the last round, when :attr:`result`
+        is set). Raises :class:`AbortError` (and stays aborted, with no output)
+        when too few clients remain; :class:`IntegrityError` when the revealed
+        shares are inconsistent (a lying client), leaving the round open."""
+        return [Envelope(m.receiver, m) for m in self._close_round()]
 
     @property
     def result(self) -> ServerResult | None:
@@ -107,14 +132,7 @@ class SecAggServer:
         """Clients whose message for the current round has not arrived."""
         return self._expected - set(self._got)
 
-    def handle(self, msg: Message) -> list[Message]:
-        """Accept one client message; returns the next round's messages when
-        this one completes the round, else ``[]``.
-
-        Raises :class:`ProtocolError` or :class:`IntegrityError` (and records
-        nothing) for a message it refuses, and :class:`AbortError` when the
-        message completes a round that leaves too few clients.
-        """
+    def _handle(self, msg: Message) -> list[Message]:
         if self._round in ("done", "aborted"):
             raise ProtocolError(f"the protocol is {self._round}; {type(msg).__name__} refused")
         want = _INPUT_OF[self._round]
@@ -137,15 +155,10 @@ class SecAggServer:
             np.add(self._acc, msg.vector, out=self._acc)
         self._got[u] = msg
         if not self.waiting_for:
-            return self.close_round()
+            return self._close_round()
         return []
 
-    def close_round(self) -> list[Message]:
-        """End the current round with the clients that answered; returns the
-        next round's messages (``[]`` after the last round, when :attr:`result`
-        is set). Raises :class:`AbortError` (and stays aborted, with no output)
-        when too few clients remain; :class:`IntegrityError` when the revealed
-        shares are inconsistent (a lying client), leaving the round open."""
+    def _close_round(self) -> list[Message]:
         if self._round in ("done", "aborted"):
             raise ProtocolError(f"the protocol is {self._round}")
         live = frozenset(self._got)

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from protocols import paillier_sum as ps
+from protocols.core import Envelope
 from protocols.secagg import (
     ConsistencyRequest,
     ConsistencySignature,
@@ -59,6 +60,12 @@ __all__ = [
 ]
 
 _SERVER = "server"
+
+
+def _unwrap(out: list[Any]) -> list[Any]:
+    """The message objects of a party's outgoing envelopes (Paillier's old
+    ``Outgoing`` and packets pass unchanged)."""
+    return [o.message if isinstance(o, Envelope) else o for o in out]
 
 
 def _secagg_wiring(wiring: Any) -> Any:
@@ -135,7 +142,7 @@ class _BothSharesParty(PartyWrapper):
                 extra.append(dataclasses.replace(
                     req, survivors=tuple(sorted({req.receiver, v})), dropped=()))
         try:
-            out = self._rewrite(self.inner.handle(msg))
+            out = self._rewrite(_unwrap(self.inner.handle(msg)))
         except AbortError:
             raise
         except SecAggError:
@@ -143,7 +150,7 @@ class _BothSharesParty(PartyWrapper):
         return out + extra
 
     def close_round(self) -> list[Any]:
-        return self._rewrite(self.inner.close_round())
+        return self._rewrite(_unwrap(self.inner.close_round()))
 
 
 # -- a server that shows different survivor sets ------------------------------------------------
@@ -206,7 +213,7 @@ class _SplitViewParty(PartyWrapper):
         """Malicious mode: unmasking requests for the group, over its view."""
         cfg, inner = self.config, self.inner
         if (cfg.mode != "malicious" or self.crafted
-                or inner.round not in ("unmask", "done", "aborted")
+                or inner.round not in ("unmask", None)
                 or "masked_input" not in inner.live):
             return []
         self.crafted = True
@@ -228,7 +235,7 @@ class _SplitViewParty(PartyWrapper):
             if self._in_group(msg.sender):
                 self.view_sigs.add(msg.sender)
         try:
-            out = self.inner.handle(msg)
+            out = _unwrap(self.inner.handle(msg))
         except AbortError:
             return self._craft()
         except SecAggError:
@@ -237,7 +244,7 @@ class _SplitViewParty(PartyWrapper):
 
     def close_round(self) -> list[Any]:
         try:
-            out = self.inner.close_round()
+            out = _unwrap(self.inner.close_round())
         except AbortError:
             crafted = self._craft()
             if crafted:
@@ -366,7 +373,7 @@ class _OutOfRangeParty(PartyWrapper):
     def handle(self, msg: Any) -> list[Any]:
         if isinstance(msg, ShareForward):
             self.inner.set_input(self.bad)
-        out: list[Any] = self.inner.handle(msg)
+        out: list[Any] = _unwrap(self.inner.handle(msg))
         return out
 
 
@@ -389,10 +396,10 @@ class _ForgingParty(PartyWrapper):
         return res
 
     def start(self) -> list[Any]:
-        return self._out(self.inner.start())
+        return self._out(_unwrap(self.inner.start()))
 
     def handle(self, msg: Any) -> list[Any]:
-        return self._out(self.inner.handle(msg))
+        return self._out(_unwrap(self.inner.handle(msg)))
 
     def receive(self, msg: Any) -> list[Any]:
         return self._out(self.inner.receive(msg))

@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols import paillier_sum as ps
+from protocols.core import Envelope
 from protocols.results import AggregationResult
 from protocols.secagg import (
     SERVER,
@@ -133,18 +134,19 @@ class SecAggWiring:
 
     @property
     def round(self) -> str:
-        r: str = self.server.round
+        r: str = self.server.state
         return r
 
-    def packet(self, msg: Message | Packet) -> Packet:
+    def packet(self, msg: Message | Packet | Envelope) -> Packet:
         """Encode one message object (a :class:`Packet` passes unchanged)."""
         if isinstance(msg, Packet):
             return msg
-        receiver: Address = _SERVER if msg.receiver == SERVER else msg.receiver
+        m: Message = msg.message if isinstance(msg, Envelope) else msg
+        receiver: Address = _SERVER if m.receiver == SERVER else m.receiver
         reveals: tuple[tuple[int, str], ...] = ()
-        if isinstance(msg, UnmaskResponse):
-            reveals = tuple((r.owner, r.kind) for r in msg.shares)
-        return Packet(receiver, msg.ROUND, encode(msg, self.config), reveals)
+        if isinstance(m, UnmaskResponse):
+            reveals = tuple((r.owner, r.kind) for r in m.shares)
+        return Packet(receiver, m.ROUND, encode(m, self.config), reveals)
 
     def start(self) -> list[tuple[Address, Packet]]:
         out: list[tuple[Address, Packet]] = []
