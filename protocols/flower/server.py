@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +34,20 @@ from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
 from secagg.encoding import FixedPointEncoder
-from secagg.errors import ParameterError, SecAggError
+from secagg.errors import AbortError, ParameterError, SecAggError
 
 from ..core import SERVER, CoordinatorResult, Envelope, ProtocolDescriptor
 from .wire import MESSAGE_TYPE, RECORD, Packet, encode_encoder
 
-__all__ = ["RoundReport", "SessionReport", "run_session"]
+__all__ = ["RoundReport", "SessionAborted", "SessionReport", "nodes_ready", "run_session"]
+
+
+class SessionAborted(AbortError):
+    """Too few nodes remained; nothing is output. ``rounds`` says who dropped where."""
+
+    def __init__(self, message: str, rounds: list[RoundReport]) -> None:
+        super().__init__(message)
+        self.rounds = rounds
 
 
 @dataclass
@@ -99,6 +107,7 @@ def run_session(
     dimension: int,
     *,
     round_timeout: float = 30.0,
+    input_round_timeout: float | None = None,
     poll_interval: float = 0.05,
     train_content: RecordDict | None = None,
     group_id: str = "",
@@ -115,6 +124,8 @@ def run_session(
         dimension: length of every node's update vector.
         round_timeout: seconds each round waits for replies (0.5..3600); also
             the TTL of every message.
+        input_round_timeout: the input round's deadline (local training runs
+            in it); default ``round_timeout``.
         poll_interval: seconds between pulls (0.005..5).
         train_content: records handed to each node's train function at the
             input round (the global model, its config).
@@ -126,6 +137,10 @@ def run_session(
     """
     if not 0.5 <= round_timeout <= 3600:
         raise ParameterError(f"round_timeout={round_timeout} s is outside 0.5..3600")
+    if input_round_timeout is None:
+        input_round_timeout = round_timeout
+    if not 0.5 <= input_round_timeout <= 24 * 3600:
+        raise ParameterError(f"input_round_timeout={input_round_timeout} s is outside 0.5..86400")
     if not 0.005 <= poll_interval <= 5:
         raise ParameterError(f"poll_interval={poll_interval} s is outside 0.005..5")
     start_time = time.monotonic()
@@ -146,84 +161,91 @@ def run_session(
     reports: list[RoundReport] = []
     first = True
     alive = set(ids)
-    while coord.round is not None:
-        rnd = coord.round
-        by_node = _group(pending)
-        targets = sorted(alive) if first else sorted(set(by_node) & alive)
-        report = RoundReport(rnd, frozenset(targets))
-        if on_round is not None:
-            on_round(rnd, frozenset(targets))
-        t0 = time.monotonic()
-        sent: dict[str, int] = {}
-        messages = []
-        for node in targets:
-            content = RecordDict()
-            if rnd == descriptor.input_round and train_content is not None:
-                for key, rec in train_content.items():
-                    content[key] = rec
-            packet = Packet(
-                session=session_id, protocol=descriptor.name, round=rnd,
-                payloads=tuple(codec.encode(m) for m in by_node.get(node, [])),
-                config=config_bytes if first else None,
-                encoder=enc_fields if first else None)
-            report.bytes_down += sum(len(p) for p in packet.payloads)
-            content[RECORD] = packet.to_record()
-            messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
-                                    ttl=round_timeout, group_id=group_id))
-        first = False
-        ids_out = list(grid.push_messages(messages))
-        for node, mid in zip(targets, ids_out, strict=False):
-            if mid:
-                sent[mid] = node
-            else:
-                report.dropped[node] = "the SuperLink refused the message"
-        for node in targets[len(ids_out):]:
-            report.dropped[node] = "the SuperLink refused the message"
-        pending = []
-        waiting = dict(sent)
-        answered: set[int] = set()
-        deadline = t0 + round_timeout
-        while waiting and coord.round == rnd:
-            for reply in grid.pull_messages(list(waiting)):
-                mid = reply.metadata.reply_to_message_id
-                node = waiting.pop(mid, None)
-                if node is None:
-                    continue  # not ours, or already handled
-                why = _accept(reply, node, session_id, rnd, codec, descriptor)
-                if isinstance(why, str):
-                    report.dropped[node] = why
-                    continue
-                report.bytes_up += sum(len(p) for p in why[1])
-                refused = None
-                for msg in why[0]:
-                    try:
-                        pending += coord.handle(msg)
-                    except SecAggError as exc:
-                        if coord.round is None:
-                            raise
-                        refused = f"the coordinator refused its message: {exc}"
-                        break
-                if refused is not None:
-                    report.dropped[node] = refused
+    try:
+        while coord.round is not None:
+            rnd = coord.round
+            by_node = _group(pending)
+            targets = sorted(alive) if first else sorted(set(by_node) & alive)
+            report = RoundReport(rnd, frozenset(targets))
+            reports.append(report)
+            if on_round is not None:
+                on_round(rnd, frozenset(targets))
+            t0 = time.monotonic()
+            limit = input_round_timeout if rnd == descriptor.input_round else round_timeout
+            sent: dict[str, int] = {}
+            messages = []
+            for node in targets:
+                content = RecordDict()
+                if rnd == descriptor.input_round and train_content is not None:
+                    for key, rec in train_content.items():
+                        content[key] = rec
+                packet = Packet(
+                    session=session_id, protocol=descriptor.name, round=rnd,
+                    payloads=tuple(codec.encode(m) for m in by_node.get(node, [])),
+                    config=config_bytes if first else None,
+                    encoder=enc_fields if first else None)
+                report.bytes_down += sum(len(p) for p in packet.payloads)
+                content[RECORD] = packet.to_record()
+                messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
+                                        ttl=limit, group_id=group_id))
+            first = False
+            ids_out = list(grid.push_messages(messages))
+            for node, mid in zip(targets, ids_out, strict=False):
+                if mid:
+                    sent[mid] = node
                 else:
-                    answered.add(node)
-                if coord.round != rnd:
+                    report.dropped[node] = "the SuperLink refused the message"
+            for node in targets[len(ids_out):]:
+                report.dropped[node] = "the SuperLink refused the message"
+            pending = []
+            waiting = dict(sent)
+            answered: set[int] = set()
+            deadline = t0 + limit
+            while waiting and coord.round == rnd:
+                for reply in grid.pull_messages(list(waiting)):
+                    mid = reply.metadata.reply_to_message_id
+                    node = waiting.pop(mid, None)
+                    if node is None:
+                        continue  # not ours, or already handled
+                    why = _accept(reply, node, session_id, rnd, codec, descriptor)
+                    if isinstance(why, str):
+                        report.dropped[node] = why
+                        continue
+                    report.bytes_up += sum(len(p) for p in why[1])
+                    refused = None
+                    for msg in why[0]:
+                        try:
+                            pending += coord.handle(msg)
+                        except SecAggError as exc:
+                            if coord.round is None:
+                                raise
+                            refused = f"the coordinator refused its message: {exc}"
+                            break
+                    if refused is not None:
+                        report.dropped[node] = refused
+                    else:
+                        answered.add(node)
+                    if coord.round != rnd:
+                        break
+                if not waiting or coord.round != rnd:
                     break
-            if not waiting or coord.round != rnd:
-                break
-            now = time.monotonic()
-            if now >= deadline:
-                for node in waiting.values():
-                    report.dropped[node] = f"no reply within {round_timeout} s"
-                break
-            time.sleep(min(poll_interval, max(0.0, deadline - now)))
-        if coord.round == rnd:
-            pending += coord.close_round()
-        report.answered = frozenset(answered)
-        report.seconds = time.monotonic() - t0
-        alive -= set(report.dropped)
-        alive -= set(targets) - answered
-        reports.append(report)
+                now = time.monotonic()
+                if now >= deadline:
+                    for node in waiting.values():
+                        report.dropped[node] = f"no reply within {limit} s"
+                    break
+                time.sleep(min(poll_interval, max(0.0, deadline - now)))
+            if coord.round == rnd:
+                pending += coord.close_round()
+            report.answered = frozenset(answered)
+            report.seconds = time.monotonic() - t0
+            alive -= set(report.dropped)
+            alive -= set(targets) - answered
+    except AbortError as exc:
+        raise SessionAborted(
+            f"{exc} (dropouts: " + "; ".join(
+                f"{r.name}: {k}: {v}" for r in reports for k, v in r.dropped.items())[:2000]
+            + ")", reports) from exc
     result = coord.result
     if result is None:
         raise ParameterError("the coordinator finished without a result")  # pragma: no cover
@@ -271,6 +293,3 @@ def nodes_ready(grid: Grid, count: int, *, timeout: float = 60.0,
         time.sleep(poll_interval)
 
 
-def as_mapping(records: Mapping[str, Any]) -> RecordDict:
-    """A RecordDict from a mapping of records (convenience for train content)."""
-    return RecordDict(dict(records))

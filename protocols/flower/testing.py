@@ -45,6 +45,7 @@ class FakeGrid:
     node_ids: list[int]
     faults: list[Fault] = field(default_factory=list)
     node_config: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    run_config: Mapping[str, Any] = field(default_factory=dict)
     run_id: int = 7
     _state: dict[int, bytes] = field(default_factory=dict)
     _queue: dict[str, Message] = field(default_factory=dict)
@@ -73,7 +74,8 @@ class FakeGrid:
             proto = ProtoRecordDict()
             proto.ParseFromString(self._state[node])
             state = recorddict_from_proto(proto)
-        return Context(self.run_id, node, dict(self.node_config.get(node, {})), state, {})
+        return Context(self.run_id, node, dict(self.node_config.get(node, {})), state,
+                       dict(self.run_config))
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         ids = []
