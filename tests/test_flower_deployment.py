@@ -125,3 +125,12 @@ def test_a_supernode_killed_mid_session_leaves_an_exact_sum():
     _check_exact(second, everyone - {victim.node_id})
     share_keys = second["rounds"][1]
     assert str(victim.node_id) in share_keys["dropped"]
+
+
+@pytest.mark.slow
+def test_malicious_mode_with_registry_files_on_the_nodes():
+    with LocalDeployment(3, start_timeout=120, identity=True) as d:
+        node_ids = {h.node_id for h in d.handles}
+        [session] = _run(d, sessions=1, dimension=500, **{"registry-path": str(d.registry)})
+    _check_exact(session, node_ids)
+    assert "consistency" in [r["name"] for r in session["rounds"]]

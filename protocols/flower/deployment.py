@@ -222,7 +222,11 @@ class LocalDeployment:
 
     Use as a context manager; see the module docstring. ``node_config`` maps a
     node index (0..nodes-1) to extra ``--node-config`` entries;
-    ``start_timeout`` (seconds) bounds each wait.
+    ``start_timeout`` (seconds) bounds each wait. With ``identity``, each
+    node also gets an Ed25519 identity key and the registry file of every
+    node's key by Flower node id (``registry.json`` in :attr:`root`), named in
+    its node config for malicious-mode sessions (see
+    :mod:`protocols.flower.identity`).
     """
 
     nodes: int
@@ -230,6 +234,7 @@ class LocalDeployment:
     start_timeout: float = 90.0
     workdir: Path | None = None
     keep_logs: bool = False
+    identity: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 200:
@@ -295,9 +300,29 @@ class LocalDeployment:
             node_id = self._register(pub)
             cfg = dict(self.node_config.get(i, {}))
             self.handles.append(NodeHandle(i, node_id, priv, pub, cfg))
+        if self.identity:
+            self._write_identities()
         for h in self.handles:
             self.start_node(h)
         self.wait_nodes(self.nodes)
+
+    @property
+    def registry(self) -> Path:
+        """The identity registry file (with ``identity=True``)."""
+        return self.root / "registry.json"
+
+    def _write_identities(self) -> None:
+        from secagg.sign import SigningKey
+
+        from .identity import write_registry, write_signing_key
+
+        keys = {h.node_id: SigningKey.generate() for h in self.handles}
+        write_registry(self.registry, {i: k.verify_key() for i, k in keys.items()})
+        for h in self.handles:
+            path = self.root / f"identity{h.index}.key"
+            write_signing_key(path, keys[h.node_id])
+            h.node_config.update({"secagg-registry": str(self.registry),
+                                  "secagg-signing-key": str(path)})
 
     def start_node(self, handle: NodeHandle) -> None:
         """(Re)start the SuperNode process of ``handle``."""

@@ -36,7 +36,14 @@ from flwr.serverapp import Grid
 from secagg.encoding import FixedPointEncoder
 from secagg.errors import AbortError, ParameterError, SecAggError
 
-from ..core import SERVER, CoordinatorResult, Envelope, ProtocolDescriptor
+from ..core import (
+    SERVER,
+    CoordinatorResult,
+    Envelope,
+    ProtocolDescriptor,
+    Session,
+    check_client_ids,
+)
 from .wire import MESSAGE_TYPE, RECORD, Packet, encode_encoder
 
 __all__ = ["RoundReport", "SessionAborted", "SessionReport", "nodes_ready", "run_session"]
@@ -112,6 +119,7 @@ def run_session(
     train_content: RecordDict | None = None,
     group_id: str = "",
     on_round: Callable[[str, frozenset[int]], None] | None = None,
+    session: Session | None = None,
     **params: Any,
 ) -> SessionReport:
     """Run one session of ``descriptor`` over ``grid`` with ``node_ids`` as clients.
@@ -131,6 +139,9 @@ def run_session(
             input round (the global model, its config).
         on_round: called with the round name and its recipients before each
             round's messages are pushed (progress display, fault injection).
+        session: a session built elsewhere for exactly ``node_ids`` and
+            ``dimension`` (e.g. :func:`protocols.flower.identity.malicious_session`);
+            default ``descriptor.make_session(node_ids, dimension, **params)``.
         params: the descriptor's session parameters (threshold, mode, encoder...).
 
     Raises :class:`~secagg.errors.AbortError` when too few nodes remain.
@@ -144,9 +155,12 @@ def run_session(
     if not 0.005 <= poll_interval <= 5:
         raise ParameterError(f"poll_interval={poll_interval} s is outside 0.005..5")
     start_time = time.monotonic()
-    session = descriptor.make_session(node_ids, dimension, **params)
-    ids = sorted(session.clients)
-    # the session's own client parties were built here: the real ones live on the nodes
+    ids = list(check_client_ids(node_ids))
+    if session is None:
+        session = descriptor.make_session(ids, dimension, **params)
+    elif params:
+        raise ParameterError(f"give session parameters {sorted(params)} or a session, not both")
+    # client parties built here are not used: the real ones live on the nodes
     session.clients.clear()
     encoder = session.encoder
     if not isinstance(encoder, FixedPointEncoder):
@@ -204,9 +218,9 @@ def run_session(
             while waiting and coord.round == rnd:
                 for reply in grid.pull_messages(list(waiting)):
                     mid = reply.metadata.reply_to_message_id
-                    node = waiting.pop(mid, None)
-                    if node is None:
+                    if mid not in waiting:
                         continue  # not ours, or already handled
+                    node = waiting.pop(mid)
                     why = _accept(reply, node, session_id, rnd, codec, descriptor)
                     if isinstance(why, str):
                         report.dropped[node] = why

@@ -85,6 +85,12 @@ def _get(rec: ConfigRecord, key: str, kind: type, what: str) -> object:
     return v
 
 
+def _bytes(rec: ConfigRecord, key: str, what: str) -> bytes:
+    v = _get(rec, key, bytes, what)
+    assert isinstance(v, bytes)
+    return v
+
+
 def _bytes_list(rec: ConfigRecord, key: str, what: str) -> list[bytes]:
     v = _get(rec, key, list, what)
     assert isinstance(v, list)
@@ -124,8 +130,7 @@ class Packet:
         what = "transport record"
         if _get(rec, "v", int, what) != VERSION:
             raise ProtocolError(f"transport record version {rec['v']} is not {VERSION}")
-        session = _get(rec, "session", bytes, what)
-        assert isinstance(session, bytes)
+        session = _bytes(rec, "session", what)
         if len(session) != 16:
             raise ProtocolError(f"session id has {len(session)} bytes, not 16")
         config = rec.get("config")
@@ -170,9 +175,9 @@ class NodeState:
         if len(enc) != 4 or not all(isinstance(x, float) for x in enc):
             raise ProtocolError("saved party state field 'encoder' is not 4 floats")
         return cls(
-            session=bytes(_get(rec, "session", bytes, what)),  # type: ignore[arg-type]
+            session=_bytes(rec, "session", what),
             protocol=str(_get(rec, "protocol", str, what)),
-            config=bytes(_get(rec, "config", bytes, what)),  # type: ignore[arg-type]
+            config=_bytes(rec, "config", what),
             encoder=tuple(enc),
-            party=bytes(_get(rec, "party", bytes, what)),  # type: ignore[arg-type]
+            party=_bytes(rec, "party", what),
         )

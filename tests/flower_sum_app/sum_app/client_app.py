@@ -6,6 +6,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from protocols.flower import secure_train
+from protocols.flower.identity import node_identity
 
 from .common import update_of
 
@@ -20,4 +21,5 @@ def train(msg: Message, context: Context) -> Message:
                    reply_to=msg)
 
 
-secure_train(app, train)
+policy, local_secrets = node_identity()
+secure_train(app, train, policy=policy, local_secrets=local_secrets)

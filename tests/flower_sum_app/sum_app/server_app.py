@@ -11,6 +11,7 @@ from flwr.app import ConfigRecord, Context, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from protocols.flower import nodes_ready, run_session
+from protocols.flower.identity import malicious_session, read_registry
 from protocols.secagg import SECAGG, SECAGG_PLUS
 
 from .common import update_of
@@ -40,9 +41,13 @@ def main(grid: Grid, context: Context) -> None:
 
         t0 = time.monotonic()
         content = RecordDict({"config": ConfigRecord({"session": s, "dimension": dim})})
+        session = None
+        if cfg["registry-path"]:
+            registry = read_registry(str(cfg["registry-path"]))
+            session = malicious_session(descriptor, registry, nodes, dim)
         report = run_session(grid, descriptor, nodes, dim,
                              round_timeout=float(cfg["round-timeout"]),
-                             train_content=content, on_round=on_round)
+                             train_content=content, on_round=on_round, session=session)
         got = report.sum()
         want = sum(update_of(n, s, dim) for n in sorted(report.result.included))
         out.append({
