@@ -266,3 +266,72 @@ def test_packet_decoder_rejects_bad_records():
         rec[key] = value
         with pytest.raises(ProtocolError):
             Packet.from_content(RecordDict({RECORD: rec}))
+
+
+def _aggregator(grid, descriptor=SECAGG_PLUS, fold=True):
+    from protocols.flower import SecureAggregator
+
+    return SecureAggregator(grid, descriptor, DIM, round_timeout=0.5, poll_interval=0.005,
+                            fold=fold)
+
+
+def test_folded_sessions_save_a_round_trip_each():
+    grid = grid_with()
+    agg = _aggregator(grid)
+    reports = [agg.aggregate(NODES, train_content=model_content()) for _ in range(3)]
+    for r in reports:
+        check(r, NODES)
+    assert [len(r.rounds) for r in reports] == [4, 4, 4]
+    # sessions 2 and 3 started inside the previous session's last round trip: only 3
+    # messages per node each; session 1 needed 4
+    per_session = [sum(1 for _, rnd, _ in grid.log if rnd == name) for name in ROUNDS]
+    assert per_session == [len(NODES), 3 * len(NODES), 3 * len(NODES), 3 * len(NODES)]
+    assert len({r.session for r in reports}) == 3
+    for node in NODES:  # the folded-in next session's party is the one kept
+        saved = NodeState.from_record(grid.saved_state(node).config_records[STATE])
+        assert saved.session not in {r.session for r in reports}
+
+
+def test_fold_off_gives_four_round_trips_per_session():
+    grid = grid_with()
+    agg = _aggregator(grid, fold=False)
+    for _ in range(2):
+        check(agg.aggregate(NODES, train_content=model_content()), NODES)
+    assert sum(1 for _, rnd, _ in grid.log if rnd == "advertise") == 2 * len(NODES)
+
+
+def test_a_node_lost_in_the_last_round_sits_the_folded_session_out():
+    victim = NODES[3]
+    grid = grid_with([Fault(victim, "unmask", "drop", times=1)])
+    agg = _aggregator(grid)
+    first = agg.aggregate(NODES, train_content=model_content())
+    check(first, NODES)  # its masked input was in: it stays in the first sum
+    second = agg.aggregate(NODES, train_content=model_content())
+    assert victim in second.rounds[0].dropped
+    check(second, [n for n in NODES if n != victim])
+    third = agg.aggregate(NODES, train_content=model_content())  # node set changed: fresh start
+    check(third, NODES)
+    assert third.rounds[0].name == "advertise" and not third.rounds[0].dropped
+
+
+def test_a_node_refusing_the_next_session_still_finishes_this_one():
+    victim = NODES[0]
+    grid = grid_with()
+    agg = _aggregator(grid)
+    check(agg.aggregate(NODES, train_content=model_content()), NODES)
+    original = grid._deliver
+
+    def deliver(msg):
+        packet = Packet.from_content(msg.content)
+        if msg.metadata.dst_node_id == victim and packet and packet.next_config:
+            # the next session's configuration is garbled on the way to this node
+            rec = msg.content[RECORD]
+            rec["next.config"] = b"garbage"
+        return original(msg)
+
+    grid._deliver = deliver  # type: ignore[method-assign]
+    second = agg.aggregate(NODES, train_content=model_content())
+    check(second, NODES)
+    third = agg.aggregate(NODES, train_content=model_content())
+    assert victim in third.rounds[0].dropped
+    check(third, [n for n in NODES if n != victim])

@@ -48,7 +48,7 @@ import numpy.typing as npt
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
-from secagg.errors import ParameterError, ProtocolError
+from secagg.errors import ParameterError, ProtocolError, SecAggError
 
 from ..core import SERVER, ClientParty, ProtocolDescriptor
 from .wire import MESSAGE_TYPE, RECORD, STATE, NodeState, Packet, decode_encoder
@@ -138,19 +138,27 @@ def secure_aggregation_mod(
         secrets_for: Callable[[Any], Mapping[str, Any]] = (
             (lambda cfg: local_secrets(descriptor, cfg, context)) if local_secrets
             else (lambda cfg: {}))
-        if packet.config is not None:
-            if packet.encoder is None:
-                raise ProtocolError("a session's first message carries no encoder")
-            config = descriptor.config_from_bytes(packet.config)
+
+        def fresh(config_bytes: bytes | None,
+                  enc: tuple[float, ...] | None) -> tuple[ClientParty, Any, Any, list[Any]]:
+            if config_bytes is None or enc is None:
+                raise ProtocolError("a session's first message carries no configuration "
+                                    "or encoder")
+            config = descriptor.config_from_bytes(config_bytes)
             if policy is not None:
                 policy(descriptor, config, context)
-            encoder = decode_encoder(packet.encoder)
+            encoder = decode_encoder(enc)
             maker = makers.get(descriptor.name)
             if maker is None:
                 raise ProtocolError(f"no way to start a fresh {descriptor.name!r} party here")
             party = maker(config, me, **secrets_for(config))
+            if party.address != me:
+                raise ProtocolError(f"party address {party.address} is not this node {me}")
+            return party, config, encoder, list(party.start())
+
+        if packet.config is not None:
+            party, config, encoder, out = fresh(packet.config, packet.encoder)
             state_cfg, enc_fields = packet.config, packet.encoder
-            out = list(party.start())
         else:
             if STATE not in context.state.config_records:
                 raise ProtocolError("no saved party for this session (the node lost its state)")
@@ -175,18 +183,32 @@ def secure_aggregation_mod(
                 raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
                                     "only the server speaks to this node")
             out += party.handle(m)
-        for env in out:
-            if env.receiver != SERVER:
-                raise ProtocolError(f"the party addressed {env.receiver!r}; this transport "
-                                    "carries client messages to the server only")
-        reply = Packet(session=packet.session, protocol=descriptor.name, round=packet.round,
-                       payloads=tuple(codec.encode(e.message) for e in out))
+        _to_server(out)
+        payloads = tuple(codec.encode(e.message) for e in out)
         if party.round is None:
             _wipe(context)
         else:
             context.state[STATE] = NodeState(
-                packet.session, descriptor.name, state_cfg, tuple(enc_fields),
+                packet.session, descriptor.name, state_cfg, tuple(enc_fields or ()),
                 party.export_state()).to_record()
+        next_payloads: tuple[bytes, ...] = ()
+        if packet.next_session is not None and party.round is None:
+            # the server folded the next session's start into this last round
+            try:
+                party2, config2, _, out2 = fresh(packet.next_config, packet.next_encoder)
+                _to_server(out2)
+                next_payloads = tuple(descriptor.codec(config2).encode(e.message) for e in out2)
+            except SecAggError:
+                next_payloads = ()  # this node sits the next session out; this one stands
+            else:
+                assert packet.next_config is not None and packet.next_encoder is not None
+                context.state[STATE] = NodeState(
+                    packet.next_session, descriptor.name, packet.next_config,
+                    packet.next_encoder, party2.export_state()).to_record()
+        reply = Packet(session=packet.session, protocol=descriptor.name, round=packet.round,
+                       payloads=payloads,
+                       next_session=packet.next_session if next_payloads else None,
+                       next_payloads=next_payloads)
         return Message(RecordDict({RECORD: reply.to_record()}), reply_to=msg)
 
     return mod
@@ -209,6 +231,13 @@ def _train_message(msg: Message) -> Message:
     meta.__dict__ = dict(msg.metadata.__dict__)
     meta.message_type = "train"
     return Message(metadata=meta, content=content)
+
+
+def _to_server(out: Iterable[Any]) -> None:
+    for env in out:
+        if env.receiver != SERVER:
+            raise ProtocolError(f"the party addressed {env.receiver!r}; this transport "
+                                "carries client messages to the server only")
 
 
 def _wipe(context: Context) -> None:

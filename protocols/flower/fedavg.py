@@ -35,7 +35,7 @@ from secagg.encoding import FixedPointEncoder
 from secagg.errors import AbortError, ParameterError
 
 from ..core import ProtocolDescriptor
-from .server import nodes_ready, run_session
+from .server import SecureAggregator, nodes_ready
 
 __all__ = ["FlowerRound", "fedavg_defaults", "run_fedavg", "train_on_node"]
 
@@ -129,6 +129,11 @@ def run_fedavg(
     frac = min(24, 30 - int(np.ceil(np.log2(clip * len(nodes)))))
     encoder = FixedPointEncoder(clip=clip, frac_bits=frac, max_summands=len(nodes),
                                 modulus_bits=32)
+    # each round's key advertisement rides on the previous round's last round trip
+    agg = SecureAggregator(grid, descriptor, dim,
+                           round_timeout=float(_cfg(run_config, "round-timeout")),
+                           input_round_timeout=float(_cfg(run_config, "train-timeout")),
+                           encoder=encoder)
     records: list[FlowerRound] = []
     for rnd in range(1, int(_cfg(run_config, "num-rounds")) + 1):
         t0 = time.monotonic()
@@ -138,10 +143,7 @@ def run_fedavg(
         })
         aborted, included, dropped, rounds, up, down = False, [], {}, [], 0, 0
         try:
-            report = run_session(grid, descriptor, nodes, dim,
-                                 round_timeout=float(_cfg(run_config, "round-timeout")),
-                                 input_round_timeout=float(_cfg(run_config, "train-timeout")),
-                                 train_content=content, group_id=str(rnd), encoder=encoder)
+            report = agg.aggregate(nodes, train_content=content, group_id=str(rnd))
         except AbortError as exc:
             aborted = True
             dropped = {"*": str(exc)[:3000]}

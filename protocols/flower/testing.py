@@ -35,6 +35,7 @@ class Fault:
     node: int
     round: str
     kind: str  # drop | error | late | restart | wipe
+    times: int = -1  # how many times it applies (-1: every time)
 
 
 @dataclass
@@ -64,7 +65,9 @@ class FakeGrid:
 
     def _fault(self, node: int, rnd: str) -> Fault | None:
         for f in self.faults:
-            if f.node == node and f.round == rnd:
+            if f.node == node and f.round == rnd and f.times != 0:
+                if f.times > 0:
+                    f.times -= 1
                 return f
         return None
 

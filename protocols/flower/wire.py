@@ -14,6 +14,10 @@ reach the server). Fields:
 ``payloads``   list[bytes] the protocol's encoded messages (codec bytes)
 ``config``     bytes      first message only: the protocol configuration
 ``encoder``    list[float] first message only: clip, scale, max summands, modulus bits
+``next.*``     ...        optional, a session's last round only: ``next.session``,
+                          ``next.config``, ``next.encoder`` start the next session
+                          on the node; its reply carries ``next.payloads`` (that
+                          session's first messages), saving one round trip
 =============  =========  ====================================================
 
 The node keeps its party in ``context.state`` under :data:`STATE` with the
@@ -99,6 +103,23 @@ def _bytes_list(rec: ConfigRecord, key: str, what: str) -> list[bytes]:
     return list(v)
 
 
+def _opt_bytes(rec: ConfigRecord, key: str) -> bytes | None:
+    v = rec.get(key)
+    if v is not None and not isinstance(v, bytes):
+        raise ProtocolError(f"transport record field {key!r} is not bytes")
+    return v
+
+
+def _opt_encoder(rec: ConfigRecord, key: str) -> tuple[float, ...] | None:
+    v = rec.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, list) or len(v) != 4 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        raise ProtocolError(f"transport record field {key!r} is not 4 numbers")
+    return tuple(float(x) for x in v)
+
+
 @dataclass(frozen=True)
 class Packet:
     """One transport message (either direction)."""
@@ -109,6 +130,10 @@ class Packet:
     payloads: tuple[bytes, ...]
     config: bytes | None = None
     encoder: tuple[float, ...] | None = None
+    next_session: bytes | None = None
+    next_config: bytes | None = None
+    next_encoder: tuple[float, ...] | None = None
+    next_payloads: tuple[bytes, ...] = ()
 
     def to_record(self) -> ConfigRecord:
         rec = ConfigRecord({
@@ -119,6 +144,14 @@ class Packet:
             rec["config"] = self.config
         if self.encoder is not None:
             rec["encoder"] = list(self.encoder)
+        if self.next_session is not None:
+            rec["next.session"] = self.next_session
+        if self.next_config is not None:
+            rec["next.config"] = self.next_config
+        if self.next_encoder is not None:
+            rec["next.encoder"] = list(self.next_encoder)
+        if self.next_payloads:
+            rec["next.payloads"] = list(self.next_payloads)
         return rec
 
     @classmethod
@@ -133,19 +166,24 @@ class Packet:
         session = _bytes(rec, "session", what)
         if len(session) != 16:
             raise ProtocolError(f"session id has {len(session)} bytes, not 16")
-        config = rec.get("config")
-        if config is not None and not isinstance(config, bytes):
-            raise ProtocolError("transport record field 'config' is not bytes")
-        enc = rec.get("encoder")
-        if enc is not None and (not isinstance(enc, list) or len(enc) != 4):
-            raise ProtocolError("transport record field 'encoder' is not 4 numbers")
+        config = _opt_bytes(rec, "config")
+        enc = _opt_encoder(rec, "encoder")
+        nxt = _opt_bytes(rec, "next.session")
+        if nxt is not None and len(nxt) != 16:
+            raise ProtocolError(f"next session id has {len(nxt)} bytes, not 16")
+        next_payloads = (tuple(_bytes_list(rec, "next.payloads", what))
+                         if "next.payloads" in rec else ())
         return cls(
             session=session,
             protocol=str(_get(rec, "protocol", str, what)),
             round=str(_get(rec, "round", str, what)),
             payloads=tuple(_bytes_list(rec, "payloads", what)),
             config=config,
-            encoder=None if enc is None else tuple(float(x) for x in enc),
+            encoder=enc,
+            next_session=nxt,
+            next_config=_opt_bytes(rec, "next.config"),
+            next_encoder=_opt_encoder(rec, "next.encoder"),
+            next_payloads=next_payloads,
         )
 
 
