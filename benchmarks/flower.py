@@ -13,6 +13,9 @@ each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
   without any protocol);
 * ``ours-secagg+``: this library's SecAgg+ (semi-honest) through
   ``protocols.flower.run_session``;
+* ``ours-secagg+ folded``: the second of two sessions run back to back by
+  ``SecureAggregator`` (its key advertisement rode on the first session's
+  last round trip, as in every FedAvg round after the first);
 * ``... killed``: the same with SuperNode 0 SIGKILLed ``--kill-after``
   seconds after the round started (a fresh deployment per killed row).
 
@@ -109,10 +112,11 @@ def main(argv: list[str]) -> int:
             plan.append(("flower-secagg+", "native", {**native, "mode": "secagg+"}))
         plan.append(("plain-short-poll", "ours", {**ours, "mode": "plain"}))
         plan.append(("ours-secagg+", "ours", {**ours, "mode": "semi-honest"}))
+        plan.append(("ours-secagg+ folded", "ours", {**ours, "mode": "folded"}))
         with LocalDeployment(n, start_timeout=300) as d:
             for name, app, cfg in plan:
                 r = _row(d, app, cfg, None, args.run_timeout)
-                rows.append(_format(name, n, r, compute if name == "ours-secagg+" else None))
+                rows.append(_format(name, n, r, compute if name.startswith("ours") else None))
                 print(table([rows[-1]]).splitlines()[-1], flush=True)
         if args.no_kill:
             continue
@@ -141,7 +145,8 @@ def _format(name: str, n: int, r: dict[str, Any], compute: float | None) -> dict
             4 if name.startswith("flower-secagg+") else "-")),
         "up B/node": round(r["bytes_up_per_node"]) if "bytes_up_per_node" in r else "-",
         "down B/node": round(r["bytes_down_per_node"]) if "bytes_down_per_node" in r else "-",
-        "Flower overhead": (f"{100 * (1 - compute / secs):.0f}%" if compute and secs else "-"),
+        "compute s": round(compute, 3) if compute else "-",
+        "Flower overhead": (f"{100 * (1 - compute / secs):.1f}%" if compute and secs else "-"),
     }
     if "error" in r:
         row["note"] = r["error"]
