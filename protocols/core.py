@@ -184,6 +184,8 @@ class Session:
         collect: where the run's output is, when not at the coordinator (for
             example Paillier's cross-silo layout, where only the clients
             decrypt); default: ``coordinator.result``.
+        codec_options: keyword arguments this run's codec needs
+            (:meth:`ProtocolDescriptor.codec`), e.g. a test-only key-size flag.
     """
 
     config: Any
@@ -193,6 +195,7 @@ class Session:
     others: dict[str, Party] = field(default_factory=dict)
     rounds: tuple[str, ...] = ()
     collect: Callable[[], CoordinatorResult | None] | None = field(default=None, repr=False)
+    codec_options: dict[str, Any] = field(default_factory=dict)
 
     def outcome(self) -> CoordinatorResult | None:
         """The run's output once it finished (None before, or after an abort)."""
@@ -249,7 +252,7 @@ class ProtocolDescriptor:
         input_round: the round whose client message carries the input.
         build: ``build(client_ids, dimension, *, seed, **params) -> Session``
             (ids already checked and sorted).
-        make_codec: ``make_codec(config) -> Codec``.
+        make_codec: ``make_codec(config, **options) -> Codec``.
         dump_config / load_config: the configuration to and from bytes.
         restore: ``restore(config, data, **local_secrets) -> ClientParty``.
     """
@@ -258,7 +261,7 @@ class ProtocolDescriptor:
     rounds: tuple[str, ...]
     input_round: str
     build: Callable[..., Session] = field(repr=False)
-    make_codec: Callable[[Any], Codec] = field(repr=False)
+    make_codec: Callable[..., Codec] = field(repr=False)
     dump_config: Callable[[Any], bytes] = field(repr=False)
     load_config: Callable[[bytes], Any] = field(repr=False)
     restore: Callable[..., ClientParty] = field(repr=False)
@@ -281,9 +284,10 @@ class ProtocolDescriptor:
             session.rounds = self.rounds
         return session
 
-    def codec(self, config: Any) -> Codec:
-        """The message codec bound to ``config``."""
-        return self.make_codec(config)
+    def codec(self, config: Any, **options: Any) -> Codec:
+        """The message codec bound to ``config`` (``options``: see
+        :attr:`Session.codec_options`)."""
+        return self.make_codec(config, **options)
 
     def config_to_bytes(self, config: Any) -> bytes:
         """``config`` as versioned bytes, for a transport to ship to clients."""

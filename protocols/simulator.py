@@ -66,7 +66,7 @@ def run(
     """
     ids, vectors, dimension = _vectors(inputs)
     session = descriptor.make_session(ids, dimension, seed=seed, **params)
-    codec = descriptor.codec(session.config)
+    codec = descriptor.codec(session.config, **session.codec_options)
     rounds = session.rounds
     order = {r: i for i, r in enumerate(rounds)}
     drop_at: dict[int, int] = {}

@@ -121,40 +121,41 @@ def _drive(descriptor: ProtocolDescriptor, inputs: dict[int, np.ndarray], *,
     """A transport that knows only the descriptor; with ``restart`` every
     client is saved and restored before each message it handles."""
     ids = sorted(inputs)
+    local = params.pop("local", None) or (lambda u: {})
     s = descriptor.make_session(ids, len(inputs[ids[0]]), seed=2, **params)  # type: ignore[arg-type]
-    codec = descriptor.codec(s.config)
+    codec = descriptor.codec(s.config, **s.codec_options)
     cfg_bytes = descriptor.config_to_bytes(s.config)
-    signing = params.get("signing_keys") or {}
     for u in ids:
         s.clients[u].set_input(s.encoder.encode(inputs[u]))
-    queue = [e for u in ids for e in s.clients[u].start()]
-    queue = [e for e in queue]
+    queue = list(s.coordinator.start())
+    for role in sorted(s.others):
+        queue += s.others[role].start()
+    for u in ids:
+        queue += s.clients[u].start()
     coord = s.coordinator
-    while coord.round is not None:
+    while True:
         while queue:
             env = queue.pop(0)
             data = codec.encode(env.message)
-            if env.receiver == SERVER:
-                queue += coord.handle(codec.decode(data))
-                continue
             u = env.receiver
-            if restart:
+            if isinstance(u, int) and restart:
                 cfg = descriptor.config_from_bytes(cfg_bytes)
                 state = s.clients[u].export_state()
-                s.clients[u] = descriptor.restore_client(
-                    cfg, state, signing_key=signing.get(u))  # type: ignore[union-attr]
-            queue += s.clients[u].handle(codec.decode(data))
-        if coord.round is not None:
-            queue += coord.close_round()
-    return coord.result, s
+                s.clients[u] = descriptor.restore_client(cfg, state, **local(u))
+            queue += s.party(u).handle(codec.decode(data))
+        if coord.round is None:
+            break
+        queue += coord.close_round()
+    return s.outcome(), s
 
 
 @pytest.mark.parametrize("mode", ["semi-honest", "malicious"])
 def test_clients_saved_and_restored_between_messages_finish_the_round(mode: str) -> None:
     ids = [0, 17, 2**33, 2**64 - 2, 99]
     inputs = _inputs(ids)
-    keys = {u: SigningKey.generate() for u in ids} if mode == "malicious" else None
-    res, s = _drive(SECAGG, inputs, restart=True, mode=mode, signing_keys=keys)
+    keys = {u: SigningKey.generate() for u in ids} if mode == "malicious" else {}
+    res, s = _drive(SECAGG, inputs, restart=True, mode=mode, signing_keys=keys or None,
+                    local=lambda u: {"signing_key": keys.get(u)})
     assert res is not None
     np.testing.assert_array_equal(res.raw_sum,  # type: ignore[attr-defined]
                                   _exact_raw(s.encoder, inputs, frozenset(ids)))  # type: ignore[attr-defined]
@@ -184,3 +185,34 @@ def test_derive_seed_is_the_one_seed_helper() -> None:
     for bad in (-1, 2**64, True, 1.0):
         with pytest.raises(ParameterError):
             core.derive_seed(bad, "x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("trust", ["key-holder", "cross-silo"])
+def test_paillier_clients_saved_and_restored_between_messages(trust: str) -> None:
+    from protocols.paillier_sum import PAILLIER_SUM
+    from secagg import paillier
+
+    kp = paillier.generate_keypair(512, insecure_allow_small_key_for_tests=True)
+    ids = [0, 2**64 - 1, 12]
+    inputs = _inputs(ids)
+    cross = trust == "cross-silo"
+    local = {"keypair": kp} if cross else {"expected_public_key": kp[0]}
+    res, s = _drive(PAILLIER_SUM, inputs, restart=True, keypair=kp, trust=trust,
+                    insecure_allow_small_key_for_tests=True,
+                    local=lambda u: {**local, "insecure_allow_small_key_for_tests": True})
+    assert res is not None and res.included == frozenset(ids)  # type: ignore[attr-defined]
+    want = sum(s.encoder.encode(inputs[u]) for u in ids)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(res.raw_sum, want)  # type: ignore[attr-defined]
+    assert PAILLIER_SUM.config_from_bytes(PAILLIER_SUM.config_to_bytes(s.config)) == s.config
+
+
+def test_one_source_for_the_round_list() -> None:
+    from protocols.secagg import ROUNDS, rounds_for
+
+    assert rounds_for("malicious") == ROUNDS == SECAGG.rounds
+    assert rounds_for("semi-honest") == tuple(r for r in ROUNDS if r != "consistency")
+    s = SECAGG.make_session([1, 2, 3], 2, mode="malicious")
+    assert s.rounds == s.config.rounds == rounds_for("malicious")
+    assert s.coordinator.round == ROUNDS[0]
+    with pytest.raises(ParameterError):
+        rounds_for("paranoid")  # type: ignore[arg-type]

@@ -183,7 +183,7 @@ PAILLIER = profiles.capped(settings.default, max(10, settings.default.max_exampl
 
 @pytest.mark.parametrize("layout", ["key-holder", "cross-silo"])
 def test_paillier_simulator_properties(keypairs: list[tuple[Any, Any]], layout: Any) -> None:
-    spec = paillier_spec(keypairs, layout=layout, insecure_allow_small_key_for_tests=True)
+    spec = paillier_spec(keypairs, trust=layout, insecure_allow_small_key_for_tests=True)
     check_sum_property(spec, settings=PAILLIER)
     check_abort_property(spec, settings=PAILLIER)
     check_dropout_property(spec, settings=PAILLIER)
@@ -193,7 +193,7 @@ def test_paillier_simulator_properties(keypairs: list[tuple[Any, Any]], layout: 
 @pytest.mark.parametrize("layout", ["key-holder", "cross-silo"])
 def test_paillier_tampering_and_misbehaving_clients(keypairs: list[tuple[Any, Any]],
                                                    layout: Any) -> None:
-    spec = paillier_spec(keypairs, layout=layout, insecure_allow_small_key_for_tests=True)
+    spec = paillier_spec(keypairs, trust=layout, insecure_allow_small_key_for_tests=True)
     check_tamper_property(spec, settings=PAILLIER)
     check_tamper_property(spec, adversaries=strategies.misbehaving_clients, max_faults=1,
                           settings=PAILLIER)

@@ -33,6 +33,7 @@ from .config import (
     consistency_quorum,
     derive_parameters,
     guarantees,
+    rounds_for,
 )
 from .messages import (
     SERVER,
@@ -88,5 +89,6 @@ __all__ = [
     "derive_parameters",
     "encode",
     "guarantees",
+    "rounds_for",
     "simulate",
 ]

@@ -40,8 +40,8 @@ from secagg.errors import (
     IntegrityError,
     LocalProtocolError,
     ParameterError,
-    ProtocolError,
 )
+from secagg.errors import RemoteProtocolError as ProtocolError  # a peer's bad message
 from secagg.sign import SigningKey
 
 from ..core import Envelope

@@ -81,6 +81,7 @@ __all__ = [
     "consistency_quorum",
     "derive_parameters",
     "guarantees",
+    "rounds_for",
 ]
 
 Mode = Literal["semi-honest", "malicious"]
@@ -96,6 +97,14 @@ MAX_CLIENT_ID = 2**64 - 1
 _MAX_DIMENSION = wire.MAX_FIELD // 8
 _CONFIG_MAGIC = b"SACF"
 _CONFIG_VERSION = 2
+
+
+def rounds_for(mode: Mode) -> tuple[str, ...]:
+    """The rounds a ``mode`` runs, in order: :data:`ROUNDS`, without
+    ``"consistency"`` in the semi-honest mode."""
+    if mode not in MODES:
+        raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
+    return tuple(r for r in ROUNDS if r != "consistency" or mode == "malicious")
 
 
 def _check_fraction(name: str, v: float) -> float:
@@ -376,8 +385,8 @@ class SecAggConfig:
 
     @property
     def rounds(self) -> tuple[str, ...]:
-        """The rounds of this configuration, in order (consistency only when malicious)."""
-        return tuple(r for r in ROUNDS if r != "consistency" or self.mode == "malicious")
+        """The rounds of this configuration, in order (:func:`rounds_for` its mode)."""
+        return rounds_for(self.mode)
 
     @cached_property
     def _index_of(self) -> dict[int, int]:

@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 
 from secagg import kex, prg, shamir
-from secagg.errors import AbortError, EncodingError, IntegrityError, ProtocolError
+from secagg.errors import AbortError, EncodingError, IntegrityError, LocalProtocolError
+from secagg.errors import RemoteProtocolError as ProtocolError  # a peer's bad message
 
 from ..core import CoordinatorResult, Envelope
 from . import binding
@@ -73,7 +74,7 @@ class SecAggServer:
 
     def __init__(self, config: SecAggConfig) -> None:
         if not isinstance(config, SecAggConfig):
-            raise ProtocolError("config must be a SecAggConfig")
+            raise LocalProtocolError("config must be a SecAggConfig")
         self.config = config
         self._rounds = config.rounds
         self._round = self._rounds[0]
@@ -160,7 +161,7 @@ class SecAggServer:
 
     def _close_round(self) -> list[Message]:
         if self._round in ("done", "aborted"):
-            raise ProtocolError(f"the protocol is {self._round}")
+            raise LocalProtocolError(f"the protocol is {self._round}: no round to close")
         live = frozenset(self._got)
         try:
             out = getattr(self, f"_close_{self._round}")(live)

@@ -1,22 +1,31 @@
 """A property-based testing kit for aggregation protocols: ours and yours.
 
-Describe a sum protocol by its simulator, round names and threshold rule
-(:class:`ProtocolSpec`), then check it against ready-made properties::
+A protocol built on the party contract (:mod:`protocols.core`) gets a spec
+from its descriptor alone, with the generic simulator and wiring, so every
+property and adversary applies::
 
-    from protocols.testing import ProtocolSpec, check_sum_property, profiles
-    spec = ProtocolSpec("mine", simulate, rounds=("submit", "reveal"), threshold=2)
-    check_sum_property(spec, settings=profiles.quick)
+    from protocols.testing import check_all, descriptor_spec, profiles
+    report = check_all(descriptor_spec(MY_PROTOCOL), settings=profiles.quick)
+
+Any other sum protocol is described by its simulator, round names and
+threshold rule (:class:`ProtocolSpec`); give it the protocol's integer
+encoding as ``quantizer=`` so sums compare exactly::
+
+    spec = ProtocolSpec("mine", simulate, rounds=("submit", "reveal"), threshold=2,
+                        quantizer=lambda n: my_encoder(n))
 
 What is here:
 
 * specs and cases (no hypothesis needed): :class:`ProtocolSpec`,
   :class:`Params`, :class:`Scenario`, :class:`DropoutSchedule`; ready-made
-  specs :func:`secagg_spec` and :func:`paillier_spec`, and hand-picked
-  parameters :func:`secagg_params` and :func:`paillier_params`;
+  specs :func:`descriptor_spec` (any contract protocol), :func:`secagg_spec`
+  and :func:`paillier_spec`, and hand-picked parameters
+  :func:`secagg_params` and :func:`paillier_params`;
 * an in-process network for sans-I/O parties with injectable faults
   (:class:`Network`, :class:`FaultScript`, :class:`Drop`, :class:`Delay`,
   :class:`Duplicate`, :class:`Reorder`, :class:`Replay`, :class:`BitFlip`)
-  and wirings of our protocols (:class:`SecAggWiring`, :class:`PaillierWiring`);
+  and wirings (:class:`DescriptorWiring` for any descriptor, with a
+  :class:`WiringProfile`; :class:`SecAggWiring`, :class:`PaillierWiring`);
 * adversaries as party wrappers (:class:`BothSharesServer`,
   :class:`SplitViewServer`, :class:`WrongLengthClient`,
   :class:`WrongRoundClient`, :class:`OutOfRangeClient`);
@@ -24,8 +33,9 @@ What is here:
 * hypothesis strategies (``protocols.testing.strategies``), properties
   (``check_*``) and settings (``protocols.testing.profiles``).
 
-The strategies, properties and profiles need hypothesis: install the
-``dev`` extra (``pip install 'secagg[testing]'``) or ``pip install hypothesis``.
+The strategies, properties and profiles need hypothesis
+(``pip install hypothesis``, or the checkout's ``dev`` extra:
+``pip install -e '.[dev]'``).
 They are imported on first use, so the rest works without it.
 """
 
@@ -75,12 +85,19 @@ from .network import (
     observable_state,
 )
 from .spec import DropoutSchedule, Outcome, Params, ProtocolSpec, Quantizer, Scenario, Simulator
-from .specs import paillier_params, paillier_spec, secagg_params, secagg_spec
-from .wirings import PackedQuantizer, PaillierWiring, SecAggWiring
+from .specs import descriptor_spec, paillier_params, paillier_spec, secagg_params, secagg_spec
+from .wirings import (
+    DescriptorWiring,
+    PackedQuantizer,
+    PaillierWiring,
+    SecAggWiring,
+    WiringProfile,
+)
 
 if TYPE_CHECKING:
     from . import profiles, strategies
     from .properties import (
+        CheckReport,
         check_abort_property,
         check_all,
         check_dropout_property,
@@ -91,6 +108,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY = {
+    "CheckReport": "properties",
     "check_abort_property": "properties",
     "check_all": "properties",
     "check_dropout_property": "properties",
@@ -114,8 +132,8 @@ def __getattr__(name: str) -> Any:
         if exc.name != "hypothesis":
             raise
         raise ImportError(
-            f"protocols.testing.{name} needs hypothesis: pip install 'secagg[testing]' "
-            f"(or pip install hypothesis)") from exc
+            f"protocols.testing.{name} needs hypothesis: pip install hypothesis "
+            f"(or, from the checkout, pip install -e '.[dev]')") from exc
     return mod if _LAZY[name] is None else getattr(mod, name)
 
 
@@ -123,8 +141,10 @@ __all__ = [
     "Adversary",
     "BitFlip",
     "BothSharesServer",
+    "CheckReport",
     "Delay",
     "Delivery",
+    "DescriptorWiring",
     "Drop",
     "DropoutSchedule",
     "Duplicate",
@@ -151,6 +171,7 @@ __all__ = [
     "Slot",
     "SplitViewServer",
     "Wiring",
+    "WiringProfile",
     "WrongLengthClient",
     "WrongRoundClient",
     "assert_aborts",
@@ -167,6 +188,7 @@ __all__ = [
     "check_no_double_reveal",
     "check_sum_property",
     "check_tamper_property",
+    "descriptor_spec",
     "expected_sum",
     "network_simulator",
     "observable_state",

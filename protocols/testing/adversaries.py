@@ -39,12 +39,13 @@ import numpy as np
 from protocols import paillier_sum as ps
 from protocols.core import Envelope
 from protocols.secagg import (
+    SECAGG,
+    SECAGG_PLUS,
     ConsistencyRequest,
     ConsistencySignature,
     ShareForward,
     UnmaskRequest,
     UnmaskResponse,
-    encode,
 )
 from secagg import paillier
 from secagg.errors import AbortError, SecAggError
@@ -68,11 +69,26 @@ def _unwrap(out: list[Any]) -> list[Any]:
     return [o.message if isinstance(o, Envelope) else o for o in out]
 
 
+def _is_secagg(wiring: Any) -> bool:
+    """Does ``wiring`` run the pairwise-mask protocol (by its descriptor)?"""
+    return getattr(wiring, "descriptor", None) in (SECAGG, SECAGG_PLUS)
+
+
+def _is_paillier(wiring: Any) -> bool:
+    return getattr(wiring, "descriptor", None) is ps.PAILLIER_SUM
+
+
 def _secagg_wiring(wiring: Any) -> Any:
-    if not hasattr(wiring, "config") or not hasattr(wiring.config, "neighbours"):
-        raise TypeError(f"this adversary attacks the pairwise-mask protocol, not "
-                        f"{type(wiring).__name__}")
+    if not _is_secagg(wiring):
+        name = getattr(getattr(wiring, "descriptor", None), "name", type(wiring).__name__)
+        raise TypeError(f"this adversary attacks the pairwise-mask protocol, not {name}")
     return wiring
+
+
+def _other_protocol(wiring: Any) -> TypeError:
+    name = getattr(getattr(wiring, "descriptor", None), "name", type(wiring).__name__)
+    return TypeError(f"this adversary knows the pairwise-mask protocol and Paillier "
+                     f"summation, not {name}")
 
 
 # -- a server that asks for both shares ----------------------------------------------------
@@ -273,7 +289,7 @@ class WrongLengthClient:
         return _ForgingParty(party, wiring, self._forge)
 
     def _forge(self, p: Packet, wiring: Any, previous: list[Packet]) -> list[Packet]:
-        if hasattr(wiring, "config") and hasattr(wiring.config, "neighbours"):
+        if _is_secagg(wiring):
             if p.round != "masked_input" or p.receiver != _SERVER:
                 return [p]
             cfg = wiring.config
@@ -283,9 +299,11 @@ class WrongLengthClient:
             body = (p.data[head + 9:] + bytes(width * max(0, self.delta)))[: length * width]
             data = p.data[: head + 1] + struct.pack(">Q", length) + body
             return [dataclasses.replace(p, data=data, forged=True)]
+        if not _is_paillier(wiring):
+            raise _other_protocol(wiring)
         if p.round != "encrypt":
             return [p]
-        msg = ps.decode_message(p.data, insecure_allow_small_key_for_tests=True)
+        msg = wiring.codec.decode(p.data)
         assert isinstance(msg, ps.EncryptedInput)
         cfg = wiring.config
         d = cfg.dimension + self.delta
@@ -296,7 +314,7 @@ class WrongLengthClient:
             insecure_allow_small_key_for_tests=True)
         vec = paillier.encrypt(wiring.public_key, layout, np.zeros(d),
                                insecure_allow_small_key_for_tests=True)
-        data = ps.EncryptedInput(msg.round, msg.sender, vec.to_bytes()).to_bytes()
+        data = wiring.codec.encode(ps.EncryptedInput(msg.sender, vec.to_bytes()))
         return [dataclasses.replace(p, data=data, forged=True)]
 
 
@@ -306,8 +324,9 @@ class WrongRoundClient:
 
     Pairwise masks: ``"stale"`` re-sends its previous round's message along
     with each reply; ``"early"`` sends an (empty) unmasking response along
-    with its first message. Paillier: its input carries the round number
-    before (``"stale"``) or after (``"early"``) the current one.
+    with its first message. Paillier: its input is bound to the configuration
+    of the round number before (``"stale"``) or after (``"early"``) the
+    current one.
     """
 
     client: int
@@ -323,20 +342,24 @@ class WrongRoundClient:
         return _ForgingParty(party, wiring, self._forge)
 
     def _forge(self, p: Packet, wiring: Any, previous: list[Packet]) -> list[Packet]:
-        if hasattr(wiring, "config") and hasattr(wiring.config, "neighbours"):
+        if _is_secagg(wiring):
             if self.when == "stale":
                 return [p] + [dataclasses.replace(q, forged=True) for q in previous[-1:]]
             if previous:
                 return [p]
             early = UnmaskResponse(sender=self.client, shares=())
-            return [p, Packet(_SERVER, "unmask", encode(early, wiring.config), forged=True)]
+            return [p, Packet(_SERVER, "unmask", wiring.codec.encode(early), forged=True)]
+        if not _is_paillier(wiring):
+            raise _other_protocol(wiring)
         if p.round != "encrypt":
             return [p]
-        msg = ps.decode_message(p.data, insecure_allow_small_key_for_tests=True)
+        msg = wiring.codec.decode(p.data)
         assert isinstance(msg, ps.EncryptedInput)
-        other = msg.round - 1 if self.when == "stale" and msg.round > 0 else msg.round + 1
-        data = ps.EncryptedInput(other, msg.sender, msg.payload).to_bytes()
-        return [dataclasses.replace(p, data=data, forged=True), p]
+        cfg = wiring.config
+        other = cfg.round - 1 if self.when == "stale" and cfg.round > 0 else cfg.round + 1
+        codec = ps.PaillierSumCodec(dataclasses.replace(cfg, round=other),
+                                    insecure_allow_small_key_for_tests=True)
+        return [dataclasses.replace(p, data=codec.encode(msg), forged=True), p]
 
 
 @dataclass(frozen=True)
@@ -388,7 +411,7 @@ class _ForgingParty(PartyWrapper):
 
     def _out(self, msgs: list[Any]) -> list[Any]:
         w = self.wiring
-        packets = w.packets(msgs) if hasattr(w, "packets") else [w.packet(m) for m in msgs]
+        packets = w.packets(msgs)
         res: list[Any] = []
         for p in packets:
             res += self.forge(p, w, self.previous)
@@ -396,10 +419,9 @@ class _ForgingParty(PartyWrapper):
         return res
 
     def start(self) -> list[Any]:
-        return self._out(_unwrap(self.inner.start()))
+        return self._out(self.inner.start())
 
     def handle(self, msg: Any) -> list[Any]:
-        return self._out(_unwrap(self.inner.handle(msg)))
+        return self._out(self.inner.handle(msg))
 
-    def receive(self, msg: Any) -> list[Any]:
-        return self._out(self.inner.receive(msg))
+

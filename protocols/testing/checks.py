@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from protocols.results import AggregationResult
-from secagg.errors import AbortError, IntegrityError, ProtocolError, SecAggError
+from secagg.errors import AbortError, IntegrityError, ParameterError, ProtocolError, SecAggError
 
 from .network import TAMPERED, Address, Adversary, Delivery, FaultScript, Network, NetworkRun
 from .spec import DropoutSchedule, Params, ProtocolSpec, Scenario
@@ -123,8 +123,13 @@ def assert_sum_matches(spec: ProtocolSpec, scenario: Scenario, result: Aggregati
     err = np.abs(got - floats)
     if not np.all(err <= slack):
         i = int(np.argmax(err - slack))
+        hint = ""
+        if scenario.params.quantizer is None:
+            hint = ("; the spec names no quantizer, so a fixed-point protocol's rounding "
+                    "counts as error: pass quantizer= (Params or ProtocolSpec, e.g. the "
+                    "protocol's FixedPointEncoder) or raise ProtocolSpec.float_tolerance")
         bad(f"sum[{i}] = {got[i]!r}, plain sum {floats[i]!r}: error {err[i]:.3g} "
-            f"past the bound {float(slack[i]):.3g} (included {sorted(want)})")
+            f"past the bound {float(slack[i]):.3g} (included {sorted(want)}){hint}")
 
 
 def assert_aborts(spec: ProtocolSpec, scenario: Scenario,
@@ -191,6 +196,10 @@ def run_scenario(spec: ProtocolSpec, scenario: Scenario, *, adversary: Adversary
     if spec.wiring is None:
         raise TypeError(f"{spec.name} has no wiring: party-level properties need one")
     wiring = spec.wiring(scenario, adversary)
+    unknown = sorted(set(scenario.schedule.vanish) - set(wiring.rounds))
+    if unknown:
+        raise ParameterError(f"{spec.name}: ProtocolSpec rounds {unknown} are not rounds of "
+                             f"the wiring {tuple(wiring.rounds)} (misspelt rounds=?)")
     return Network(wiring, schedule=scenario.schedule, faults=faults,
                    adversary=adversary).run()
 

@@ -38,7 +38,7 @@ import numpy as np
 from protocols.results import AggregationResult
 from secagg.errors import AbortError, SecAggError
 
-from .spec import DropoutSchedule
+from .schedule import DropoutSchedule
 
 __all__ = [
     "Address",

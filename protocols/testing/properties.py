@@ -35,7 +35,9 @@ Party-level properties (protocols whose spec has a ``wiring``):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from hypothesis import HealthCheck, Phase, given
@@ -64,6 +66,7 @@ from .strategies import (
 )
 
 __all__ = [
+    "CheckReport",
     "check_abort_property",
     "check_all",
     "check_dropout_property",
@@ -233,16 +236,56 @@ def check_tamper_property(
          settings)
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    """What :func:`check_all` ran (``checked``) and what it did not, with the
+    reason (``skipped``: property name -> why). ``str()`` is a readable summary."""
+
+    spec: str
+    checked: tuple[str, ...]
+    skipped: Mapping[str, str]
+
+    def __str__(self) -> str:
+        lines = [f"{self.spec}: checked {', '.join(self.checked) or 'nothing'}"]
+        lines += [f"  skipped {name}: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
+
+
 def check_all(spec: ProtocolSpec, *, settings: Settings | None = None,
-              reveal: bool = False) -> None:
+              reveal: bool = False) -> CheckReport:
     """Every property that applies to ``spec``: the simulator properties, and
     with a wiring the tampering property (and, with ``reveal``, the
-    no-double-reveal property under the default malicious servers)."""
-    check_sum_property(spec, settings=settings)
-    check_abort_property(spec, settings=settings)
-    check_dropout_property(spec, settings=settings)
-    check_input_validation(spec, settings=settings)
-    if spec.wiring is not None:
+    no-double-reveal property under the default malicious servers).
+
+    Returns a :class:`CheckReport` naming every property checked and every
+    one skipped with the reason (also issued as a :class:`UserWarning`, so a
+    skipped property is never silent). A failing property raises
+    :class:`PropertyFailure` as when called alone.
+    """
+    checked: list[str] = []
+    skipped: dict[str, str] = {}
+    for name, fn in (("check_sum_property", check_sum_property),
+                     ("check_abort_property", check_abort_property),
+                     ("check_dropout_property", check_dropout_property),
+                     ("check_input_validation", check_input_validation)):
+        fn(spec, settings=settings)
+        checked.append(name)
+    if spec.wiring is None:
+        skipped["check_tamper_property"] = "the spec has no wiring (it runs the parties)"
+    else:
         check_tamper_property(spec, settings=settings)
-        if reveal:
-            check_no_double_reveal(spec, settings=settings)
+        checked.append("check_tamper_property")
+    if not reveal:
+        skipped["check_no_double_reveal"] = "reveal=False (pass reveal=True for a protocol " \
+            "whose messages reveal secret shares)"
+    elif spec.wiring is None:
+        skipped["check_no_double_reveal"] = "the spec has no wiring (it runs the parties)"
+    else:
+        check_no_double_reveal(spec, settings=settings)
+        checked.append("check_no_double_reveal")
+    report = CheckReport(spec.name, tuple(checked), skipped)
+    for name, why in skipped.items():
+        if why.startswith("the spec has no wiring"):
+            warnings.warn(f"check_all({spec.name}): {name} skipped: {why}", UserWarning,
+                          stacklevel=2)
+    return report

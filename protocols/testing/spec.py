@@ -19,7 +19,7 @@ wrong sum). A spec may also replace the rule with its own ``rule`` callable.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -29,10 +29,11 @@ import numpy.typing as npt
 from protocols.results import AggregationResult
 from secagg.errors import ParameterError
 
+from .network import Adversary, Wiring
+from .schedule import DropoutSchedule
+
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
-
-    from .network import Adversary, Wiring
 
 __all__ = [
     "DropoutSchedule",
@@ -123,55 +124,6 @@ class Params:
         return f"Params(needs={self.needs}, {opts})"
 
 
-@dataclass(frozen=True)
-class DropoutSchedule:
-    """For every round, the clients that vanish before sending in it (for good).
-
-    ``vanish`` holds only rounds where someone vanishes. A client named in an
-    earlier round is gone for all later rounds too.
-    """
-
-    rounds: tuple[str, ...]
-    vanish: Mapping[str, frozenset[int]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        unknown = set(self.vanish) - set(self.rounds)
-        if unknown:
-            raise ParameterError(f"unknown rounds {sorted(unknown)}; rounds are {self.rounds}")
-
-    @classmethod
-    def of(cls, rounds: Sequence[str], dropouts: Mapping[str, Iterable[int]] | None
-           ) -> DropoutSchedule:
-        """A schedule from the simulators' ``dropouts`` mapping."""
-        vanish = {r: frozenset(c) for r, c in (dropouts or {}).items() if frozenset(c)}
-        return cls(tuple(rounds), vanish)
-
-    def gone_by(self, round_name: str) -> frozenset[int]:
-        """Clients that vanished at or before ``round_name``."""
-        out: set[int] = set()
-        for r in self.rounds:
-            out |= self.vanish.get(r, frozenset())
-            if r == round_name:
-                return frozenset(out)
-        raise ParameterError(f"unknown round {round_name!r}; rounds are {self.rounds}")
-
-    def present(self, clients: Iterable[int], round_name: str) -> frozenset[int]:
-        """Clients still present at ``round_name``."""
-        return frozenset(clients) - self.gone_by(round_name)
-
-    @property
-    def total(self) -> int:
-        """Clients that vanish at some round."""
-        return len(frozenset().union(*self.vanish.values())) if self.vanish else 0
-
-    def as_dropouts(self) -> dict[str, list[int]]:
-        """The ``dropouts`` argument of a simulator."""
-        return {r: sorted(self.vanish[r]) for r in self.rounds if self.vanish.get(r)}
-
-    def __repr__(self) -> str:
-        return f"dropouts={self.as_dropouts()}" if self.vanish else "no dropouts"
-
-
 @dataclass(frozen=True, eq=False)
 class Scenario:
     """One drawn test case: inputs, parameters, dropout schedule and seed."""
@@ -247,6 +199,9 @@ class ProtocolSpec:
         object.__setattr__(self, "rounds", tuple(self.rounds))
         if not self.rounds:
             raise ParameterError("a protocol needs at least one round")
+        if len(set(self.rounds)) != len(self.rounds) or not all(
+                isinstance(r, str) and r for r in self.rounds):
+            raise ParameterError(f"rounds must be distinct non-empty names, got {self.rounds}")
         if self.input_round is not None and self.input_round not in self.rounds:
             raise ParameterError(f"input_round {self.input_round!r} is not one of {self.rounds}")
         if not 1 <= self.min_clients <= self.max_clients:
@@ -275,8 +230,26 @@ class ProtocolSpec:
         return "completes"
 
     def run(self, scenario: Scenario) -> AggregationResult:
-        """Call the simulator on ``scenario``."""
-        return self.simulate(
-            dict(scenario.inputs), dropouts=scenario.schedule.as_dropouts(),
-            seed=scenario.seed, **dict(scenario.params.options),
-        )
+        """Call the simulator on ``scenario``.
+
+        A simulator that refuses one of the spec's round names (a misspelt
+        ``rounds=``) raises :class:`ParameterError` naming the spec and the
+        round; one that returns anything but an :class:`AggregationResult`
+        raises :class:`TypeError` naming the spec.
+        """
+        dropouts = scenario.schedule.as_dropouts()
+        try:
+            out = self.simulate(dict(scenario.inputs), dropouts=dropouts,
+                                seed=scenario.seed, **dict(scenario.params.options))
+        except ParameterError as exc:
+            named = [r for r in dropouts if repr(r) in str(exc) or r in str(exc)]
+            if named and "round" in str(exc):
+                raise ParameterError(
+                    f"{self.name}: the simulator refuses round(s) {named} of "
+                    f"ProtocolSpec(rounds={self.rounds}): {exc}; spell the rounds as the "
+                    f"simulator's dropouts do") from exc
+            raise
+        if not isinstance(out, AggregationResult):
+            raise TypeError(f"{self.name}: the simulator returned {type(out).__name__}, "
+                            f"not an AggregationResult")
+        return out

@@ -8,79 +8,42 @@ encoder; key sizes, value bits, minimum clients) and carries a wiring, so
 every property applies. Passing party classes (for example subclasses with a
 planted bug) swaps the simulator for one that runs those classes on the test
 network.
+
+:func:`descriptor_spec` does the same for any protocol built on the party
+contract (:mod:`protocols.core`): the generic simulator
+(:func:`protocols.simulator.run`) and the generic wiring
+(:class:`~protocols.testing.wirings.DescriptorWiring`) come with the
+descriptor, so every property and adversary of the kit applies.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from protocols import paillier_sum as ps
 from protocols import secagg as sa
-from secagg.encoding import FixedPointEncoder
+from protocols.core import ProtocolDescriptor
+from protocols.simulator import run as simulator_run
 from secagg.errors import ParameterError
 
 from .checks import network_simulator
 from .network import Adversary, Wiring
-from .spec import Params, ProtocolSpec, Scenario
-from .wirings import PackedQuantizer, PaillierWiring, SecAggWiring
+from .params import _trust, paillier_params, secagg_params
+from .spec import Params, ProtocolSpec, Quantizer, Scenario
+from .wirings import (
+    DescriptorWiring,
+    PaillierWiring,
+    SecAggWiring,
+    WiringProfile,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
-__all__ = ["paillier_params", "paillier_spec", "secagg_params", "secagg_spec"]
-
-
-def secagg_params(
-    n: int, threshold: int, *, degree: int | None = None,
-    mode: Literal["semi-honest", "malicious"] = "semi-honest", modulus_bits: int = 32,
-    clip: float = 1.0, frac_bits: int | None = None, corrupt_fraction: float = 0.05,
-) -> Params:
-    """Parameters of the pairwise-mask protocol for ``n`` clients, by hand.
-
-    ``degree`` None is the complete graph (SecAgg), an even int a Harary
-    graph (SecAgg+). The encoder has headroom for ``n`` summands;
-    ``frac_bits`` defaults to the most that fits. See
-    :func:`protocols.testing.strategies.secagg_parameters` for what the
-    threshold rule makes of them.
-    """
-    top = min(modulus_bits - 3 - math.ceil(math.log2(clip * n)), 50)
-    frac = top if frac_bits is None else frac_bits
-    enc = FixedPointEncoder(clip, frac_bits=frac, max_summands=n, modulus_bits=modulus_bits)
-    rounds = [r for r in sa.ROUNDS if r != "consistency" or mode == "malicious"]
-    needs = dict.fromkeys(rounds, threshold)
-    if mode == "malicious":
-        q = sa.consistency_quorum(n, corrupt_fraction)
-        needs["masked_input"] = needs["consistency"] = max(threshold, q)
-    graph = "complete" if degree is None else f"harary k={degree}"
-    return Params(
-        options={"threshold": threshold, "neighbors": "complete" if degree is None else degree,
-                 "mode": mode, "encoder": enc, "corrupt_fraction": corrupt_fraction},
-        needs=needs, tolerated=None if degree is None else degree + 1 - threshold,
-        clip=clip, quantizer=enc,
-        label=f"t={threshold}, {graph}, {mode}, 2^{modulus_bits}, clip={clip}, frac_bits={frac}",
-    )
-
-
-def paillier_params(
-    n: int, keypair: tuple[Any, Any], *, layout: Literal["key-holder", "cross-silo"] = "key-holder",
-    clip: float = 1.0, value_bits: int = 16, min_clients: int = 1,
-    insecure_allow_small_key_for_tests: bool = False,
-) -> Params:
-    """Parameters of Paillier summation for ``n`` clients, by hand."""
-    pk, sk = keypair
-    q = PackedQuantizer(pk, clip=clip, value_bits=value_bits, capacity=n,
-                        insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
-    needs = {"encrypt": min_clients, **({"decrypt": 1} if layout == "cross-silo" else {})}
-    return Params(
-        options={"keypair": (pk, sk), "layout": layout, "clip": clip, "value_bits": value_bits,
-                 "min_clients": min_clients,
-                 "insecure_allow_small_key_for_tests": insecure_allow_small_key_for_tests},
-        needs=needs, clip=clip, quantizer=q,
-        label=(f"{pk.n.bit_length()}-bit key, {layout}, value_bits={value_bits}, clip={clip}, "
-               f"min_clients={min_clients}"),
-    )
+__all__ = ["descriptor_spec", "paillier_params", "paillier_spec", "secagg_params",
+           "secagg_spec"]
 
 
 def secagg_spec(
@@ -98,7 +61,7 @@ def secagg_spec(
     lo = min_clients if min_clients is not None else (4 if graph == "harary" else 2)
     if graph == "harary" and lo < 4:
         raise ParameterError("SecAgg+ on a Harary graph needs at least 4 clients")
-    rounds = tuple(r for r in sa.ROUNDS if r != "consistency" or mode == "malicious")
+    rounds = sa.rounds_for(mode)
     name = {"complete": "SecAgg", "harary": "SecAgg+", "any": "SecAgg/SecAgg+"}[graph]
     name = f"{name} ({mode})"
 
@@ -129,21 +92,24 @@ def secagg_spec(
 
 def paillier_spec(
     keypairs: Sequence[tuple[Any, Any]], *,
-    layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    trust: Literal["key-holder", "cross-silo"] | None = None,
     insecure_allow_small_key_for_tests: bool = False,
     min_clients: int = 1, max_clients: int = 5, max_dimension: int = 4,
     aggregator_class: type[ps.PaillierSumAggregator] | None = None,
+    layout: Literal["key-holder", "cross-silo"] | None = None,
 ) -> ProtocolSpec:
     """Paillier summation over the given ``phe`` key pairs (generate them once:
     key generation is slow). Keys below 2048 bits need
     ``insecure_allow_small_key_for_tests=True`` and are for tests only.
-    With ``aggregator_class`` the spec runs it on the test network."""
+    ``trust`` is the trust layout (``layout=`` its deprecated name). With
+    ``aggregator_class`` the spec runs it on the test network."""
+    layout = _trust(trust, layout, "paillier_spec")  # type: ignore[assignment]
 
     def parameters(n: int) -> SearchStrategy[Params]:
         from .strategies import paillier_parameters
 
         return paillier_parameters(
-            n, keypairs, layout=layout,
+            n, keypairs, trust=layout,
             insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
 
     def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
@@ -160,4 +126,45 @@ def paillier_spec(
         name=name, simulate=simulate, rounds=ps.ROUNDS, input_round="encrypt",
         parameters=parameters, min_clients=min_clients, max_clients=max_clients,
         max_dimension=max_dimension, wiring=wiring,
+    )
+
+
+def descriptor_spec(
+    descriptor: ProtocolDescriptor, *,
+    quantizer: Callable[[int], Quantizer] | Literal["session"] | None = "session",
+    parameters: Callable[[int], SearchStrategy[Params]] | None = None,
+    threshold: int = 2, profile: WiringProfile | None = None,
+    options: dict[str, Any] | None = None, name: str | None = None,
+    min_clients: int = 2, max_clients: int = 6, max_dimension: int = 4,
+    clip: float | None = None, float_tolerance: float = 1e-9,
+) -> ProtocolSpec:
+    """A spec for any protocol built on the party contract.
+
+    ``quantizer`` (``n -> Quantizer``) makes the sum properties exact; the
+    default ``"session"`` uses the encoder of a session the descriptor builds
+    for ``n`` clients (with ``options``); None compares floats within
+    ``float_tolerance``. ``clip`` (the input range drawn and clipped to)
+    defaults to the quantizer's ``clip``. ``parameters`` draws
+    :class:`Params` (default: the fixed ``threshold`` count rule with
+    ``options`` for ``make_session``); ``profile`` tells the wiring what the
+    contract does not say (unprotected fields, revealed shares).
+    """
+    fixed = dict(options or {})
+    if quantizer == "session":
+        def quantizer(n: int) -> Quantizer:
+            return descriptor.make_session(range(n), 1, **fixed).encoder
+    if clip is None:
+        clip = float(getattr(quantizer(min_clients), "clip", 1.0)) if callable(quantizer) else 1.0
+
+    def wiring(scenario: Scenario, adversary: Adversary | None) -> Wiring:
+        return DescriptorWiring(descriptor, scenario, adversary, profile=profile,
+                                options=fixed)
+
+    simulate: Any = functools.partial(simulator_run, descriptor, **fixed)
+    return ProtocolSpec(
+        name=name or descriptor.name, simulate=simulate, rounds=descriptor.rounds,
+        threshold=threshold, input_round=descriptor.input_round, parameters=parameters,
+        min_clients=min_clients, max_clients=max_clients, max_dimension=max_dimension,
+        clip=clip, quantizer=quantizer if callable(quantizer) else None,
+        float_tolerance=float_tolerance, wiring=wiring,
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,8 +43,8 @@ from .adversaries import (
     WrongRoundClient,
 )
 from .network import BitFlip, Delay, Drop, Duplicate, Fault, FaultScript, Reorder, Replay, Slot
+from .params import paillier_params, secagg_params
 from .spec import DropoutSchedule, Outcome, Params, ProtocolSpec, Scenario
-from .specs import paillier_params, secagg_params
 
 __all__ = [
     "FAULT_KINDS",
@@ -280,16 +281,17 @@ def _paillier_params(draw: st.DrawFn, n: int, keypairs: tuple[tuple[Any, Any], .
                      layout: str, insecure: bool, value_bits: tuple[int, ...],
                      clips: tuple[float, ...]) -> Params:
     return paillier_params(
-        n, draw(st.sampled_from(keypairs)), layout=layout,  # type: ignore[arg-type]
+        n, draw(st.sampled_from(keypairs)), trust=layout,  # type: ignore[arg-type]
         value_bits=draw(st.sampled_from(value_bits)), clip=draw(st.sampled_from(clips)),
         min_clients=draw(st.integers(1, n)), insecure_allow_small_key_for_tests=insecure)
 
 
 def paillier_parameters(
     n: int, keypairs: Sequence[tuple[Any, Any]], *,
-    layout: Literal["key-holder", "cross-silo"] = "key-holder",
+    trust: Literal["key-holder", "cross-silo"] | None = None,
     insecure_allow_small_key_for_tests: bool = False,
     value_bits: Sequence[int] = (16, 8, 24), clips: Sequence[float] = (1.0, 4.0),
+    layout: Literal["key-holder", "cross-silo"] | None = None,
 ) -> st.SearchStrategy[Params]:
     """Valid parameters of Paillier summation for ``n`` clients: one of the
     given key pairs (key generation is slow, so keys are passed in; their
@@ -298,6 +300,10 @@ def paillier_parameters(
     2048 bits (tests only)."""
     if not keypairs:
         raise ParameterError("paillier_parameters needs at least one key pair")
+    if layout is not None:
+        warnings.warn("paillier_parameters(layout=...) is deprecated; use trust=",
+                      DeprecationWarning, stacklevel=2)
+    layout = trust or layout or "key-holder"
     return _paillier_params(n, tuple(keypairs), layout, insecure_allow_small_key_for_tests,
                             tuple(value_bits), tuple(clips))
 
@@ -472,7 +478,7 @@ def _fault_scripts(kinds: tuple[str, ...], counts: tuple[tuple[str, int], ...],
 
 # -- adversaries ---------------------------------------------------------------------
 def server_adversaries(scenario: Scenario, *,
-                       kinds: Sequence[str] = ("both_shares", "split_view")
+                       kinds: Sequence[str] = ("split_view", "both_shares")
                        ) -> st.SearchStrategy[Any]:
     """A malicious server for the pairwise-mask protocol: ``"both_shares"``
     asks honest clients for both shares of one client (in one request, or in
@@ -489,13 +495,14 @@ def _server_adversaries(clients: tuple[int, ...], kinds: tuple[str, ...]
         raise ParameterError(f"unknown server adversaries {sorted(unknown)}")
     victims = st.sampled_from(list(clients))
     options: list[st.SearchStrategy[Any]] = []
-    if "both_shares" in kinds:
-        options.append(st.builds(
-            BothSharesServer, victim=st.one_of(st.none(), victims),
-            targets=st.one_of(st.none(), st.frozensets(victims, min_size=1)),
-            how=st.sampled_from(["same_request", "second_request"])))
-    if "split_view" in kinds:
-        options.append(_split_view(clients))
+    for kind in kinds:  # in the order given: the first kind is the one shrinking prefers
+        if kind == "both_shares":
+            options.append(st.builds(
+                BothSharesServer, victim=st.one_of(st.none(), victims),
+                targets=st.one_of(st.none(), st.frozensets(victims, min_size=1)),
+                how=st.sampled_from(["same_request", "second_request"])))
+        else:
+            options.append(_split_view(clients))
     return st.one_of(*options)
 
 

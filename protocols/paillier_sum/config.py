@@ -1,0 +1,220 @@
+"""What every party of one Paillier summation agrees on, and its integer domain.
+
+:class:`PaillierSumConfig` names the round number, the clients (any ints in
+``[0, 2^64)``, mapped to internal indices 1..n in sorted order), the vector
+dimension, the trust layout and the fixed-point encoding. Its :attr:`digest`
+(SHA-256 of :meth:`~PaillierSumConfig.to_bytes`) is bound into every
+message, so a message of another round, client set or encoding is refused
+by the codec before a message object exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import wire
+from secagg.errors import EncodingError, ParameterError
+from secagg.paillier import PackingLayout
+
+__all__ = ["ROUNDS", "PaillierQuantizer", "PaillierSumConfig", "TrustLayout"]
+
+TrustLayout = Literal["key-holder", "cross-silo"]
+TRUST_LAYOUTS: tuple[TrustLayout, ...] = ("key-holder", "cross-silo")
+
+#: Round names, as ``dropouts`` and the cost figures use them: the public
+#: setup, the encrypted inputs, and the decryption of the sum.
+ROUNDS = ("setup", "encrypt", "decrypt")
+
+_MAX_ROUND = (1 << 64) - 1
+_MAX_CLIENTS = 1 << 20
+_CONFIG_MAGIC = b"PSCF"
+_CONFIG_VERSION = 1
+
+
+def _check_int(name: str, value: object, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+        lo <= value <= hi
+    ):
+        raise ParameterError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class PaillierSumConfig:
+    """What every party of one round agrees on in advance.
+
+    Attributes:
+        round: round number (u64), bound into every message through the digest.
+        clients: ids of the clients expected to contribute (ints in [0, 2^64)).
+        dimension: length of every input vector.
+        trust_layout: ``"key-holder"`` or ``"cross-silo"``.
+        clip: largest |x| per element (larger values are clipped).
+        value_bits: fixed-point bits per value (resolution ``clip / (2^(b-1)-1)``).
+        max_summands: summand capacity of the packing (default: number of
+            clients; must be at least that). Costs ``ceil(log2)`` bits per slot.
+        min_clients: the sum is decrypted only if at least this many inputs
+            are in it; fewer aborts the round.
+    """
+
+    round: int
+    clients: frozenset[int]
+    dimension: int
+    trust_layout: TrustLayout = "key-holder"
+    clip: float = 1.0
+    value_bits: int = 16
+    max_summands: int | None = None
+    min_clients: int = 1
+
+    def __post_init__(self) -> None:
+        _check_int("round", self.round, 0, _MAX_ROUND)
+        ids = frozenset(self.clients)
+        for i in ids:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not (
+                0 <= i < 2**64
+            ):
+                raise ParameterError(f"clients holds {i!r}; client ids are ints in [0, 2^64)")
+        object.__setattr__(self, "clients", frozenset(int(i) for i in ids))
+        if not self.clients:
+            raise ParameterError("clients must not be empty")
+        if len(self.clients) > _MAX_CLIENTS:
+            raise ParameterError(f"{len(self.clients)} clients; at most {_MAX_CLIENTS}")
+        _check_int("dimension", self.dimension, 1, wire.MAX_FIELD // 8)
+        if self.trust_layout not in TRUST_LAYOUTS:
+            raise ParameterError(
+                f"trust_layout must be 'key-holder' or 'cross-silo', got {self.trust_layout!r}"
+            )
+        clip = self.clip
+        if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not (
+            math.isfinite(clip) and clip > 0
+        ):
+            raise ParameterError(f"clip must be a finite positive float, got {clip!r}")
+        object.__setattr__(self, "clip", float(clip))
+        _check_int("value_bits", self.value_bits, 2, 48)
+        if self.max_summands is not None:
+            _check_int("max_summands", self.max_summands, 1, 1 << 62)
+            if self.max_summands < len(self.clients):
+                raise ParameterError(
+                    f"max_summands={self.max_summands} is below the {len(self.clients)} "
+                    "clients; a full sum would overflow its slots"
+                )
+        m = self.min_clients
+        if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= len(self.clients):
+            raise ParameterError(f"min_clients={m!r} is outside [1, {len(self.clients)}]")
+
+    # -- ids ---------------------------------------------------------------------
+    @cached_property
+    def client_ids(self) -> tuple[int, ...]:
+        """The clients, sorted: client ``client_ids[i - 1]`` has internal index ``i``."""
+        return tuple(sorted(self.clients))
+
+    @cached_property
+    def _index(self) -> dict[int, int]:
+        return {u: i + 1 for i, u in enumerate(self.client_ids)}
+
+    def index_of(self, client: int) -> int:
+        """Internal index (1..n) of ``client``; ParameterError for a stranger."""
+        try:
+            return self._index[client]
+        except (KeyError, TypeError):
+            raise ParameterError(f"{client!r} is not a client of this round") from None
+
+    # -- encoding ------------------------------------------------------------------
+    @property
+    def quantizer(self) -> PaillierQuantizer:
+        """The integer domain of this round's inputs."""
+        return PaillierQuantizer(self.clip, self.value_bits)
+
+    def packing(
+        self, public_key: Any, *, insecure_allow_small_key_for_tests: bool = False
+    ) -> PackingLayout:
+        """The packing layout this config implies under ``public_key``."""
+        return PackingLayout.create(
+            public_key,
+            self.dimension,
+            clip=self.clip,
+            value_bits=self.value_bits,
+            capacity=self.max_summands or len(self.clients),
+            insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
+        )
+
+    # -- bytes -----------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        """Canonical versioned encoding (``PSCF`` v1); the ids travel sorted as u64."""
+        w = wire.Writer(_CONFIG_MAGIC, _CONFIG_VERSION)
+        w.u64(self.round).u8(TRUST_LAYOUTS.index(self.trust_layout)).u64(self.dimension)
+        w.f64(self.clip).u8(self.value_bits).u64(self.max_summands or 0)
+        w.u32(self.min_clients)
+        return wire.write_ids(w, self.client_ids, width=64).getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PaillierSumConfig:
+        """Parse :meth:`to_bytes`, re-checking every field."""
+        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION,))
+        rnd, layout, dimension = r.u64(), r.u8(), r.u64()
+        clip, value_bits, max_summands, min_clients = r.f64(), r.u8(), r.u64(), r.u32()
+        ids = wire.read_ids(r, width=64, max_count=_MAX_CLIENTS)
+        r.done()
+        if layout >= len(TRUST_LAYOUTS):
+            raise ParameterError(f"unknown trust layout code {layout}")
+        return cls(round=rnd, clients=frozenset(ids), dimension=dimension,
+                   trust_layout=TRUST_LAYOUTS[layout], clip=clip, value_bits=value_bits,
+                   max_summands=max_summands or None, min_clients=min_clients)
+
+    @cached_property
+    def digest(self) -> bytes:
+        """SHA-256 of :meth:`to_bytes`: bound into every message of the round."""
+        return hashlib.sha256(self.to_bytes()).digest()
+
+
+class PaillierQuantizer:
+    """Floats <-> the signed integers Paillier summation adds: ``v = round(x * scale)``
+    with ``scale = M / clip`` and ``M = 2^(value_bits-1) - 1``, clipped to ``[-M, M]``
+    (the packing layout's own encoding, without the key)."""
+
+    def __init__(self, clip: float, value_bits: int) -> None:
+        self.clip = float(clip)
+        self.value_bits = int(value_bits)
+        self.max_int = (1 << (self.value_bits - 1)) - 1
+        self.scale = self.max_int / self.clip
+
+    def __repr__(self) -> str:
+        return f"PaillierQuantizer(clip={self.clip}, value_bits={self.value_bits})"
+
+    def encode(self, x: npt.NDArray[Any], *, on_clip: str = "clip") -> npt.NDArray[np.int64]:
+        """A float vector as int64 values in ``[-M, M]``; NaN/Inf refused, values
+        past ``clip`` clipped (or refused with ``on_clip="raise"``)."""
+        v = np.asarray(x)
+        if v.ndim != 1:
+            raise EncodingError(f"expected a 1-D vector, got shape {v.shape}")
+        if v.dtype.kind not in "fiu":
+            raise EncodingError(f"expected real numbers, got dtype {v.dtype}")
+        f = v.astype(np.float64)
+        bad = ~np.isfinite(f)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise EncodingError(f"value {f[i]} at index {i} is not finite")
+        over = np.abs(f) > self.clip
+        if over.any() and on_clip == "raise":
+            i = int(np.argmax(over))
+            raise EncodingError(f"value {f[i]} at index {i} exceeds the clip bound {self.clip}")
+        if on_clip not in ("clip", "raise"):
+            raise ParameterError(f"on_clip must be 'clip' or 'raise', got {on_clip!r}")
+        out = np.rint(np.clip(f, -self.clip, self.clip) * self.scale)
+        np.clip(out, -self.max_int, self.max_int, out=out)
+        return out.astype(np.int64)
+
+    def decode(self, raw: npt.NDArray[Any], n_summands: int = 1) -> npt.NDArray[np.float64]:
+        """An exact integer sum of ``n_summands`` inputs back to floats."""
+        out: npt.NDArray[np.float64] = np.asarray(raw).astype(np.float64) / self.scale
+        return out
+
+    def error_bound(self, n_summands: int = 1) -> float:
+        """Per-coordinate rounding error of a sum of ``n_summands`` inputs."""
+        return n_summands * 0.5 / self.scale

@@ -1,0 +1,260 @@
+"""Typed messages of Paillier summation and their strict binary codec.
+
+Every message is framed as ``magic (4) | version (u8) | config digest (32) |
+sender | body`` (big-endian, :mod:`secagg.wire`); a sender is a role byte
+(0 the aggregator, 1 the key holder, 2 a client) and, for a client, its
+internal index 1..n (:meth:`PaillierSumConfig.index_of`). The message
+objects carry the caller's client ids, :data:`~protocols.core.SERVER` for
+the aggregator and :data:`KEY_HOLDER`.
+
+=================  ======  ========================  ========  =====================
+message            magic   sender                    round     body
+=================  ======  ========================  ========  =====================
+PublicSetup        PSPS    key holder (or a client,  setup     public key, layout
+                           cross-silo)
+EncryptedInput     PSEI    a client                  encrypt   packed ciphertexts
+EncryptedSum       PSES    aggregator                decrypt   included ids, sum
+DecryptedSum       PSDS    key holder                decrypt   included ids, int64
+=================  ======  ========================  ========  =====================
+
+:meth:`PaillierSumCodec.decode` checks magic, version, digest, sender role,
+field lengths (each length is checked against its limit before the field is
+read) and that no byte is left over, and raises only
+:class:`~secagg.errors.SecAggError` subclasses
+(:class:`~secagg.errors.RemoteProtocolError` for malformed bytes). The
+ciphertext payloads are parsed and checked against the round's key by the
+receiving party (:func:`open_vector`). Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import paillier, wire
+from secagg.errors import EncodingError, ParameterError, RemoteProtocolError
+from secagg.paillier import EncryptedVector, PackingLayout
+
+from ..core import SERVER, Address
+from .config import PaillierSumConfig
+
+__all__ = [
+    "AGGREGATOR",
+    "KEY_HOLDER",
+    "DecryptedSum",
+    "EncryptedInput",
+    "EncryptedSum",
+    "Message",
+    "PaillierSumCodec",
+    "PublicSetup",
+    "open_vector",
+]
+
+#: The aggregator's address: the coordinator's, :data:`protocols.core.SERVER`.
+AGGREGATOR = SERVER
+#: The key holder's address (an auxiliary party, ``Session.others``).
+KEY_HOLDER = "key_holder"
+
+_VERSION = 2
+_ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT = 0, 1, 2
+_MAX_KEY_BYTES = 4096
+_MAX_LAYOUT_BYTES = 1024
+_CT_BYTES_MAX = 2 * paillier.MAX_KEY_BITS // 8
+
+
+@dataclass(frozen=True)
+class PublicSetup:
+    """The public key and packing layout of the round (sent by the key holder
+    or, cross-silo, by every client)."""
+
+    ROUND: ClassVar[str] = "setup"
+    MAGIC: ClassVar[bytes] = b"PSPS"
+    sender: Address
+    public_key: Any
+    layout: PackingLayout
+
+    def key_fingerprint(self) -> bytes:
+        return paillier.fingerprint(self.public_key)
+
+
+@dataclass(frozen=True)
+class EncryptedInput:
+    """One client's encrypted vector: a serialised
+    :class:`~secagg.paillier.EncryptedVector` (parsed by the receiver)."""
+
+    ROUND: ClassVar[str] = "encrypt"
+    MAGIC: ClassVar[bytes] = b"PSEI"
+    sender: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class EncryptedSum:
+    """The aggregator's homomorphic sum and who is in it."""
+
+    ROUND: ClassVar[str] = "decrypt"
+    MAGIC: ClassVar[bytes] = b"PSES"
+    included: frozenset[int]
+    payload: bytes
+    sender: Address = SERVER
+
+
+@dataclass(frozen=True, eq=False)
+class DecryptedSum:
+    """The exact integer sum, from the key holder to the aggregator:
+    ``raw_sum[i] = sum over included clients of round(x_i * scale)`` (int64)."""
+
+    ROUND: ClassVar[str] = "decrypt"
+    MAGIC: ClassVar[bytes] = b"PSDS"
+    included: frozenset[int]
+    raw_sum: npt.NDArray[np.int64] = field(repr=False)
+    sender: Address = KEY_HOLDER
+
+
+Message: TypeAlias = PublicSetup | EncryptedInput | EncryptedSum | DecryptedSum
+_TYPES: dict[bytes, type] = {
+    t.MAGIC: t for t in (PublicSetup, EncryptedInput, EncryptedSum, DecryptedSum)
+}
+
+
+def open_vector(payload: bytes, public_key: Any, insecure: bool) -> EncryptedVector:
+    """Parse a ciphertext payload under ``public_key``; another key or layout
+    is a :class:`RemoteProtocolError` (a peer's bad message)."""
+    try:
+        return EncryptedVector.from_bytes(
+            payload, public_key, insecure_allow_small_key_for_tests=insecure
+        )
+    except ParameterError as exc:  # another key: a protocol violation here
+        raise RemoteProtocolError(f"refusing the ciphertext vector: {exc}") from exc
+
+
+class PaillierSumCodec:
+    """The :class:`~protocols.core.Codec` of one round (see the module docstring).
+
+    ``insecure_allow_small_key_for_tests`` lets a public setup carry a key
+    below 2048 bits (tests only).
+    """
+
+    def __init__(self, config: PaillierSumConfig, *,
+                 insecure_allow_small_key_for_tests: bool = False) -> None:
+        if not isinstance(config, PaillierSumConfig):
+            raise ParameterError(f"expected a PaillierSumConfig, got {type(config).__name__}")
+        self.config = config
+        self._insecure = insecure_allow_small_key_for_tests
+        # an encrypted vector never holds more ciphertexts than values
+        self._max_payload = min(wire.MAX_FIELD,
+                                1024 + config.dimension * (_CT_BYTES_MAX + 8))
+
+    # -- addresses -------------------------------------------------------------------
+    def _put_sender(self, w: wire.Writer, sender: Address) -> None:
+        if sender == SERVER:
+            w.u8(_ROLE_AGGREGATOR).u32(0)
+        elif sender == KEY_HOLDER:
+            w.u8(_ROLE_KEY_HOLDER).u32(0)
+        else:
+            try:
+                w.u8(_ROLE_CLIENT).u32(self.config.index_of(sender))  # type: ignore[arg-type]
+            except ParameterError as exc:
+                raise EncodingError(f"sender: {exc}") from None
+
+    def _get_sender(self, r: wire.Reader) -> Address:
+        role, ix = r.u8(), r.u32()
+        if role == _ROLE_AGGREGATOR and ix == 0:
+            return SERVER
+        if role == _ROLE_KEY_HOLDER and ix == 0:
+            return KEY_HOLDER
+        if role == _ROLE_CLIENT and 1 <= ix <= len(self.config.client_ids):
+            return self.config.client_ids[ix - 1]
+        raise RemoteProtocolError(f"bad sender role {role} / index {ix}")
+
+    def _put_ids(self, w: wire.Writer, ids: frozenset[int]) -> None:
+        try:
+            wire.write_ids(w, (self.config.index_of(i) for i in ids))
+        except ParameterError as exc:
+            raise EncodingError(f"included: {exc}") from None
+
+    def _get_ids(self, r: wire.Reader) -> frozenset[int]:
+        n = len(self.config.client_ids)
+        ixs = wire.read_ids(r, max_count=n)
+        if ixs and not (ixs[0] >= 1 and ixs[-1] <= n):
+            raise RemoteProtocolError(f"client index outside [1, {n}] in an id list")
+        return frozenset(self.config.client_ids[i - 1] for i in ixs)
+
+    # -- encode ----------------------------------------------------------------------
+    def encode(self, message: Message) -> bytes:
+        """The bytes of ``message``; EncodingError for a field it cannot carry."""
+        if type(message) not in _TYPES.values():
+            raise EncodingError(f"cannot encode {type(message).__name__} as Paillier summation")
+        w = wire.Writer(message.MAGIC, _VERSION).raw(self.config.digest)
+        self._put_sender(w, message.sender)
+        if isinstance(message, PublicSetup):
+            if message.sender not in (KEY_HOLDER, *self.config.client_ids):
+                raise EncodingError(f"a public setup cannot come from {message.sender!r}")
+            w.blob(paillier.public_key_to_bytes(message.public_key))
+            w.blob(message.layout.to_bytes())
+        elif isinstance(message, EncryptedInput):
+            if not isinstance(message.sender, int):
+                raise EncodingError("an encrypted input comes from a client")
+            w.blob(bytes(message.payload))
+        elif isinstance(message, EncryptedSum):
+            if message.sender != SERVER:
+                raise EncodingError("an encrypted sum comes from the aggregator")
+            self._put_ids(w, message.included)
+            w.blob(bytes(message.payload))
+        else:
+            if message.sender != KEY_HOLDER:
+                raise EncodingError("a decrypted sum comes from the key holder")
+            self._put_ids(w, message.included)
+            raw = np.asarray(message.raw_sum)
+            if raw.dtype != np.int64 or raw.shape != (self.config.dimension,):
+                raise EncodingError(f"raw_sum must be int64 of length {self.config.dimension}")
+            w.vector(np.ascontiguousarray(raw).view(np.uint64))
+        return w.getvalue()
+
+    # -- decode ----------------------------------------------------------------------
+    def decode(self, data: bytes) -> Message:
+        """Parse and check one message; raises only SecAggError subclasses."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise RemoteProtocolError(f"expected bytes, got {type(data).__name__}")
+        data = bytes(data)
+        cls = _TYPES.get(data[:4])
+        if cls is None:
+            raise RemoteProtocolError(f"unknown message magic {data[:4]!r}")
+        r = wire.Reader(data, cls.MAGIC, (_VERSION,))  # type: ignore[attr-defined]
+        if r.raw(32) != self.config.digest:
+            raise RemoteProtocolError(
+                "message bound to another configuration (digest): another round, "
+                "client set or encoding")
+        sender = self._get_sender(r)
+        msg: Message
+        if cls is PublicSetup:
+            if sender not in (KEY_HOLDER, *self.config.client_ids):
+                raise RemoteProtocolError(f"a public setup from {sender!r}")
+            try:
+                pk = paillier.public_key_from_bytes(
+                    r.blob(max_len=_MAX_KEY_BYTES),
+                    insecure_allow_small_key_for_tests=self._insecure)
+            except ParameterError as exc:
+                raise RemoteProtocolError(f"refusing the announced public key: {exc}") from exc
+            layout = PackingLayout.from_bytes(r.blob(max_len=_MAX_LAYOUT_BYTES))
+            msg = PublicSetup(sender, pk, layout)
+        elif cls is EncryptedInput:
+            if not isinstance(sender, int):
+                raise RemoteProtocolError(f"an encrypted input from {sender!r}")
+            msg = EncryptedInput(sender, r.blob(max_len=self._max_payload))
+        elif cls is EncryptedSum:
+            if sender != SERVER:
+                raise RemoteProtocolError(f"an encrypted sum from {sender!r}")
+            included = self._get_ids(r)
+            msg = EncryptedSum(included, r.blob(max_len=self._max_payload))
+        else:
+            if sender != KEY_HOLDER:
+                raise RemoteProtocolError(f"a decrypted sum from {sender!r}")
+            included = self._get_ids(r)
+            raw = r.vector(self.config.dimension, np.dtype(np.uint64))
+            msg = DecryptedSum(included, raw.view(np.int64))
+        r.done()
+        return msg

@@ -1,0 +1,611 @@
+"""The three parties of Paillier summation, as sans-I/O state machines.
+
+Each party takes one typed message in ``handle`` and returns the
+:class:`~protocols.core.Envelope` s it sends; it owns no socket, thread,
+clock or global state. A refused message raises a specific
+:class:`~secagg.errors.SecAggError` subclass and leaves the party unchanged.
+
+* :class:`PaillierSumKeyHolder` (``"key-holder"`` layout, address
+  :data:`KEY_HOLDER`): ``start()`` announces the public setup; it decrypts
+  one :class:`EncryptedSum` per round and answers with a :class:`DecryptedSum`.
+* :class:`PaillierSumClient`: encrypts its input once the public setup is
+  known (key-holder), or announces the setup and sends its input in
+  ``start()`` and decrypts the broadcast sum (cross-silo, sharing the key).
+* :class:`PaillierSumAggregator` (the coordinator, address
+  :data:`~protocols.core.SERVER`): adds the ciphertexts it cannot read;
+  ``close_round()`` (or the last client's input) sends the sum on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import paillier, wire
+from secagg.errors import (
+    AbortError,
+    EncodingError,
+    LocalProtocolError,
+    ParameterError,
+    RemoteProtocolError,
+)
+from secagg.paillier import ClipPolicy, DJNTable, EncryptedVector, EncryptionMode, ObfuscatorPool
+
+from ..core import SERVER, CoordinatorResult, Envelope
+from .config import PaillierSumConfig
+from .messages import (
+    KEY_HOLDER,
+    DecryptedSum,
+    EncryptedInput,
+    EncryptedSum,
+    Message,
+    PublicSetup,
+    open_vector,
+)
+
+__all__ = ["PaillierSumAggregator", "PaillierSumClient", "PaillierSumKeyHolder"]
+
+ProtocolError = RemoteProtocolError  # what a party raises for a peer's bad message
+_ENCRYPTIONS = ("online", "pool", "crt", "djn")
+_CLIENT_STATES = ("new", "sent", "done")
+_STATE_MAGIC = b"PSCS"
+_STATE_VERSION = 1
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
+def _check_sum_request(
+    config: PaillierSumConfig, layout: paillier.PackingLayout, msg: EncryptedSum,
+    vec: EncryptedVector,
+) -> None:
+    """Checks shared by every party that decrypts an EncryptedSum."""
+    extra = msg.included - config.clients
+    if extra:
+        raise ProtocolError(f"the sum names clients outside the round: {sorted(extra)}")
+    if len(msg.included) < config.min_clients:
+        raise ProtocolError(
+            f"refusing to decrypt a sum of {len(msg.included)} inputs; "
+            f"min_clients is {config.min_clients}"
+        )
+    if vec.layout != layout:
+        raise ProtocolError("the sum's packing layout differs from the round's")
+    if vec.summands != len(msg.included):
+        raise ProtocolError(
+            f"the sum holds {vec.summands} summands but names {len(msg.included)} clients"
+        )
+
+
+def _check_setup(config: PaillierSumConfig, setup: PublicSetup,
+                 insecure: bool) -> paillier.PackingLayout:
+    """The layout a setup must carry; raise if it carries another."""
+    try:
+        paillier.check_public_key(setup.public_key, insecure_allow_small_key_for_tests=insecure)
+        expected = config.packing(setup.public_key, insecure_allow_small_key_for_tests=insecure)
+    except ParameterError as exc:
+        raise ProtocolError(f"refusing the public setup: {exc}") from exc
+    if setup.layout != expected:
+        raise ProtocolError(
+            f"the announced packing layout {setup.layout} differs from the round's {expected}"
+        )
+    return expected
+
+
+class PaillierSumKeyHolder:
+    """The key holder of the ``"key-holder"`` layout (address :data:`KEY_HOLDER`).
+
+    It refuses a second sum for the round, a sum of fewer than
+    ``min_clients`` inputs, and anything not under its key and layout.
+    """
+
+    address = KEY_HOLDER
+
+    def __init__(
+        self,
+        config: PaillierSumConfig,
+        public_key: Any,
+        private_key: Any,
+        *,
+        workers: int | None = None,
+        insecure_allow_small_key_for_tests: bool = False,
+    ) -> None:
+        if config.trust_layout != "key-holder":
+            raise ParameterError("a key holder exists only in the 'key-holder' layout")
+        paillier.check_private_key(
+            private_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
+        )
+        if paillier.fingerprint(private_key.public_key) != paillier.fingerprint(public_key):
+            raise ParameterError("the private key does not belong to the public key")
+        self.config = config
+        self._pk = public_key
+        self._sk = private_key
+        self._workers = workers
+        self._insecure = insecure_allow_small_key_for_tests
+        self.layout = config.packing(
+            public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
+        )
+        self.state: Literal["new", "announced", "done"] = "new"
+        self.raw_result: npt.NDArray[np.int64] | None = None
+        self.included: frozenset[int] | None = None
+
+    @property
+    def round(self) -> str | None:
+        return {"new": "setup", "announced": "decrypt"}.get(self.state)
+
+    def start(self) -> list[Envelope]:
+        """Announce the public key and layout to every client and the aggregator."""
+        if self.state != "new":
+            raise LocalProtocolError("the key holder has already announced this round")
+        setup = PublicSetup(KEY_HOLDER, self._pk, self.layout)
+        self.state = "announced"
+        return [Envelope(c, setup) for c in self.config.client_ids] + [Envelope(SERVER, setup)]
+
+    def handle(self, message: Message) -> list[Envelope]:
+        """Decrypt the round's one :class:`EncryptedSum` for the aggregator."""
+        msg = message
+        if not isinstance(msg, EncryptedSum):
+            raise ProtocolError(f"the key holder does not accept {type(msg).__name__}")
+        if self.state == "new":
+            raise ProtocolError("an encrypted sum arrived before the setup was announced")
+        if self.state == "done":
+            raise ProtocolError(
+                f"already decrypted one sum in round {self.config.round}; refusing another"
+            )
+        vec = open_vector(msg.payload, self._pk, self._insecure)
+        _check_sum_request(self.config, self.layout, msg, vec)
+        raw = paillier.decrypt_integers(self._sk, vec, workers=self._workers)
+        self.state = "done"
+        self.raw_result = raw
+        self.included = msg.included
+        return [Envelope(SERVER, DecryptedSum(msg.included, raw))]
+
+    def receive(self, message: Message) -> list[Envelope]:
+        """Deprecated alias of :meth:`handle` (typed messages only)."""
+        _deprecated("PaillierSumKeyHolder.receive", "handle")
+        return self.handle(message)
+
+
+class PaillierSumClient:
+    """A client: encrypts its input once the public setup is known.
+
+    ``"key-holder"``: ``handle(PublicSetup)`` returns the encrypted input.
+    ``"cross-silo"``: built with the shared ``keypair``; ``start()`` returns
+    the public setup and the encrypted input, and ``handle(EncryptedSum)``
+    decrypts the sum into :attr:`raw_result` / :attr:`result`.
+
+    The input is either ``values`` (floats, quantised with ``on_clip``) or an
+    integer-domain vector given to :meth:`set_input` (the config's
+    :class:`~protocols.paillier_sum.PaillierQuantizer`).
+
+    ``encryption`` picks the encryption path: ``"online"``, ``"pool"`` (needs
+    ``pool``), ``"crt"`` (cross-silo only) or ``"djn"`` (the short-exponent
+    variant with its non-standard assumption; uses ``djn`` or builds a
+    table). ``mode=`` is its deprecated old name.
+    """
+
+    def __init__(
+        self,
+        client_id: int,
+        config: PaillierSumConfig,
+        values: npt.ArrayLike | None = None,
+        *,
+        keypair: tuple[Any, Any] | None = None,
+        expected_public_key: Any = None,
+        encryption: EncryptionMode | None = None,
+        pool: ObfuscatorPool | None = None,
+        djn: DJNTable | None = None,
+        workers: int | None = None,
+        on_clip: ClipPolicy = "clip",
+        insecure_allow_small_key_for_tests: bool = False,
+        mode: EncryptionMode | None = None,
+    ) -> None:
+        if mode is not None:
+            _deprecated("PaillierSumClient(mode=...)", "encryption=")
+            if encryption is not None and encryption != mode:
+                raise ParameterError(f"encryption={encryption!r} and mode={mode!r} disagree")
+            encryption = mode
+        encryption = encryption or "online"
+        if client_id not in config.clients:
+            raise ParameterError(f"client {client_id!r} is not in the round's clients")
+        if encryption not in _ENCRYPTIONS:
+            raise ParameterError(f"unknown encryption path {encryption!r}; one of {_ENCRYPTIONS}")
+        cross = config.trust_layout == "cross-silo"
+        if cross and keypair is None:
+            raise ParameterError("cross-silo clients need the shared keypair")
+        if not cross and keypair is not None:
+            raise ParameterError("in the 'key-holder' layout clients never hold the private key")
+        if encryption == "crt" and not cross:
+            raise ParameterError("encryption 'crt' needs the private key: cross-silo layout only")
+        if encryption == "pool" and pool is None:
+            raise ParameterError("encryption 'pool' needs a precomputed ObfuscatorPool")
+        self.client_id = client_id
+        self.config = config
+        self._encryption: EncryptionMode = encryption
+        self._pool = pool
+        self._djn = djn
+        self._workers = workers
+        self._on_clip: ClipPolicy = on_clip
+        self._insecure = insecure_allow_small_key_for_tests
+        self._pk: Any = None
+        self._sk: Any = None
+        self.layout: paillier.PackingLayout | None = None
+        if keypair is not None:
+            pk, sk = keypair
+            paillier.check_private_key(sk, insecure_allow_small_key_for_tests=self._insecure)
+            if paillier.fingerprint(sk.public_key) != paillier.fingerprint(pk):
+                raise ParameterError("the keypair's private key does not match its public key")
+            self._pk, self._sk = pk, sk
+            self.layout = config.packing(pk, insecure_allow_small_key_for_tests=self._insecure)
+        pinned = expected_public_key if expected_public_key is not None else self._pk
+        self._pinned_fp = paillier.fingerprint(pinned) if pinned is not None else None
+        self.state: Literal["new", "sent", "done"] = "new"
+        self._input: npt.NDArray[np.int64] | None = None
+        self.raw_result: npt.NDArray[np.int64] | None = None
+        self.result: npt.NDArray[np.float64] | None = None
+        self.included: frozenset[int] | None = None
+        if values is not None:
+            x = np.asarray(values)
+            if x.ndim != 1 or x.shape[0] != config.dimension:
+                raise EncodingError(
+                    f"client {client_id}: expected a 1-D vector of {config.dimension} values, "
+                    f"got shape {x.shape}"
+                )
+            if x.dtype.kind not in "fiu":
+                raise EncodingError(
+                    f"client {client_id}: expected real numbers, got dtype {x.dtype}")
+            self._input = config.quantizer.encode(x, on_clip=on_clip)
+
+    # -- contract --------------------------------------------------------------------
+    @property
+    def address(self) -> int:
+        return self.client_id
+
+    @property
+    def round(self) -> str | None:
+        """``"setup"`` before the input is sent; cross-silo ``"decrypt"`` until
+        the sum is decrypted; None when finished."""
+        if self.state == "new":
+            return "setup"
+        if self.state == "sent" and self.config.trust_layout == "cross-silo":
+            return "decrypt"
+        return None
+
+    def set_input(self, vector: npt.NDArray[Any]) -> None:
+        """The integer-domain input: int values in ``[-M, M]`` (the config's
+        quantizer), before the input is sent."""
+        q = self.config.quantizer
+        v = np.asarray(vector)
+        if v.shape != (self.config.dimension,) or v.dtype.kind not in "iu":
+            raise ParameterError(
+                f"input must be an integer vector of length {self.config.dimension}, "
+                f"got {v.dtype} {v.shape}")
+        if v.size and int(np.abs(v.astype(np.int64)).max()) > q.max_int:
+            raise EncodingError(f"an input value is past the largest |v| {q.max_int}")
+        if self.state != "new":
+            raise LocalProtocolError("the input can no longer change: it was already sent")
+        self._input = v.astype(np.int64)
+
+    def start(self) -> list[Envelope]:
+        """Cross-silo: announce the public setup and send the input; key-holder: []."""
+        if self.config.trust_layout != "cross-silo":
+            return []
+        if self.state != "new":
+            raise LocalProtocolError(f"client {self.client_id} already sent its input")
+        setup = PublicSetup(self.client_id, self._pk, self._layout())
+        enc = self._encrypt()
+        self.state = "sent"
+        return [Envelope(SERVER, setup), Envelope(SERVER, enc)]
+
+    def handle(self, message: Message) -> list[Envelope]:
+        """Take the public setup (key-holder) or the encrypted sum (cross-silo)."""
+        msg = message
+        cross = self.config.trust_layout == "cross-silo"
+        if isinstance(msg, PublicSetup) and not cross:
+            return self._on_setup(msg)
+        if isinstance(msg, EncryptedSum) and cross:
+            return self._on_sum(msg)
+        raise ProtocolError(
+            f"a {self.config.trust_layout} client does not accept {type(msg).__name__}")
+
+    def receive(self, message: Message) -> list[Envelope]:
+        """Deprecated alias of :meth:`handle` (typed messages only)."""
+        _deprecated("PaillierSumClient.receive", "handle")
+        return self.handle(message)
+
+    # -- steps -------------------------------------------------------------------------
+    def _layout(self) -> paillier.PackingLayout:
+        assert self.layout is not None
+        return self.layout
+
+    def _encrypt(self) -> EncryptedInput:
+        if self._input is None:
+            raise ParameterError(f"client {self.client_id} has no input: call set_input() first")
+        layout = self._layout()
+        kw: dict[str, Any] = {}
+        if self._encryption == "pool":
+            kw["pool"] = self._pool
+        elif self._encryption == "crt":
+            kw["private_key"] = self._sk
+        elif self._encryption == "djn":
+            if self._djn is None:
+                self._djn = DJNTable(self._pk,
+                                     insecure_allow_small_key_for_tests=self._insecure)
+            kw["djn"] = self._djn
+        # the integer input back in the layout's units: round(v / scale * scale) == v
+        vec = paillier.encrypt(self._pk, layout, self._input / layout.scale,
+                               workers=self._workers,
+                               insecure_allow_small_key_for_tests=self._insecure, **kw)
+        return EncryptedInput(self.client_id, vec.to_bytes())
+
+    def _on_setup(self, msg: PublicSetup) -> list[Envelope]:
+        if msg.sender != KEY_HOLDER:
+            raise ProtocolError("the public setup must come from the key holder")
+        if self.state != "new":
+            raise ProtocolError(f"client {self.client_id} already received the setup")
+        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:
+            raise ProtocolError("the announced public key is not the expected one")
+        layout = _check_setup(self.config, msg, self._insecure)
+        pk_before, layout_before = self._pk, self.layout
+        self._pk, self.layout = msg.public_key, layout
+        try:
+            enc = self._encrypt()
+        except BaseException:
+            self._pk, self.layout = pk_before, layout_before
+            raise
+        self.state = "sent"
+        return [Envelope(SERVER, enc)]
+
+    def _on_sum(self, msg: EncryptedSum) -> list[Envelope]:
+        if self.state == "done":
+            raise ProtocolError(f"client {self.client_id} already decrypted the sum")
+        layout = self._layout()
+        vec = open_vector(msg.payload, self._pk, self._insecure)
+        _check_sum_request(self.config, layout, msg, vec)
+        raw = paillier.decrypt_integers(self._sk, vec, workers=self._workers)
+        self.raw_result = raw
+        self.result = raw.astype(np.float64) / layout.scale
+        self.included = msg.included
+        self.state = "done"
+        return []
+
+    # -- saving and restoring ------------------------------------------------------------
+    def export_state(self) -> bytes:
+        """The client's state as versioned binary (``PSCS`` v1), bound to the
+        config digest. Holds the plaintext input: seal it before it leaves
+        memory. Keys, pools and tables are not included: pass them to
+        :meth:`restore` again."""
+        w = wire.Writer(_STATE_MAGIC, _STATE_VERSION).raw(self.config.digest)
+        w.u32(self.config.index_of(self.client_id)).u8(_CLIENT_STATES.index(self.state))
+        for v in (self._input, self.raw_result):
+            if v is None:
+                w.u8(0)
+            else:
+                w.u8(1).vector(np.ascontiguousarray(v, dtype=np.int64).view(np.uint64))
+        included = self.included
+        if included is None:
+            w.u8(0)
+        else:
+            wire.write_ids(w.u8(1), (self.config.index_of(i) for i in included))
+        return w.getvalue()
+
+    @classmethod
+    def restore(cls, config: PaillierSumConfig, data: bytes, **local: Any) -> PaillierSumClient:
+        """The client :meth:`export_state` saved, under ``config``; ``local``
+        are the constructor's keyword arguments (keypair, expected_public_key,
+        encryption, pool, ...). Refuses a state saved under another config."""
+        r = wire.Reader(data, _STATE_MAGIC, (_STATE_VERSION,))
+        if r.raw(32) != config.digest:
+            raise ParameterError("the saved client state belongs to another configuration "
+                                 "(digest mismatch): refusing to restore it")
+        n = len(config.client_ids)
+        ix, code = r.u32(), r.u8()
+        if not 1 <= ix <= n or code >= len(_CLIENT_STATES):
+            raise ProtocolError(f"bad client index {ix} or state code {code}")
+        vecs: list[npt.NDArray[np.int64] | None] = []
+        for _ in range(2):
+            flag = r.u8()
+            if flag not in (0, 1):
+                raise ProtocolError(f"bad flag {flag}")
+            vecs.append(r.vector(config.dimension, np.dtype(np.uint64)).view(np.int64)
+                        if flag else None)
+        included = None
+        flag = r.u8()
+        if flag not in (0, 1):
+            raise ProtocolError(f"bad flag {flag}")
+        if flag:
+            ixs = wire.read_ids(r, max_count=n)
+            if ixs and not (ixs[0] >= 1 and ixs[-1] <= n):
+                raise ProtocolError("client index outside the round in the saved state")
+            included = frozenset(config.client_ids[i - 1] for i in ixs)
+        r.done()
+        client = cls(config.client_ids[ix - 1], config, **local)
+        client.state = _CLIENT_STATES[code]  # type: ignore[assignment]
+        client._input, client.raw_result = vecs
+        if client.raw_result is not None and client.layout is not None:
+            client.result = client.raw_result.astype(np.float64) / client.layout.scale
+        if included is not None:
+            client.included = included
+        return client
+
+
+class PaillierSumAggregator:
+    """The aggregator (the coordinator, address :data:`~protocols.core.SERVER`).
+
+    Rounds: ``"setup"`` until the public setup arrives, ``"encrypt"`` while
+    inputs arrive, ``"decrypt"`` while the key holder decrypts (key-holder
+    layout), then None. :meth:`close_round` (the deadline) sums whatever
+    arrived (it also closes by itself once every client has sent).
+    ``"key-holder"``: the sum goes to the key holder and the
+    :class:`DecryptedSum` it returns becomes :attr:`result`.
+    ``"cross-silo"``: the sum goes to every client; the aggregator never
+    learns it (:attr:`result` stays None).
+    """
+
+    address = SERVER
+
+    def __init__(
+        self,
+        config: PaillierSumConfig,
+        *,
+        expected_public_key: Any = None,
+        insecure_allow_small_key_for_tests: bool = False,
+    ) -> None:
+        self.config = config
+        self._insecure = insecure_allow_small_key_for_tests
+        self._pinned_fp = (
+            paillier.fingerprint(expected_public_key) if expected_public_key is not None else None
+        )
+        self._setup: PublicSetup | None = None
+        self._pk: Any = None
+        self.layout: paillier.PackingLayout | None = None
+        self._sum: EncryptedVector | None = None
+        self._included: set[int] = set()
+        self._seen: set[bytes] = set()
+        self.state: Literal["setup", "collecting", "summed", "done", "aborted"] = "setup"
+        self.raw_result: npt.NDArray[np.int64] | None = None
+        self._result: CoordinatorResult | None = None
+
+    @property
+    def included(self) -> frozenset[int]:
+        """Clients whose input is in the running sum."""
+        return frozenset(self._included)
+
+    @property
+    def round(self) -> str | None:
+        return {"setup": "setup", "collecting": "encrypt", "summed": "decrypt"}.get(self.state)
+
+    @property
+    def result(self) -> CoordinatorResult | None:
+        """The exact int64 sum and who is in it (key-holder layout, once decrypted)."""
+        return self._result
+
+    def start(self) -> list[Envelope]:
+        """Nothing to send first: the setup comes from the key holder or the clients."""
+        return []
+
+    def handle(self, message: Message) -> list[Envelope]:
+        """Take a setup, an input or the decrypted sum (``message.sender`` names it)."""
+        msg = message
+        if self.state == "aborted":
+            raise ProtocolError(f"the round aborted; {type(msg).__name__} refused")
+        if isinstance(msg, PublicSetup):
+            return self._on_setup(msg)
+        if isinstance(msg, EncryptedInput):
+            return self._on_input(msg)
+        if isinstance(msg, DecryptedSum):
+            return self._on_result(msg)
+        raise ProtocolError(f"the aggregator does not accept {type(msg).__name__}")
+
+    def receive(self, message: Message) -> list[Envelope]:
+        """Deprecated alias of :meth:`handle` (typed messages only)."""
+        _deprecated("PaillierSumAggregator.receive", "handle")
+        return self.handle(message)
+
+    def finish(self) -> list[Envelope]:
+        """Deprecated alias of :meth:`close_round`."""
+        _deprecated("PaillierSumAggregator.finish", "close_round")
+        return self.close_round()
+
+    def close_round(self) -> list[Envelope]:
+        """The deadline: in ``"encrypt"``, send the sum of whatever arrived
+        (:class:`AbortError`, round left open, if fewer than ``min_clients``);
+        in ``"setup"`` or ``"decrypt"`` nothing more can come, so abort (no output)."""
+        if self.state == "collecting":
+            return self._send_sum()
+        if self.state == "setup":
+            self.state = "aborted"
+            raise AbortError("no public setup reached the aggregator")
+        if self.state == "summed":
+            self.state = "aborted"
+            raise AbortError("the key holder never returned the decrypted sum")
+        raise LocalProtocolError(f"no round to close in state {self.state!r}")
+
+    def _on_setup(self, msg: PublicSetup) -> list[Envelope]:
+        cross = self.config.trust_layout == "cross-silo"
+        if cross and msg.sender not in self.config.clients:
+            raise ProtocolError("cross-silo: the public setup must come from a client of the round")
+        if not cross and msg.sender != KEY_HOLDER:
+            raise ProtocolError("the public setup must come from the key holder")
+        if self._setup is not None:
+            if (
+                msg.key_fingerprint() != self._setup.key_fingerprint()
+                or msg.layout != self._setup.layout
+            ):
+                raise ProtocolError("a public setup with a different key or layout was announced")
+            return []
+        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:
+            raise ProtocolError("the announced public key is not the expected one")
+        layout = _check_setup(self.config, msg, self._insecure)
+        self._setup, self._pk, self.layout = msg, msg.public_key, layout
+        self.state = "collecting"
+        return []
+
+    def _on_input(self, msg: EncryptedInput) -> list[Envelope]:
+        if self.state == "setup":
+            raise ProtocolError("an encrypted input arrived before the public setup")
+        if self.state != "collecting":
+            raise ProtocolError(
+                f"input from client {msg.sender} after the round closed; it is not included"
+            )
+        if msg.sender not in self.config.clients:
+            raise ProtocolError(f"client {msg.sender} is not in the round")
+        if msg.sender in self._included:
+            raise ProtocolError(f"client {msg.sender} already sent its input (replay refused)")
+        digest = hashlib.sha256(msg.payload).digest()
+        if digest in self._seen:
+            raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
+        vec = open_vector(msg.payload, self._pk, self._insecure)
+        if vec.layout != self.layout:
+            raise ProtocolError(f"client {msg.sender}'s vector has another packing layout")
+        if vec.summands != 1:
+            raise ProtocolError(
+                f"client {msg.sender}'s vector claims {vec.summands} summands, expected 1"
+            )
+        try:
+            new_sum = vec if self._sum is None else paillier.aggregate([self._sum, vec])
+        except ParameterError as exc:
+            raise ProtocolError(f"cannot add client {msg.sender}'s vector: {exc}") from exc
+        self._sum = new_sum
+        self._included.add(msg.sender)
+        self._seen.add(digest)
+        if self._included == set(self.config.clients):
+            return self._send_sum()
+        return []
+
+    def _send_sum(self) -> list[Envelope]:
+        if len(self._included) < self.config.min_clients or self._sum is None:
+            raise AbortError(
+                f"only {len(self._included)} inputs arrived; min_clients is "
+                f"{self.config.min_clients}"
+            )
+        out = EncryptedSum(self.included, self._sum.to_bytes())
+        if self.config.trust_layout == "key-holder":
+            self.state = "summed"
+            return [Envelope(KEY_HOLDER, out)]
+        self.state = "done"
+        return [Envelope(c, out) for c in self.config.client_ids]
+
+    def _on_result(self, msg: DecryptedSum) -> list[Envelope]:
+        if self.config.trust_layout != "key-holder":
+            raise ProtocolError("cross-silo: the aggregator never receives the decrypted sum")
+        if self.state != "summed":
+            raise ProtocolError(f"unexpected decrypted sum in state {self.state!r}")
+        if msg.included != self.included:
+            raise ProtocolError("the decrypted sum names other clients than the sum sent")
+        assert self.layout is not None
+        if msg.raw_sum.shape != (self.config.dimension,):
+            raise ProtocolError(
+                f"decrypted sum has {msg.raw_sum.shape[0]} values, expected {self.config.dimension}"
+            )
+        bound = len(msg.included) * self.layout.max_int
+        if np.abs(msg.raw_sum).max(initial=0) > bound:
+            raise ProtocolError(f"decrypted sum is past the largest possible |sum| {bound}")
+        self.raw_result = msg.raw_sum.copy()
+        self._result = CoordinatorResult(raw_sum=self.raw_result, included=self.included)
+        self.state = "done"
+        return []

@@ -1,0 +1,88 @@
+"""One in-process round of Paillier summation: a thin call of
+:func:`protocols.simulator.run` with :data:`PAILLIER_SUM`."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from secagg import paillier
+from secagg.errors import EncodingError, ParameterError
+from secagg.paillier import ClipPolicy, EncryptionMode
+
+from ..results import AggregationResult
+from ..simulator import run
+from .config import TrustLayout
+from .protocol import PAILLIER_SUM
+
+__all__ = ["simulate"]
+
+
+def _renamed(old: str, new: str, old_value: Any, new_value: Any, default: Any) -> Any:
+    if old_value is None:
+        return default if new_value is None else new_value
+    warnings.warn(f"simulate({old}=...) is deprecated; use {new}=", DeprecationWarning,
+                  stacklevel=3)
+    if new_value is not None and new_value != old_value:
+        raise ParameterError(f"{new}={new_value!r} and {old}={old_value!r} disagree")
+    return old_value
+
+
+def simulate(
+    inputs: Mapping[int, npt.ArrayLike],
+    *,
+    key_bits: int = paillier.DEFAULT_KEY_BITS,
+    trust: TrustLayout | None = None,
+    dropouts: Mapping[str, Iterable[int]] | None = None,
+    seed: int | None = None,
+    clip: float = 1.0,
+    value_bits: int = 16,
+    max_summands: int | None = None,
+    min_clients: int = 1,
+    encryption: EncryptionMode | None = None,
+    keypair: tuple[Any, Any] | None = None,
+    workers: int | None = None,
+    round: int = 0,
+    on_clip: ClipPolicy = "clip",
+    insecure_allow_small_key_for_tests: bool = False,
+    layout: TrustLayout | None = None,
+    mode: EncryptionMode | None = None,
+) -> AggregationResult:
+    """Run one round in process, every message through its byte codec.
+
+    Mirrors :func:`protocols.secagg.simulate`: ``inputs`` maps client id (any
+    int in ``[0, 2^64)``) to a float vector; ``dropouts`` maps a round name
+    (``"setup"``, ``"encrypt"``, ``"decrypt"``) to clients that vanish from
+    that round on. Returns an :class:`AggregationResult` with the float64
+    ``sum`` of the included clients' clipped, quantised inputs, ``raw_sum``
+    (exact int64), who is ``included`` / ``dropped``, and per-party figures
+    (keys: client ids, ``"server"`` (the aggregator), and ``"key_holder"``
+    in the key-holder layout).
+
+    ``trust`` is the trust layout (``"key-holder"``, default, or
+    ``"cross-silo"``); ``encryption`` the encryption path (``"online"``,
+    default, ``"pool"``, ``"crt"`` cross-silo only, ``"djn"``). ``layout=``
+    and ``mode=`` are their deprecated old names. ``keypair`` reuses a
+    ``phe`` key pair (generating one takes a while); otherwise one of
+    ``key_bits`` bits is generated. ``seed`` is accepted for symmetry with
+    SecAgg (deliveries are in a fixed order); keys and encryption always use
+    the OS generator. ``"pool"`` and ``"djn"`` precompute per client while
+    the session is built.
+    """
+    trust = _renamed("layout", "trust", layout, trust, "key-holder")
+    encryption = _renamed("mode", "encryption", mode, encryption, "online")
+    if not inputs:
+        raise ParameterError("inputs must hold at least one client")
+    shapes = {np.shape(v) for v in inputs.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise EncodingError(f"inputs must be 1-D vectors of one length, got shapes "
+                            f"{sorted(shapes)}")
+    return run(PAILLIER_SUM, inputs, dropouts=dropouts, seed=seed, keypair=keypair,
+               key_bits=key_bits, trust=trust, encryption=encryption, clip=clip,
+               value_bits=value_bits, max_summands=max_summands, min_clients=min_clients,
+               round=round, workers=workers, on_clip=on_clip,
+               insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
