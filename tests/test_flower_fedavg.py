@@ -68,6 +68,7 @@ def test_fedavg_rounds_fold_their_key_advertisement():
     g = grid(cfg)
     records = run_fedavg(g, cfg)
     assert all(set(r.included) == set(IDS) for r in records)
+    assert [r.round_trips for r in records] == [4, 3, 3]
     assert sum(1 for _, rnd, _ in g.log if rnd == "advertise") == len(IDS)
 
 

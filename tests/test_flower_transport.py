@@ -282,6 +282,7 @@ def test_folded_sessions_save_a_round_trip_each():
     for r in reports:
         check(r, NODES)
     assert [len(r.rounds) for r in reports] == [4, 4, 4]
+    assert [r.round_trips for r in reports] == [4, 3, 3]
     # sessions 2 and 3 started inside the previous session's last round trip: only 3
     # messages per node each; session 1 needed 4
     per_session = [sum(1 for _, rnd, _ in grid.log if rnd == name) for name in ROUNDS]

@@ -141,7 +141,7 @@ def run_fedavg(
             "arrays": ArrayRecord({"params": Array(np.array(params, copy=True))}),
             "config": ConfigRecord({"round": rnd}),
         })
-        aborted, included, dropped, rounds, up, down = False, [], {}, [], 0, 0
+        aborted, included, dropped, rounds, up, down, trips = False, [], {}, [], 0, 0, 0
         try:
             report = agg.aggregate(nodes, train_content=content, group_id=str(rnd))
         except AbortError as exc:
@@ -159,11 +159,12 @@ def run_fedavg(
                 up += r.bytes_up
                 down += r.bytes_down
             rounds = [(r.name, r.seconds) for r in report.rounds]
+            trips = report.round_trips
         metrics = evaluate(model, task.test_dataset, task.kind)
         rec = FlowerRound(
             round=rnd, test_loss=metrics["loss"], test_accuracy=metrics.get("accuracy"),
             nodes=len(nodes), included=included, dropped=dropped, aborted=aborted,
-            round_trips=len(rounds), time_round=time.monotonic() - t0,
+            round_trips=trips, time_round=time.monotonic() - t0,
             time_rounds=dict(rounds), bytes_up_per_node=up / max(len(nodes), 1),
             bytes_down_per_node=down / max(len(nodes), 1))
         records.append(rec)

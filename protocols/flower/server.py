@@ -75,6 +75,8 @@ class RoundReport:
     seconds: float = 0.0
     bytes_down: int = 0
     bytes_up: int = 0
+    #: True when this round rode on the previous session's last round trip
+    folded: bool = False
 
 
 @dataclass
@@ -90,7 +92,8 @@ class SessionReport:
 
     @property
     def round_trips(self) -> int:
-        return len(self.rounds)
+        """Message round trips this session took (a folded first round is free)."""
+        return sum(1 for r in self.rounds if not r.folded)
 
     def mean(self) -> Any:
         """The float sum of the included updates decoded, divided by their count."""
@@ -253,8 +256,8 @@ class SecureAggregator:
             last = rnd == rounds[-1]
             nxt = (_prepare(descriptor, targets, self.dimension, None, self.params)
                    if last and self.fold and targets else None)
-            nxt_report = RoundReport(nxt.session.coordinator.round or "", frozenset(targets)) \
-                if nxt is not None else None
+            nxt_report = RoundReport(nxt.session.coordinator.round or "", frozenset(targets),
+                                     folded=True) if nxt is not None else None
             if self.on_round is not None:
                 self.on_round(rnd, frozenset(targets))
             t0 = time.monotonic()
