@@ -3,4 +3,5 @@
 ``python -m benchmarks SUITE``. Results print as a table and are written as
 JSON (default ``bench-results/<suite>.json``)."""
 
-SUITES = ("primitives", "secagg", "paillier", "privacy", "overhead", "fedavg", "distributed_dp")
+SUITES = ("primitives", "secagg", "paillier", "privacy", "overhead", "fedavg", "distributed_dp",
+          "flower")

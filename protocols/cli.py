@@ -18,6 +18,7 @@ from secagg.errors import SecAggError
 #: Modules that add subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "protocols.commands.demo",
+    "protocols.commands.flower_demo",
     "protocols.commands.train",
     "protocols.commands.bench",
     "protocols.commands.budget",

@@ -1,0 +1,153 @@
+"""Suite ``flower``: one aggregation round over a real local Flower deployment.
+
+For each N (default 3, 5, 10) a SuperLink with TLS and node authentication
+and N SuperNodes start on loopback (``protocols.flower.LocalDeployment``);
+each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
+
+* ``flower-fedavg``: Flower's own plain FedAvg round (``DefaultWorkflow``,
+  legacy strategy API, no evaluation): one round trip, no protection;
+* ``flower-secagg+``: the same round with Flower's ``SecAggPlusWorkflow`` /
+  ``secaggplus_mod`` (num_shares = min(N, 15), threshold N // 2 + 1);
+* ``plain-short-poll``: one plain round trip through ``push_messages`` /
+  ``pull_messages`` polled every 50 ms (what our driver's transport costs
+  without any protocol);
+* ``ours-secagg+``: this library's SecAgg+ (semi-honest) through
+  ``protocols.flower.run_session``;
+* ``ours-secagg+ folded``: the second of two sessions run back to back by
+  ``SecureAggregator`` (its key advertisement rode on the first session's
+  last round trip, as in every FedAvg round after the first);
+* ``... killed``: the same with SuperNode 0 SIGKILLed ``--kill-after``
+  seconds after the round started (a fresh deployment per killed row).
+
+Columns: wall seconds of the round measured inside the ServerApp (so
+``flwr run`` start-up and FAB installation are excluded), nodes in the
+result, protocol round trips, bytes of protocol payload up / down per node
+(ours only), and for ours the share of the round that is Flower's own
+overhead: 1 - (the same session's compute in process, all parties, one
+core) / wall. Flower's rows run once (each is slow); nothing here is a
+best-of.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import table, write_json
+
+APPS = Path(__file__).resolve().parent / "flower_apps"
+
+
+def _compute_seconds(n: int, d: int) -> float:
+    """All parties' compute for one SecAgg+ session in process (no transport)."""
+    from protocols.secagg import SECAGG_PLUS
+    from protocols.simulator import run
+
+    inputs = {i + 1: np.sin(np.arange(d) * 0.013 + i) for i in range(n)}
+    t0 = time.perf_counter()
+    run(SECAGG_PLUS, inputs)
+    return time.perf_counter() - t0
+
+
+def _row(d: Any, app: str, config: dict[str, Any], kill_after: float | None,
+         timeout: float) -> dict[str, Any]:
+    result = d.root / f"result-{time.monotonic_ns()}.json"
+    pause = d.root / "pause"
+    cfg = {**config, "result-path": str(result), "num-nodes": d.nodes}
+    if kill_after is not None:
+        cfg["pause-path"] = str(pause)
+
+        def killer() -> None:
+            end = time.monotonic() + timeout
+            while time.monotonic() < end:
+                if pause.exists():
+                    pause.unlink()
+                    time.sleep(kill_after)
+                    d.kill_node(0)
+                    return
+                time.sleep(0.02)
+
+        threading.Thread(target=killer, daemon=True).start()
+    try:
+        d.run_app(APPS / app, cfg, timeout=timeout)
+    except Exception as exc:  # a row that fails is reported, the suite goes on
+        return {"seconds": None, "error": str(exc).splitlines()[0][:120]}
+    return json.loads(result.read_text()) if result.exists() else {"seconds": None,
+                                                                    "error": "no result"}
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="secagg bench flower", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--nodes", type=int, nargs="+", default=[3, 5, 10])
+    p.add_argument("--dimension", type=int, default=100_000)
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="round deadline of ours, round timeout of Flower's (s)")
+    p.add_argument("--kill-after", type=float, default=2.0,
+                   help="seconds after the round starts that node 0 is killed")
+    p.add_argument("--no-kill", action="store_true", help="skip the killed-node rows")
+    p.add_argument("--no-native", action="store_true", help="skip Flower's own rows")
+    p.add_argument("--run-timeout", type=float, default=600.0,
+                   help="give up on one row after this many seconds")
+    p.add_argument("--out", help="JSON output path (default bench-results/flower.json)")
+    args = p.parse_args(argv)
+
+    from protocols.flower.deployment import LocalDeployment
+
+    rows: list[dict[str, Any]] = []
+    d_ = args.dimension
+    native = {"dimension": d_, "timeout": args.timeout}
+    ours = {"dimension": d_, "timeout": args.timeout}
+    for n in args.nodes:
+        compute = _compute_seconds(n, d_)
+        plan: list[tuple[str, str, dict[str, Any]]] = []
+        if not args.no_native:
+            plan.append(("flower-fedavg", "native", {**native, "mode": "plain"}))
+            plan.append(("flower-secagg+", "native", {**native, "mode": "secagg+"}))
+        plan.append(("plain-short-poll", "ours", {**ours, "mode": "plain"}))
+        plan.append(("ours-secagg+", "ours", {**ours, "mode": "semi-honest"}))
+        plan.append(("ours-secagg+ folded", "ours", {**ours, "mode": "folded"}))
+        with LocalDeployment(n, start_timeout=300) as d:
+            for name, app, cfg in plan:
+                r = _row(d, app, cfg, None, args.run_timeout)
+                rows.append(_format(name, n, r, compute if name.startswith("ours") else None))
+                print(table([rows[-1]]).splitlines()[-1], flush=True)
+        if args.no_kill:
+            continue
+        kill_plan = [("ours-secagg+ killed", "ours", {**ours, "mode": "semi-honest"})]
+        if not args.no_native:
+            kill_plan.append(("flower-secagg+ killed", "native", {**native, "mode": "secagg+"}))
+        for name, app, cfg in kill_plan:
+            with LocalDeployment(n, start_timeout=300) as d:
+                r = _row(d, app, cfg, args.kill_after, args.run_timeout)
+                rows.append(_format(name, n, r, None))
+                print(table([rows[-1]]).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+    path = write_json("flower", {"rows": rows, "args": vars(args)}, args.out)
+    print(f"\nwritten to {path}")
+    return 0
+
+
+def _format(name: str, n: int, r: dict[str, Any], compute: float | None) -> dict[str, Any]:
+    secs = r.get("seconds")
+    row: dict[str, Any] = {
+        "aggregation": name, "N": n,
+        "round s": round(secs, 2) if secs is not None else "failed",
+        "in result": r.get("included", "-"),
+        "round trips": r.get("round_trips", 1 if name.startswith("flower-fedavg") else (
+            4 if name.startswith("flower-secagg+") else "-")),
+        "up B/node": round(r["bytes_up_per_node"]) if "bytes_up_per_node" in r else "-",
+        "down B/node": round(r["bytes_down_per_node"]) if "bytes_down_per_node" in r else "-",
+        "compute s": round(compute, 3) if compute else "-",
+        "Flower overhead": (f"{100 * (1 - compute / secs):.1f}%" if compute and secs else "-"),
+    }
+    if "error" in r:
+        row["note"] = r["error"]
+    return row

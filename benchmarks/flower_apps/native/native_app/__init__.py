@@ -1,0 +1,1 @@
+"""Flower's own FedAvg round (legacy strategy API), plain or with SecAggPlusWorkflow."""

@@ -1,0 +1,1 @@
+"""This library's SecAgg+ over Flower, and a plain one-round-trip baseline with the same poll."""

@@ -1,0 +1,20 @@
+"""A train function returning a fixed vector, secured by this library's mod."""
+
+import numpy as np
+from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from protocols.flower import secure_train
+
+app = ClientApp()
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    d = int(msg.content["config"]["dimension"])
+    update = np.sin(np.arange(d, dtype=np.float64) * 0.013 + (context.node_id % 100_003) * 1e-3)
+    return Message(RecordDict({"arrays": ArrayRecord({"u": Array(update.astype(np.float32))})}),
+                   reply_to=msg)
+
+
+secure_train(app, train)

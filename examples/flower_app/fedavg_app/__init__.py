@@ -1,0 +1,1 @@
+"""FedAvg over Flower with this library's secure aggregation."""

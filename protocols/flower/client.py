@@ -1,0 +1,256 @@
+"""The node side: a ClientApp mod that runs this node's client party.
+
+:func:`secure_aggregation_mod` returns a Flower mod. Put it in the
+ClientApp's ``mods`` and keep the user's ``@app.train`` function as it is::
+
+    app = ClientApp(mods=[secure_aggregation_mod()])
+
+    @app.train()
+    def train(msg, context):
+        ...  # local training
+        return Message(RecordDict({"arrays": ArrayRecord(update)}), reply_to=msg)
+
+The mod answers every ``query.secagg`` message (see :mod:`protocols.flower.wire`)
+and lets every other message through untouched. Per message it
+
+1. on a session's first message: parses the configuration, checks it with
+   the node's policy, and creates a fresh client party whose address is this
+   node's Flower id (its secrets come from the OS, on the node);
+   otherwise restores the party from ``context.state`` (only for the same
+   session id and protocol; the configuration is the one saved at the start,
+   never one the server sends later);
+2. at the input round: gives the message's other records to the user's
+   train function, flattens the reply's arrays into one float vector,
+   quantizes it and sets it as the party's input; the plain update is never
+   put in any message;
+3. hands each protocol message to the party and replies with the party's
+   outgoing messages;
+4. saves the party's state (its own versioned export) back into
+   ``context.state``, or deletes it when the party has finished.
+
+A message the party refuses raises: Flower answers with an error reply, the
+saved state is left as it was, and the server counts this node as a dropout.
+
+Security assumption: ``context.state`` holds the party's secrets between
+messages; Flower keeps it in the SuperNode's memory and passes it to the
+ClientApp process over the node-local runtime API, so the SuperNode's host
+must be trusted by the node (it is the node).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from secagg.errors import ParameterError, ProtocolError, SecAggError
+
+from ..core import SERVER, ClientParty, ProtocolDescriptor
+from .wire import MESSAGE_TYPE, RECORD, STATE, NodeState, Packet, decode_encoder
+
+__all__ = [
+    "CLIENT_FACTORIES",
+    "default_to_vector",
+    "secure_aggregation_mod",
+    "secure_train",
+]
+
+ClientFactory = Callable[..., ClientParty]
+
+
+def _secagg_client(config: Any, client_id: int, **local_secrets: Any) -> ClientParty:
+    from ..secagg import SecAggClient
+
+    party: ClientParty = SecAggClient(config, client_id, **local_secrets)
+    return party
+
+
+#: How a node builds a fresh client party for a configuration it received,
+#: by descriptor name: ``factory(config, client_id, **local_secrets)``.
+CLIENT_FACTORIES: dict[str, ClientFactory] = {
+    "secagg": _secagg_client,
+    "secagg+": _secagg_client,
+}
+
+
+def default_to_vector(reply: Message) -> npt.NDArray[np.float64]:
+    """Every array of every ArrayRecord of ``reply``, flattened and concatenated
+    in record and key order, as float64."""
+    if reply.has_error():
+        raise ParameterError(f"the train function answered with an error: {reply.error.reason}")
+    parts = [np.asarray(arr.numpy(), dtype=np.float64).ravel()
+             for rec in reply.content.array_records.values() for arr in rec.values()]
+    if not parts:
+        raise ParameterError("the train function's reply holds no ArrayRecord")
+    return np.concatenate(parts)
+
+
+def _descriptors(protocols: Iterable[ProtocolDescriptor] | None) -> dict[str, ProtocolDescriptor]:
+    if protocols is None:
+        from ..secagg import SECAGG, SECAGG_PLUS
+
+        protocols = (SECAGG, SECAGG_PLUS)
+    return {d.name: d for d in protocols}
+
+
+def secure_aggregation_mod(
+    protocols: Iterable[ProtocolDescriptor] | None = None,
+    *,
+    to_vector: Callable[[Message], npt.NDArray[np.floating[Any]]] = default_to_vector,
+    policy: Callable[[ProtocolDescriptor, Any, Context], None] | None = None,
+    local_secrets: Callable[[ProtocolDescriptor, Any, Context], Mapping[str, Any]] | None = None,
+    factories: Mapping[str, ClientFactory] | None = None,
+) -> Callable[[Message, Context, Callable[[Message, Context], Message]], Message]:
+    """A Flower mod that runs this node's party of any accepted protocol.
+
+    Args:
+        protocols: descriptors this node takes part in (default SecAgg and
+            SecAgg+); a session of any other protocol is refused.
+        to_vector: turns the train function's reply into the float update.
+        policy: ``policy(descriptor, config, context)`` raises a
+            :class:`~secagg.errors.SecAggError` to refuse a configuration
+            (minimum number of clients, threshold, mode...).
+        local_secrets: ``local_secrets(descriptor, config, context)`` gives
+            keyword secrets for the party (``signing_key`` in malicious mode),
+            read on the node, never sent by the server.
+        factories: extra fresh-party factories by protocol name.
+    """
+    accepted = _descriptors(protocols)
+    makers = dict(CLIENT_FACTORIES)
+    makers.update(factories or {})
+
+    def mod(msg: Message, context: Context,
+            call_next: Callable[[Message, Context], Message]) -> Message:
+        if msg.metadata.message_type != MESSAGE_TYPE:
+            return call_next(msg, context)
+        packet = Packet.from_content(msg.content)
+        if packet is None:
+            raise ProtocolError(f"a {MESSAGE_TYPE} message without the {RECORD!r} record")
+        descriptor = accepted.get(packet.protocol)
+        if descriptor is None:
+            raise ProtocolError(f"protocol {packet.protocol!r} is not one of {sorted(accepted)}")
+        me = int(context.node_id)
+        secrets_for: Callable[[Any], Mapping[str, Any]] = (
+            (lambda cfg: local_secrets(descriptor, cfg, context)) if local_secrets
+            else (lambda cfg: {}))
+
+        def fresh(config_bytes: bytes | None,
+                  enc: tuple[float, ...] | None) -> tuple[ClientParty, Any, Any, list[Any]]:
+            if config_bytes is None or enc is None:
+                raise ProtocolError("a session's first message carries no configuration "
+                                    "or encoder")
+            config = descriptor.config_from_bytes(config_bytes)
+            if policy is not None:
+                policy(descriptor, config, context)
+            encoder = decode_encoder(enc)
+            maker = makers.get(descriptor.name)
+            if maker is None:
+                raise ProtocolError(f"no way to start a fresh {descriptor.name!r} party here")
+            party = maker(config, me, **secrets_for(config))
+            if party.address != me:
+                raise ProtocolError(f"party address {party.address} is not this node {me}")
+            return party, config, encoder, list(party.start())
+
+        if packet.config is not None:
+            party, config, encoder, out = fresh(packet.config, packet.encoder)
+            state_cfg, enc_fields = packet.config, packet.encoder
+        else:
+            if STATE not in context.state.config_records:
+                raise ProtocolError("no saved party for this session (the node lost its state)")
+            saved = NodeState.from_record(context.state.config_records[STATE])
+            if saved.session != packet.session or saved.protocol != packet.protocol:
+                raise ProtocolError("the message belongs to another session than the saved party")
+            config = descriptor.config_from_bytes(saved.config)
+            encoder = decode_encoder(saved.encoder)
+            party = descriptor.restore_client(config, saved.party, **secrets_for(config))
+            state_cfg, enc_fields = saved.config, saved.encoder
+            out = []
+        if party.address != me:
+            raise ProtocolError(f"party address {party.address} is not this node {me}")
+        if packet.round == descriptor.input_round:
+            train = _train_message(msg)
+            update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
+            party.set_input(encoder.encode(update))
+        codec = descriptor.codec(config)
+        for payload in packet.payloads:
+            m = codec.decode(payload)
+            if getattr(m, "sender", None) != SERVER:
+                raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
+                                    "only the server speaks to this node")
+            out += party.handle(m)
+        _to_server(out)
+        payloads = tuple(codec.encode(e.message) for e in out)
+        if party.round is None:
+            _wipe(context)
+        else:
+            context.state[STATE] = NodeState(
+                packet.session, descriptor.name, state_cfg, tuple(enc_fields or ()),
+                party.export_state()).to_record()
+        next_payloads: tuple[bytes, ...] = ()
+        if packet.next_session is not None and party.round is None:
+            # the server folded the next session's start into this last round
+            try:
+                party2, config2, _, out2 = fresh(packet.next_config, packet.next_encoder)
+                _to_server(out2)
+                next_payloads = tuple(descriptor.codec(config2).encode(e.message) for e in out2)
+            except SecAggError:
+                next_payloads = ()  # this node sits the next session out; this one stands
+            else:
+                assert packet.next_config is not None and packet.next_encoder is not None
+                context.state[STATE] = NodeState(
+                    packet.next_session, descriptor.name, packet.next_config,
+                    packet.next_encoder, party2.export_state()).to_record()
+        reply = Packet(session=packet.session, protocol=descriptor.name, round=packet.round,
+                       payloads=payloads,
+                       next_session=packet.next_session if next_payloads else None,
+                       next_payloads=next_payloads)
+        return Message(RecordDict({RECORD: reply.to_record()}), reply_to=msg)
+
+    return mod
+
+
+def secure_train(app: ClientApp, train: Callable[[Message, Context], Message],
+                 **options: Any) -> None:
+    """Register ``train`` wrapped by :func:`secure_aggregation_mod` as ``app``'s
+    ``query.secagg`` handler; ``options`` go to the mod."""
+    app.query(MESSAGE_TYPE.split(".", 1)[1], mods=[secure_aggregation_mod(**options)])(train)
+
+
+def _train_message(msg: Message) -> Message:
+    """The incoming message's other records, as a ``train`` message."""
+    content = RecordDict()
+    for key, rec in msg.content.items():
+        if key != RECORD:
+            content[key] = rec
+    meta = copy.copy(msg.metadata)
+    meta.__dict__ = dict(msg.metadata.__dict__)
+    meta.message_type = "train"
+    return Message(metadata=meta, content=content)
+
+
+def _to_server(out: Iterable[Any]) -> None:
+    for env in out:
+        if env.receiver != SERVER:
+            raise ProtocolError(f"the party addressed {env.receiver!r}; this transport "
+                                "carries client messages to the server only")
+
+
+def _wipe(context: Context) -> None:
+    if STATE in context.state:
+        del context.state[STATE]
+
+
+def state_record(context: Context) -> ConfigRecord | None:
+    """The saved party record of ``context`` (for tests and inspection)."""
+    rec = context.state.config_records.get(STATE)
+    return rec
+
+
+def arrays_of(vector: npt.NDArray[np.float64]) -> ArrayRecord:
+    """``vector`` as an ArrayRecord with one array (convenience)."""
+    return ArrayRecord([np.asarray(vector)])

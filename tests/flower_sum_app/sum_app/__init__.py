@@ -1,0 +1,1 @@
+"""Secure sums of known vectors over a Flower deployment."""

@@ -1,0 +1,112 @@
+"""FedAvg over Flower's Message API (fake Grid in process), the demo's app and command."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+pytest.importorskip("flwr")
+pytest.importorskip("torch")
+
+from flwr.clientapp import ClientApp
+
+from protocols.flower import secure_train
+from protocols.flower.demo import APP_PYPROJECT, run_demo, write_app
+from protocols.flower.fedavg import fedavg_defaults, run_fedavg, train_on_node
+from protocols.flower.testing import FakeGrid, Fault
+from secagg.errors import ParameterError
+
+IDS = [5, 2**63 + 1, 0, 77]
+
+
+def app_for(node: int) -> ClientApp:
+    app = ClientApp()
+
+    @app.train()
+    def train(msg, context):
+        return train_on_node(msg, context)
+
+    secure_train(app, train)
+    return app
+
+
+def grid(run_config, faults=()):
+    return FakeGrid(app_for, list(IDS), faults=list(faults), run_config=run_config,
+                    node_config={n: {"partition-id": i, "num-partitions": len(IDS)}
+                                 for i, n in enumerate(IDS)})
+
+
+def test_fedavg_learns_over_flower_with_a_dropout(tmp_path):
+    cfg = {"task": "linear-regression", "num-rounds": 2, "num-nodes": len(IDS),
+           "round-timeout": 1.0, "train-timeout": 2.0, "lr": 0.05, "run-dir": str(tmp_path)}
+    g = grid(cfg, [Fault(IDS[1], "masked_input", "drop")])
+    records = run_fedavg(g, cfg)
+    assert [r.round for r in records] == [1, 2]
+    assert records[-1].test_loss < records[0].test_loss
+    # the node that vanished in round 1's masked-input round was left out of every round:
+    # the fault matches each session's masked_input round
+    for r in records:
+        assert not r.aborted
+        assert set(r.included) == set(IDS) - {IDS[1]}
+    # the node set of round 1's last round trip lacked the dropped node, so round 2
+    # started afresh for all four rather than folding its start into round 1
+    assert sum(1 for _, rnd, _ in g.log if rnd == "advertise") == 2 * len(IDS)
+    assert (tmp_path / "metrics.json").exists()
+
+
+def test_fedavg_rounds_fold_their_key_advertisement():
+    cfg = {"task": "linear-regression", "num-rounds": 3, "num-nodes": len(IDS),
+           "round-timeout": 1.0, "train-timeout": 10.0}
+    g = grid(cfg)
+    records = run_fedavg(g, cfg)
+    assert all(set(r.included) == set(IDS) for r in records)
+    assert [r.round_trips for r in records] == [4, 3, 3]
+    assert sum(1 for _, rnd, _ in g.log if rnd == "advertise") == len(IDS)
+
+
+def test_node_without_a_partition_refuses():
+    cfg = {"task": "linear-regression", "num-rounds": 1, "num-nodes": len(IDS),
+           "round-timeout": 1.0, "train-timeout": 30.0}
+    g = grid(cfg)
+    g.node_config = {}
+    [rec] = run_fedavg(g, cfg)
+    assert rec.aborted and "partition-id" in rec.dropped["*"]
+
+
+def test_defaults_cover_the_example_app():
+    example = Path(__file__).parents[1] / "examples" / "flower_app" / "pyproject.toml"
+    for text in (example.read_text(), APP_PYPROJECT):
+        app_cfg = tomllib.loads(text)["tool"]["flwr"]["app"]["config"]
+        assert set(app_cfg) == set(fedavg_defaults())
+
+
+def test_demo_app_is_a_valid_flower_app(tmp_path):
+    from flwr.common.config import validate_config
+
+    app = write_app(tmp_path)
+    ok, errors, _ = validate_config(tomllib.loads((app / "pyproject.toml").read_text()),
+                                    check_module=True, project_dir=app)
+    assert ok, errors
+
+
+def test_demo_checks_its_arguments():
+    with pytest.raises(ParameterError):
+        run_demo(1, out=io.StringIO())
+    with pytest.raises(ParameterError):
+        run_demo(3, rounds=0, out=io.StringIO())
+
+
+def test_flower_demo_command_is_registered(capsys):
+    from protocols.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["flower-demo", "--help"])
+    assert "--nodes" in capsys.readouterr().out
