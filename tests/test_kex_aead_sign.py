@@ -147,3 +147,58 @@ def test_aead_context_binding_and_short_input():
         aead.open(KEY, sealed[:20], b"")
     assert aead.seal(KEY, b"x") != aead.seal(KEY, b"x")  # fresh nonces
     assert issubclass(IntegrityError, SecAggError)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((b"p", 1, 1, 2), "purpose must be a str, got bytes"),
+        ((None, 1, 1, 2), "purpose must be a str, got NoneType"),
+        (("", 1, 1, 2), "1..65535 UTF-8 bytes, got 0"),
+        (("x" * 65536, 1, 1, 2), "got 65536"),
+        (("\ud800", 1, 1, 2), "UTF-8"),
+        (("p", 1, 4, 4), "party id 4 is paired with itself"),
+        (("p", -1, 1, 2), "round_id"),
+        (("p", 2**64, 1, 2), "round_id"),
+        (("p", 1, 2**32, 2), "party id a"),
+        (("p", 1, 1, -2), "party id b"),
+        (("p", 1, 1.0, 2), "party id a must be an int"),
+    ],
+)
+def test_context_refuses_bad_arguments_with_library_errors(args, match):
+    with pytest.raises(ParameterError, match=match):
+        kex.context(*args)
+
+
+def test_context_encoding_is_injective_at_the_edges():
+    # the longest purpose and the extreme ids/rounds still encode, unambiguously
+    long = kex.context("x" * 65535, 2**64 - 1, 0, 2**32 - 1)
+    assert len(long) == 2 + 65535 + 8 + 4 + 4
+    assert kex.context("ab", 1, 2, 3) != kex.context("a", 1, 2, 3)
+    expected = b"\x00\x01p" + (1).to_bytes(8, "big") + (0).to_bytes(4, "big") + b"\0\0\0\1"
+    assert kex.context("p", 1, 1, 0) == expected
+
+
+def test_key_reprs_are_useful_and_never_show_secrets():
+    a = kex.PrivateKey.from_bytes(ALICE_PRIV)
+    pub = a.public_key()
+    assert repr(pub) == f"PublicKey.from_bytes(bytes.fromhex('{ALICE_PUB.hex()}'))"
+    assert eval(repr(pub), {"PublicKey": kex.PublicKey}) == pub
+    assert "object at" not in repr(pub) and ALICE_PRIV.hex() not in repr(a)
+    assert repr(a).startswith("PrivateKey(public=" + ALICE_PUB.hex()[:16])
+    sk = sign.SigningKey.from_bytes(bytes.fromhex(ED_VECTORS[0][0]))
+    vk = sk.verify_key()
+    assert repr(vk) == f"VerifyKey.from_bytes(bytes.fromhex('{ED_VECTORS[0][1]}'))"
+    assert ED_VECTORS[0][0] not in repr(sk) and "object at" not in repr(vk)
+    for obj in (kex.PublicKey.from_bytes, kex.PublicKey.to_bytes, kex.PrivateKey.from_bytes,
+                kex.PrivateKey.to_bytes, kex.PrivateKey.public_key, sign.VerifyKey.from_bytes,
+                sign.VerifyKey.to_bytes, sign.SigningKey.from_bytes, sign.SigningKey.to_bytes,
+                sign.SigningKey.sign, sign.SigningKey.generate, sign.SigningKey.verify_key):
+        assert obj.__doc__, obj
+
+
+def test_keys_are_immutable():
+    a = kex.PrivateKey.generate()
+    for key in (a, a.public_key(), sign.SigningKey.generate().verify_key()):
+        with pytest.raises(AttributeError):
+            key._key = None
