@@ -333,3 +333,54 @@ def test_encode_fuzz_raises_only_library_errors(x):
         y = enc.decode(v, 1)
         assert np.all(np.abs(y - np.clip(x.astype(np.float64), -enc.clip, enc.clip))
                       <= enc.error_bound(1) + 1e-12)
+
+
+# -- checks at their exact edges --------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [np.array([0.0, np.inf]), np.array([-np.inf, 0.5]),
+                                 np.array([0.0, np.nan, 0.0]), np.array([np.nan, 0.0])])
+def test_a_single_nan_or_infinity_anywhere_is_refused(bad):
+    for on_clip in ("clip", "raise"):
+        with pytest.raises(EncodingError, match="NaN and Inf cannot be encoded"):
+            FixedPointEncoder(1.0, on_clip=on_clip).encode(bad)
+
+
+def test_overflow_check_at_one_summand_fewer_than_the_sum_holds():
+    enc = FixedPointEncoder(1.0, 16, max_summands=10)
+    for sign in (1.0, -1.0):
+        total = enc.sum([enc.encode(np.full(2, sign))] * 4)
+        assert np.array_equal(enc.decode_int(total, 4), np.full(2, sign * 4 * enc.max_int))
+        with pytest.raises(EncodingError, match="past the limit"):
+            enc.decode_int(total, 3)
+        with pytest.raises(EncodingError, match="past the limit"):
+            enc.decode(total, 3)
+    with pytest.raises(ParameterError, match="n_summands=11"):
+        enc.decode_int(total, 11)
+    with pytest.raises(ParameterError, match="n_summands=11"):
+        enc.decode(total, 11)
+
+
+def test_odd_modulus_add_reduces_a_sum_equal_to_the_modulus():
+    m = 1000003
+    enc = FixedPointEncoder(1.0, 8, max_summands=10, modulus=m)
+    a = enc.encode(np.array([0.5, -0.5]))  # 128 and m - 128
+    b = enc.encode(np.array([-0.5, 0.5]))
+    assert np.array_equal(enc.add(a, b), [0, 0])
+    assert np.array_equal(enc.decode(enc.add(a, b), 2), [0.0, 0.0])
+    assert np.array_equal(enc.encode(np.zeros(3)), [0, 0, 0])
+
+
+def test_stochastic_rounding_bound_uses_the_ceiling():
+    # clip * scale = 4.16: stochastic rounding reaches 5 = ceil, so max_int must be 5
+    enc = FixedPointEncoder(0.26, 4, max_summands=10, stochastic_rounding=True)
+    assert enc.max_int == 5
+    assert FixedPointEncoder(0.26, 4, max_summands=10).max_int == 4
+    q = enc.decode_int(enc.encode(np.full(4000, 0.26)), 1)
+    assert set(np.unique(q)) == {4, 5}
+
+
+@pytest.mark.parametrize("kw", [dict(clip=1.0, frac_bits=True), dict(clip=1.0, max_summands=True)])
+def test_booleans_are_not_integers(kw):
+    with pytest.raises(ParameterError, match="must be an int, got bool"):
+        FixedPointEncoder(**kw)

@@ -202,3 +202,34 @@ def test_keys_are_immutable():
     for key in (a, a.public_key(), sign.SigningKey.generate().verify_key()):
         with pytest.raises(AttributeError):
             key._key = None
+
+
+def test_hkdf_length_limit_of_rfc5869():
+    assert len(kex.hkdf(b"k", salt=None, info=b"", length=255 * 32)) == 8160
+    for bad in (0, 255 * 32 + 1):
+        with pytest.raises(ParameterError, match="length"):
+            kex.hkdf(b"k", salt=None, info=b"", length=bad)
+
+
+def test_distinct_keys_compare_unequal():
+    a, b = kex.PrivateKey.generate(), kex.PrivateKey.generate()
+    assert a.public_key() != b.public_key() and a.public_key() != a.public_key().to_bytes()
+    assert len({a.public_key(), b.public_key(), a.public_key()}) == 2
+    s, t = sign.SigningKey.generate(), sign.SigningKey.generate()
+    assert s.verify_key() != t.verify_key() and s.verify_key() != s.verify_key().to_bytes()
+    assert len({s.verify_key(), t.verify_key(), s.verify_key()}) == 2
+
+
+@pytest.mark.parametrize("n", [0, 5, 11, 12, 20, 27])
+def test_aead_short_input_is_refused_naming_the_length(n):
+    sealed = aead.seal(KEY, b"share", b"ad")
+    with pytest.raises(IntegrityError, match=f"of {n} bytes is shorter than 28"):
+        aead.open(KEY, sealed[:n], b"ad")
+
+
+def test_signature_of_the_wrong_length_is_refused_naming_it():
+    key = sign.SigningKey.generate()
+    s = key.sign(b"m")
+    for bad in (s[:63], s + b"\0", b""):
+        with pytest.raises(IntegrityError, match=f"signature is {len(bad)} bytes, expected 64"):
+            key.verify_key().verify(bad, b"m")

@@ -132,3 +132,19 @@ def test_expand_into_refuses_what_it_cannot_mask_in_place():
         prg.expand_into(np.zeros(3, np.uint32), b"short")
     with pytest.raises(ParameterError):
         prg.expand_into(np.zeros(3, np.uint32), seed, "label")
+
+
+def test_counter_block_known_answer():
+    import hashlib
+
+    for label in (b"", b"lbl", b"secagg/mask/self"):
+        block = prg.counter_block(label)
+        assert block == hashlib.sha256(b"secagg/prg/v1" + label).digest()[:8] + bytes(8)
+    with pytest.raises(ParameterError):
+        prg.counter_block("lbl")
+
+
+def test_fresh_seeds_are_fresh():
+    seeds = {prg.fresh_seed() for _ in range(16)}
+    assert len(seeds) == 16 and all(len(s) == prg.SEED_BYTES for s in seeds)
+    assert bytes(prg.SEED_BYTES) not in seeds

@@ -259,3 +259,17 @@ def test_lagrange_coefficients_at_other_points_interpolate():
         val = sum(c * sum(a * xi**j for j, a in enumerate(f)) for c, xi in zip(lam, xs)) % p
         assert val == sum(a * x**j for j, a in enumerate(f)) % p
     assert shamir._lagrange_at(xs, 0, dens) == shamir.lagrange_coefficients(xs)
+
+
+@pytest.mark.parametrize("t", [2, 3, 5])
+def test_t_minus_one_shares_do_not_determine_the_secret(t):
+    # With a polynomial of degree t-1, t-1 shares interpolated as if the threshold
+    # were t-1 give an unrelated value (a degree t-2 polynomial would give the secret).
+    secret = os.urandom(32)
+    shares = shamir.split(secret, t + 1, t)
+    relabelled = [shamir.Share(s.index, t - 1, s.value) for s in shares[: t - 1]]
+    try:
+        out = shamir.combine(relabelled)
+    except EncodingError:
+        return
+    assert out != secret
