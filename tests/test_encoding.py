@@ -384,3 +384,14 @@ def test_stochastic_rounding_bound_uses_the_ceiling():
 def test_booleans_are_not_integers(kw):
     with pytest.raises(ParameterError, match="must be an int, got bool"):
         FixedPointEncoder(**kw)
+
+
+def test_encoded_vectors_must_be_one_dimensional():
+    enc = FixedPointEncoder(1.0, 16, max_summands=10)
+    flat = enc.encode(np.array([0.5, 0.25]))
+    square = np.zeros((2, 2), dtype=np.uint32)
+    for call in (lambda: enc.decode(square, 1), lambda: enc.decode_int(square, 1),
+                 lambda: enc.add(square, square), lambda: enc.sum([square]),
+                 lambda: enc.add(flat, square)):
+        with pytest.raises(EncodingError, match=r"1-D uint32 vector, got dtype uint32, shape"):
+            call()

@@ -148,3 +148,11 @@ def test_fresh_seeds_are_fresh():
     seeds = {prg.fresh_seed() for _ in range(16)}
     assert len(seeds) == 16 and all(len(s) == prg.SEED_BYTES for s in seeds)
     assert bytes(prg.SEED_BYTES) not in seeds
+
+
+def test_keystream_refuses_bad_arguments():
+    for kwargs in ({"key": bytes(31), "nbytes": 4}, {"key": bytes(32), "nbytes": -1},
+                   {"key": bytes(32), "nbytes": 4, "counter_block": bytes(15)},
+                   {"key": bytes(32), "nbytes": 4, "counter_block": "x" * 16}):
+        with pytest.raises(ParameterError):
+            prg.keystream(**kwargs)

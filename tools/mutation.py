@@ -208,6 +208,9 @@ _enc = (
     ("        if not self.power_of_two and v.size and int(v.max()) >= self.modulus:",
      "        if not self.power_of_two and v.size and int(v.max()) > self.modulus:",
      "residue equal to the modulus accepted")
+    ("        if not isinstance(v, np.ndarray) or v.dtype != self.dtype or v.ndim != 1:",
+     "        if not isinstance(v, np.ndarray) or v.dtype != self.dtype:",
+     "2-D encoded arrays accepted")
     ("        signed[v > np.uint64(self.modulus // 2)] -= self.modulus",
      "        signed[v >= np.uint64(self.modulus // 2)] -= self.modulus",
      "odd modulus: residue (m-1)/2 decoded as negative",
@@ -244,6 +247,9 @@ _prg = (
     ("    if not out.flags.writeable:",
      "    if False:",
      "read-only arrays reach numpy")
+    ("    counter_block = check_bytes(\"counter_block\", counter_block, 16)",
+     "    counter_block = check_bytes(\"counter_block\", counter_block)",
+     "keystream's counter block length unchecked")
     ("    if type(seed) is not bytes or len(seed) != SEED_BYTES:",
      "    if type(seed) is not bytes:",
      "seed length unchecked")
@@ -275,6 +281,9 @@ _shamir = (
     ("        if index == 0 or threshold == 0 or value >= PRIME:",
      "        if threshold == 0 or value >= PRIME:",
      "decoded index 0 not refused by the codec")
+    ("        if version != _VERSION:",
+     "        if version > _VERSION + 1:",
+     "share version 2 accepted")
     ("    if t > n:",
      "    if t >= n:",
      "threshold t = n refused")
@@ -355,6 +364,9 @@ _kex = (
     ("    return struct.pack(\">H\", len(p)) + p + struct.pack(\">QII\", round_id, lo, hi)",
      "    return p + struct.pack(\">QII\", round_id, lo, hi)",
      "purpose length prefix dropped")
+    ("        data = check_bytes(\"X25519 public key\", data, KEY_BYTES)",
+     "        data = check_bytes(\"X25519 public key\", data)",
+     "public key length unchecked")
     ("    check_int(\"round_id\", round_id, 0, 2**64 - 1)",
      "    check_int(\"round_id\", round_id, 0, 2**64)",
      "round id 2^64 reaches struct.pack")
