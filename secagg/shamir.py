@@ -164,9 +164,10 @@ def split(secret: bytes, n: int, t: int) -> list[Share]:
     return _split_many([secret], n, t, "secret")[0]
 
 
-def _denominators(xs: tuple[int, ...]) -> list[int]:
-    """``prod_{m != i} (x_i - x_m)`` for each i (plain integers, O(t^2))."""
-    return [math.prod(xi - xj for j, xj in enumerate(xs) if j != i) for i, xi in enumerate(xs)]
+def _denominators(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """``prod_{m != i} (x_i - x_m) mod p`` for each i (O(t^2))."""
+    return tuple(int(math.prod(xi - xj for j, xj in enumerate(xs) if j != i) % PRIME)
+                 for i, xi in enumerate(xs))
 
 
 def _lagrange_at(xs: tuple[int, ...], x: int, dens: Sequence[int]) -> tuple[int, ...]:
@@ -187,8 +188,11 @@ def _lagrange_at(xs: tuple[int, ...], x: int, dens: Sequence[int]) -> tuple[int,
 
 
 @lru_cache(maxsize=128)
-def _lagrange_cached(indices: tuple[int, ...]) -> tuple[int, ...]:
-    return _lagrange_at(indices, 0, _denominators(indices))
+def _lagrange_cached(indices: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The coefficients at 0 of an index set, and its denominators (kept for
+    checking extra shares at other points)."""
+    dens = _denominators(indices)
+    return _lagrange_at(indices, 0, dens), dens
 
 
 def lagrange_coefficients(indices: Sequence[int]) -> tuple[int, ...]:
@@ -196,7 +200,7 @@ def lagrange_coefficients(indices: Sequence[int]) -> tuple[int, ...]:
     idx = tuple(check_int("share index", i, 1, MAX_SHARES) for i in indices)
     if len(set(idx)) != len(idx):
         raise ParameterError(f"duplicate share indices in {sorted(idx)}")
-    return _lagrange_cached(idx)
+    return _lagrange_cached(idx)[0]
 
 
 def _select(shares: Sequence[Share]) -> tuple[list[Share], list[Share]]:
@@ -248,16 +252,12 @@ class _Coefficients:
     """Lagrange coefficients at the extra shares' indices, kept for one call."""
 
     def __init__(self) -> None:
-        self._dens: dict[tuple[int, ...], list[int]] = {}
         self._at: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
 
     def at(self, xs: tuple[int, ...], x: int) -> tuple[int, ...]:
         coeffs = self._at.get((xs, x))
         if coeffs is None:
-            dens = self._dens.get(xs)
-            if dens is None:
-                dens = self._dens[xs] = _denominators(xs)
-            coeffs = self._at[(xs, x)] = _lagrange_at(xs, x, dens)
+            coeffs = self._at[(xs, x)] = _lagrange_at(xs, x, _lagrange_cached(xs)[1])
         return coeffs
 
 
@@ -265,7 +265,7 @@ def _reconstruct(shares: Sequence[Share], memo: _Coefficients) -> bytes:
     """The secret of one checked share set."""
     chosen, extra = _select(shares)
     xs = tuple(s.index for s in chosen)
-    value = _interpolate(_lagrange_cached(xs), chosen)
+    value = _interpolate(_lagrange_cached(xs)[0], chosen)
     for e in extra:  # every further share must lie on the same polynomial
         if _interpolate(memo.at(xs, e.index), chosen) != e.value:
             raise IntegrityError(

@@ -71,3 +71,15 @@ def test_driver_on_a_tiny_tree(tmp_path):
     assert "max(0, min(10, x))" in (tmp_path / "tinypkg" / "core.py").read_text()
     assert report.to_json()["targets"]["tiny"]["survived"] == 1
     assert lines[0].startswith("[tiny] baseline passed") and len(lines) == 5
+
+
+def test_tools_are_ruff_clean():
+    import shutil
+    import subprocess
+
+    exe = Path(sys.executable).with_name("ruff")
+    ruff = str(exe) if exe.exists() else shutil.which("ruff")
+    if not ruff:
+        pytest.fail("ruff is not installed: install the project with its 'dev' extra")
+    r = subprocess.run([ruff, "check", "tools"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
