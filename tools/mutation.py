@@ -155,6 +155,12 @@ _enc = (
     ("    for f in range(MAX_FRAC_BITS + 1):",
      "    for f in range(MAX_FRAC_BITS):",
      "frac_bits_for: largest precision off by one")
+    ("    if _max_int(clip, 2.0**best, stochastic_rounding) == 0:",
+     "    if _max_int(clip, 2.0**best, stochastic_rounding) < 0:",
+     "frac_bits_for returns a precision that rounds clip to 0")
+    ("        xs = np.multiply(x, self.scale, dtype=np.float64)  # one pass, new buffer",
+     "        xs = np.multiply(x, self.scale).astype(np.float64)",
+     "scaling in the input's float width (float16 overflows)")
     ("    return int(np.ceil(v) if stochastic_rounding else np.rint(v))",
      "    return int(np.rint(v))",
      "max_int ignores stochastic rounding's ceiling")
