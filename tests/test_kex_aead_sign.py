@@ -236,3 +236,25 @@ def test_signature_of_the_wrong_length_is_refused_naming_it():
     for bad in (s[:63], s + b"\0", b""):
         with pytest.raises(IntegrityError, match=f"signature is {len(bad)} bytes, expected 64"):
             key.verify_key().verify(bad, b"m")
+
+
+def test_aead_size_limits_are_library_errors(monkeypatch):
+    # cryptography refuses inputs past 2^31 - 1 bytes with OverflowError; the
+    # wrapper refuses them first. The limits are lowered here to test the edges.
+    monkeypatch.setattr(aead, "MAX_PLAINTEXT_BYTES", 10)
+    monkeypatch.setattr(aead, "MAX_AD_BYTES", 5)
+    sealed = aead.seal(KEY, b"x" * 10, b"a" * 5)
+    assert aead.open(KEY, sealed, b"a" * 5) == b"x" * 10
+    with pytest.raises(ParameterError, match="plaintext of 11 bytes is longer than 10"):
+        aead.seal(KEY, b"x" * 11)
+    with pytest.raises(ParameterError, match="associated data of 6 bytes is longer than 5"):
+        aead.seal(KEY, b"x", b"a" * 6)
+    with pytest.raises(IntegrityError, match="of 39 bytes is longer than 38"):
+        aead.open(KEY, sealed + b"\0", b"a" * 5)
+    with pytest.raises(IntegrityError, match="associated data of 6 bytes"):
+        aead.open(KEY, sealed, b"a" * 6)
+
+
+def test_aead_default_limits_match_cryptography():
+    assert aead.MAX_PLAINTEXT_BYTES + aead.TAG_BYTES == 2**31 - 1
+    assert aead.MAX_AD_BYTES == 2**31 - 1

@@ -401,14 +401,18 @@ _aead = (
     ("    if len(sealed) < OVERHEAD:",
      "    if len(sealed) < 0:",
      "no length check before AES-GCM")
-    ("        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:],\n"
-     "                                   check_bytes(\"associated_data\", associated_data))",
-     "        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], b\"\")",
+    ("sealed[NONCE_BYTES:], associated_data)",
+     "sealed[NONCE_BYTES:], b\"\")",
      "open ignores the associated data")
-    ("    return nonce + AESGCM(key).encrypt(nonce, check_bytes(\"plaintext\", plaintext),\n"
-     "                                       check_bytes(\"associated_data\", associated_data))",
-     "    return nonce + AESGCM(key).encrypt(nonce, check_bytes(\"plaintext\", plaintext), b\"\")",
+    ("    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data)",
+     "    return nonce + AESGCM(key).encrypt(nonce, plaintext, b\"\")",
      "seal ignores the associated data")
+    ("    if len(plaintext) > MAX_PLAINTEXT_BYTES:",
+     "    if len(plaintext) > MAX_PLAINTEXT_BYTES + 1:",
+     "plaintext one byte over the limit reaches AES-GCM")
+    ("    if len(sealed) > OVERHEAD + MAX_PLAINTEXT_BYTES:",
+     "    if len(sealed) > OVERHEAD + MAX_PLAINTEXT_BYTES + 1:",
+     "sealed message one byte over the limit reaches AES-GCM")
 ).out
 
 _sign = (
