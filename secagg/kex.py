@@ -28,18 +28,25 @@ _DOMAIN = b"secagg/kex/v1"
 _RAW = serialization.Encoding.Raw
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class PublicKey:
-    """An X25519 public key (immutable); ``to_bytes``/``from_bytes`` are raw 32 bytes."""
+    """An X25519 public key (immutable), compared and hashed by its 32 bytes.
+
+    Any 32 bytes decode (RFC 7748 masks the top bit); low-order points are
+    refused later, by :func:`agree`.
+    """
 
     _key: x25519.X25519PublicKey
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PublicKey:
+        """The key whose raw RFC 7748 encoding is ``data`` (exactly 32 bytes;
+        :class:`ParameterError` otherwise)."""
         data = check_bytes("X25519 public key", data, KEY_BYTES)
         return cls(x25519.X25519PublicKey.from_public_bytes(data))
 
     def to_bytes(self) -> bytes:
+        """The raw 32-byte RFC 7748 encoding (u-coordinate, little-endian)."""
         return self._key.public_bytes(_RAW, serialization.PublicFormat.Raw)
 
     def __eq__(self, other: object) -> bool:
@@ -47,6 +54,9 @@ class PublicKey:
 
     def __hash__(self) -> int:
         return hash(self.to_bytes())
+
+    def __repr__(self) -> str:  # public: the whole key, enough to rebuild it
+        return f"PublicKey.from_bytes(bytes.fromhex('{self.to_bytes().hex()}'))"
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -63,15 +73,21 @@ class PrivateKey:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PrivateKey:
+        """The key whose raw 32-byte scalar is ``data`` (clamped as RFC 7748
+        says); :class:`ParameterError` for any other length. ``data`` must be
+        secret and uniformly random."""
         data = check_bytes("X25519 private key", data, KEY_BYTES)
         return cls(x25519.X25519PrivateKey.from_private_bytes(data))
 
     def to_bytes(self) -> bytes:
+        """The raw 32-byte secret scalar: handle it as the secret it is (it is
+        what protocols secret-share)."""
         return self._key.private_bytes(
             _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
 
     def public_key(self) -> PublicKey:
+        """The matching public key."""
         return PublicKey(self._key.public_key())
 
     def __repr__(self) -> str:
@@ -87,13 +103,28 @@ def hkdf(ikm: bytes, *, salt: bytes | None, info: bytes, length: int = 32) -> by
 def context(purpose: str, round_id: int, a: int, b: int) -> bytes:
     """Canonical info bytes binding a seed to ``purpose``, a round and two party ids.
 
-    The ids are sorted, so ``context(p, r, a, b) == context(p, r, b, a)``.
+    ``purpose`` is a non-empty str of at most 65535 UTF-8 bytes, ``round_id``
+    in [0, 2^64), ``a`` and ``b`` two *different* party ids in [0, 2^32): a
+    party never agrees a pairwise seed with itself. The ids are sorted, so
+    ``context(p, r, a, b) == context(p, r, b, a)``. Encoding:
+    ``len(purpose) (u16) || purpose || round_id (u64) || min (u32) || max (u32)``,
+    big-endian, so distinct arguments give distinct bytes.
     """
+    if not isinstance(purpose, str):
+        raise ParameterError(f"purpose must be a str, got {type(purpose).__name__}")
+    try:
+        p = purpose.encode()
+    except UnicodeEncodeError as exc:
+        raise ParameterError(f"purpose is not encodable as UTF-8: {exc}") from None
+    if not 1 <= len(p) <= 0xFFFF:
+        raise ParameterError(f"purpose must be 1..65535 UTF-8 bytes, got {len(p)}")
     check_int("round_id", round_id, 0, 2**64 - 1)
-    check_int("party id", a, 0, 2**32 - 1)
-    check_int("party id", b, 0, 2**32 - 1)
+    check_int("party id a", a, 0, 2**32 - 1)
+    check_int("party id b", b, 0, 2**32 - 1)
+    if a == b:
+        raise ParameterError(f"party id {a} is paired with itself: a pairwise context "
+                             f"needs two different parties")
     lo, hi = sorted((a, b))
-    p = purpose.encode()
     return struct.pack(">H", len(p)) + p + struct.pack(">QII", round_id, lo, hi)
 
 

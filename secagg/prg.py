@@ -139,9 +139,16 @@ def expand_into(
     subtract: bool = False,
 ) -> None:
     """Add (or subtract) the mask ``expand(seed, len(out), out.dtype, label)``
-    to ``out`` in place, modulo 2^bits of its dtype (numpy wrap-around)."""
+    to ``out`` in place, modulo 2^bits of its dtype (numpy wrap-around).
+
+    ``out`` must be a writable 1-D array of uint8/16/32/64; anything else is
+    refused with :class:`ParameterError` before ``out`` is touched.
+    """
     if not isinstance(out, np.ndarray) or out.ndim != 1:
-        raise ParameterError("out must be a 1-D numpy array")
+        got = f"shape {out.shape}" if isinstance(out, np.ndarray) else type(out).__name__
+        raise ParameterError(f"out must be a 1-D numpy array, got {got}")
+    if not out.flags.writeable:
+        raise ParameterError("out is read-only: expand_into masks in place; pass a copy")
     mask = expand(seed, out.shape[0], out.dtype, label)
     if subtract:
         np.subtract(out, mask, out=out)

@@ -10,9 +10,19 @@ Coefficients come from :mod:`secrets`.
 
 Reconstruction of many secrets held by the same set of holders reuses one
 set of Lagrange coefficients (:func:`combine_many`, and a cache keyed by the
-index set). Shares are not authenticated: a holder that lies about its share
-changes the result undetectably; protocols seal shares with AEAD and sign
-what must be signed.
+index set).
+
+Integrity, exactly: shares carry no authentication. :func:`combine` checks
+every share it is given: with more than t shares, all of them must lie on
+one polynomial of degree < t, else :class:`IntegrityError`. So if at least t
+of the given shares are genuine, the result is the true secret or an error,
+whatever the others are. With exactly t shares nothing can be checked (any t
+points with distinct indices lie on some polynomial of degree < t): shares of
+different secrets, or one forged share, give a wrong 32-byte result, except
+in the rare case (probability about 2^-248 for a random value) that it lands
+in [2^256, p), which raises :class:`EncodingError`. Protocols seal shares
+with AEAD, sign what must be signed, and pass extra shares to
+:func:`combine` where they want the check.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from functools import lru_cache
 import gmpy2
 
 from ._util import check_bytes, check_int
-from .errors import AbortError, EncodingError, ParameterError, ProtocolError
+from .errors import AbortError, EncodingError, IntegrityError, ParameterError, ProtocolError
 from .profiling import CRYPTO, timed
 
 __all__ = [
@@ -67,8 +77,13 @@ class Share:
     def __post_init__(self) -> None:
         check_int("share index", self.index, 1, MAX_SHARES)
         check_int("share threshold", self.threshold, 1, MAX_SHARES)
+        if isinstance(self.value, bool) or not isinstance(self.value, int):
+            raise ParameterError(f"share value must be an int, got {type(self.value).__name__}")
         if not 0 <= self.value < PRIME:
-            raise ParameterError("share value is outside the field [0, PRIME)")
+            raise ParameterError(
+                f"share value is outside the field [0, PRIME = 2^256 + 297): "
+                f"{'negative' if self.value < 0 else 'value - PRIME = ' + str(self.value - PRIME)}"
+            )
 
     def to_bytes(self) -> bytes:
         """``version (u8) | threshold (u16) | index (u16) | value (33 bytes, big-endian)``."""
@@ -111,10 +126,25 @@ def split_many(secrets: Sequence[bytes], n: int, t: int) -> list[list[Share]]:
     Returns one list of n shares per secret (share ``i`` has index ``i+1``).
     Cost: n*(t-1) field multiplications per secret (Horner's rule).
     """
+    return _split_many(secrets, n, t, "secrets")
+
+
+def _split_many(secrets: Sequence[bytes], n: int, t: int, name: str) -> list[list[Share]]:
+    if isinstance(secrets, (bytes, bytearray, memoryview, str)):
+        raise ParameterError(
+            f"split_many() takes a sequence of {SECRET_BYTES}-byte secrets, got one "
+            f"{type(secrets).__name__}; use split() for a single secret"
+        )
+    try:
+        items = list(secrets)
+    except TypeError:
+        raise ParameterError(
+            f"split_many() takes a sequence of secrets, got {type(secrets).__name__}"
+        ) from None
     _check_nt(n, t)
     out: list[list[Share]] = []
-    for k, secret in enumerate(secrets):
-        s = check_bytes(f"secret[{k}]", secret, SECRET_BYTES)
+    for k, secret in enumerate(items):
+        s = check_bytes(name if name == "secret" else f"{name}[{k}]", secret, SECRET_BYTES)
         coeffs = [gmpy2.mpz(_secrets.randbelow(PRIME)) for _ in range(t - 1)]
         coeffs.reverse()  # highest degree first for Horner
         c0 = gmpy2.mpz(int.from_bytes(s, "big"))
@@ -129,29 +159,40 @@ def split_many(secrets: Sequence[bytes], n: int, t: int) -> list[list[Share]]:
 
 
 def split(secret: bytes, n: int, t: int) -> list[Share]:
-    """Share one 32-byte ``secret`` among ``n`` holders; any ``t`` reconstruct it."""
-    return split_many([secret], n, t)[0]
+    """Share one 32-byte ``secret`` among ``n`` holders (1..65535); any
+    ``t`` (1..n) reconstruct it and any ``t - 1`` reveal nothing about it."""
+    return _split_many([secret], n, t, "secret")[0]
+
+
+def _denominators(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """``prod_{m != i} (x_i - x_m) mod p`` for each i (O(t^2))."""
+    return tuple(int(math.prod(xi - xj for j, xj in enumerate(xs) if j != i) % PRIME)
+                 for i, xi in enumerate(xs))
+
+
+def _lagrange_at(xs: tuple[int, ...], x: int, dens: Sequence[int]) -> tuple[int, ...]:
+    """Lagrange coefficients at ``x`` (not one of ``xs``) mod p:
+    ``lambda_i(x) = prod_m (x - x_m) / ((x - x_i) * prod_{m != i} (x_i - x_m))``."""
+    ds = [gmpy2.mpz((x - xi) * d) % _P for xi, d in zip(xs, dens, strict=True)]
+    # Montgomery batch inversion: one modular inverse for all denominators.
+    prefix = [gmpy2.mpz(1)]
+    for d in ds:
+        prefix.append(prefix[-1] * d % _P)
+    inv = gmpy2.invert(prefix[-1], _P)
+    invs = [gmpy2.mpz(0)] * len(ds)
+    for i in range(len(ds) - 1, -1, -1):
+        invs[i] = inv * prefix[i] % _P
+        inv = inv * ds[i] % _P
+    n_all = gmpy2.mpz(math.prod(x - xm for xm in xs)) % _P
+    return tuple(int(n_all * v % _P) for v in invs)
 
 
 @lru_cache(maxsize=128)
-def _lagrange_cached(indices: tuple[int, ...]) -> tuple[int, ...]:
-    xs = indices
-    num_all = math.prod(xs)
-    dens = []
-    for i, xi in enumerate(xs):
-        d = math.prod(xj - xi for j, xj in enumerate(xs) if j != i)
-        dens.append(gmpy2.mpz(d * xi) % _P)  # lambda_i = num_all / (x_i * prod(x_j - x_i))
-    # Montgomery batch inversion: one modular inverse for all denominators.
-    prefix = [gmpy2.mpz(1)]
-    for d in dens:
-        prefix.append(prefix[-1] * d % _P)
-    inv = gmpy2.invert(prefix[-1], _P)
-    invs = [gmpy2.mpz(0)] * len(dens)
-    for i in range(len(dens) - 1, -1, -1):
-        invs[i] = inv * prefix[i] % _P
-        inv = inv * dens[i] % _P
-    n_all = gmpy2.mpz(num_all) % _P
-    return tuple(int(n_all * v % _P) for v in invs)
+def _lagrange_cached(indices: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The coefficients at 0 of an index set, and its denominators (kept for
+    checking extra shares at other points)."""
+    dens = _denominators(indices)
+    return _lagrange_at(indices, 0, dens), dens
 
 
 def lagrange_coefficients(indices: Sequence[int]) -> tuple[int, ...]:
@@ -159,10 +200,19 @@ def lagrange_coefficients(indices: Sequence[int]) -> tuple[int, ...]:
     idx = tuple(check_int("share index", i, 1, MAX_SHARES) for i in indices)
     if len(set(idx)) != len(idx):
         raise ParameterError(f"duplicate share indices in {sorted(idx)}")
-    return _lagrange_cached(idx)
+    return _lagrange_cached(idx)[0]
 
 
-def _select(shares: Sequence[Share]) -> list[Share]:
+def _select(shares: Sequence[Share]) -> tuple[list[Share], list[Share]]:
+    """Check a share set; return its t lowest-index shares and the rest."""
+    if isinstance(shares, Share):
+        raise ParameterError("combine() takes a sequence of Share objects, got one Share")
+    try:
+        shares = list(shares)
+    except TypeError:
+        raise ParameterError(
+            f"combine() takes a sequence of Share objects, got {type(shares).__name__}"
+        ) from None
     if not shares:
         raise AbortError("no shares to combine")
     for s in shares:
@@ -178,42 +228,75 @@ def _select(shares: Sequence[Share]) -> list[Share]:
         raise ParameterError(f"duplicate share indices {dup}")
     if len(shares) < t:
         raise AbortError(f"{len(shares)} shares cannot reconstruct a secret of threshold {t}")
-    return sorted(shares, key=lambda s: s.index)[:t]
+    ordered = sorted(shares, key=lambda s: s.index)
+    return ordered[:t], ordered[t:]
 
 
 def _to_secret(v: int) -> bytes:
     if v >= 1 << (8 * SECRET_BYTES):
-        raise EncodingError("shares are inconsistent: the reconstructed value is not a secret")
+        raise EncodingError(
+            "shares are inconsistent: the reconstructed value lies in [2^256, PRIME), "
+            "so it is not a 32-byte secret"
+        )
     return int(v).to_bytes(SECRET_BYTES, "big")
+
+
+def _interpolate(coeffs: Sequence[int], chosen: Sequence[Share]) -> int:
+    acc = gmpy2.mpz(0)
+    for c, s in zip(coeffs, chosen, strict=True):
+        acc += c * s.value
+    return int(acc % _P)
+
+
+class _Coefficients:
+    """Lagrange coefficients at the extra shares' indices, kept for one call."""
+
+    def __init__(self) -> None:
+        self._at: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
+
+    def at(self, xs: tuple[int, ...], x: int) -> tuple[int, ...]:
+        coeffs = self._at.get((xs, x))
+        if coeffs is None:
+            coeffs = self._at[(xs, x)] = _lagrange_at(xs, x, _lagrange_cached(xs)[1])
+        return coeffs
+
+
+def _reconstruct(shares: Sequence[Share], memo: _Coefficients) -> bytes:
+    """The secret of one checked share set."""
+    chosen, extra = _select(shares)
+    xs = tuple(s.index for s in chosen)
+    value = _interpolate(_lagrange_cached(xs)[0], chosen)
+    for e in extra:  # every further share must lie on the same polynomial
+        if _interpolate(memo.at(xs, e.index), chosen) != e.value:
+            raise IntegrityError(
+                f"share {e.index} does not lie on the polynomial of shares {list(xs)}: "
+                f"the {len(chosen) + len(extra)} shares do not come from one secret of "
+                f"threshold {len(chosen)}"
+            )
+    return _to_secret(value)
 
 
 @timed(CRYPTO)
 def combine(shares: Sequence[Share]) -> bytes:
     """Reconstruct the 32-byte secret from at least ``t`` shares.
 
-    Uses the ``t`` shares of lowest index. Raises :class:`ParameterError` for
-    duplicate indices or mixed thresholds, :class:`AbortError` for fewer than
-    ``t`` shares, :class:`EncodingError` if the shares do not come from one
-    32-byte secret.
+    Interpolates the ``t`` shares of lowest index, then checks that every
+    further share lies on the same polynomial (``O(t)`` per extra share).
+
+    Raises :class:`ParameterError` for duplicate indices (among all shares
+    given) or mixed thresholds, :class:`AbortError` for fewer than ``t``
+    shares, :class:`IntegrityError` if more than ``t`` shares were given and
+    they do not all come from one polynomial of degree < t, and
+    :class:`EncodingError` if the value is not a 32-byte secret. With exactly
+    ``t`` shares inconsistency is undetectable (see the module docstring).
     """
-    chosen = _select(shares)
-    lam = lagrange_coefficients([s.index for s in chosen])
-    acc = gmpy2.mpz(0)
-    for c, s in zip(lam, chosen, strict=True):
-        acc += c * s.value
-    return _to_secret(int(acc % _P))
+    return _reconstruct(shares, _Coefficients())
 
 
 @timed(CRYPTO)
 def combine_many(share_sets: Sequence[Sequence[Share]]) -> list[bytes]:
-    """Reconstruct several secrets; sets held by the same holders share one
-    set of Lagrange coefficients (computed once, then cached)."""
-    out = []
-    for shares in share_sets:
-        chosen = _select(shares)
-        lam = _lagrange_cached(tuple(s.index for s in chosen))
-        acc = gmpy2.mpz(0)
-        for c, s in zip(lam, chosen, strict=True):
-            acc += c * s.value
-        out.append(_to_secret(int(acc % _P)))
-    return out
+    """Reconstruct several secrets, each as :func:`combine` does (same checks
+    and errors); sets held by the same holders share one set of Lagrange
+    coefficients (computed once, then cached)."""
+    memo = _Coefficients()
+    return [_reconstruct(shares, memo) for shares in share_sets]

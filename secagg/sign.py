@@ -24,14 +24,16 @@ SIGNATURE_BYTES = 64
 _RAW = serialization.Encoding.Raw
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class VerifyKey:
-    """An Ed25519 public key; raw 32-byte round trip."""
+    """An Ed25519 public key (immutable), compared and hashed by its 32 bytes."""
 
     _key: ed25519.Ed25519PublicKey
 
     @classmethod
     def from_bytes(cls, data: bytes) -> VerifyKey:
+        """The key whose raw RFC 8032 encoding is ``data`` (exactly 32 bytes;
+        :class:`ParameterError` otherwise)."""
         data = check_bytes("Ed25519 public key", data, KEY_BYTES)
         try:
             return cls(ed25519.Ed25519PublicKey.from_public_bytes(data))
@@ -39,6 +41,7 @@ class VerifyKey:
             raise IntegrityError(f"invalid Ed25519 public key: {exc}") from exc
 
     def to_bytes(self) -> bytes:
+        """The raw 32-byte RFC 8032 encoding."""
         return self._key.public_bytes(_RAW, serialization.PublicFormat.Raw)
 
     @timed(CRYPTO)
@@ -60,6 +63,9 @@ class VerifyKey:
     def __hash__(self) -> int:
         return hash(self.to_bytes())
 
+    def __repr__(self) -> str:  # public: the whole key, enough to rebuild it
+        return f"VerifyKey.from_bytes(bytes.fromhex('{self.to_bytes().hex()}'))"
+
 
 @dataclass(frozen=True, eq=False, repr=False)
 class SigningKey:
@@ -70,23 +76,29 @@ class SigningKey:
     @classmethod
     @timed(CRYPTO)
     def generate(cls) -> SigningKey:
+        """A fresh key from the operating system's CSPRNG."""
         return cls(ed25519.Ed25519PrivateKey.generate())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SigningKey:
+        """The key whose 32-byte RFC 8032 seed is ``data`` (secret, uniform);
+        :class:`ParameterError` for any other length."""
         data = check_bytes("Ed25519 private key", data, KEY_BYTES)
         return cls(ed25519.Ed25519PrivateKey.from_private_bytes(data))
 
     def to_bytes(self) -> bytes:
+        """The raw 32-byte secret seed."""
         return self._key.private_bytes(
             _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
 
     def verify_key(self) -> VerifyKey:
+        """The matching public key."""
         return VerifyKey(self._key.public_key())
 
     @timed(CRYPTO)
     def sign(self, message: bytes) -> bytes:
+        """The 64-byte deterministic Ed25519 signature of ``message``."""
         return self._key.sign(check_bytes("message", message))
 
     def __repr__(self) -> str:

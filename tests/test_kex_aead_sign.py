@@ -147,3 +147,114 @@ def test_aead_context_binding_and_short_input():
         aead.open(KEY, sealed[:20], b"")
     assert aead.seal(KEY, b"x") != aead.seal(KEY, b"x")  # fresh nonces
     assert issubclass(IntegrityError, SecAggError)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        ((b"p", 1, 1, 2), "purpose must be a str, got bytes"),
+        ((None, 1, 1, 2), "purpose must be a str, got NoneType"),
+        (("", 1, 1, 2), "1..65535 UTF-8 bytes, got 0"),
+        (("x" * 65536, 1, 1, 2), "got 65536"),
+        (("\ud800", 1, 1, 2), "UTF-8"),
+        (("p", 1, 4, 4), "party id 4 is paired with itself"),
+        (("p", -1, 1, 2), "round_id"),
+        (("p", 2**64, 1, 2), "round_id"),
+        (("p", 1, 2**32, 2), "party id a"),
+        (("p", 1, 1, -2), "party id b"),
+        (("p", 1, 1.0, 2), "party id a must be an int"),
+    ],
+)
+def test_context_refuses_bad_arguments_with_library_errors(args, match):
+    with pytest.raises(ParameterError, match=match):
+        kex.context(*args)
+
+
+def test_context_encoding_is_injective_at_the_edges():
+    # the longest purpose and the extreme ids/rounds still encode, unambiguously
+    long = kex.context("x" * 65535, 2**64 - 1, 0, 2**32 - 1)
+    assert len(long) == 2 + 65535 + 8 + 4 + 4
+    assert kex.context("ab", 1, 2, 3) != kex.context("a", 1, 2, 3)
+    expected = b"\x00\x01p" + (1).to_bytes(8, "big") + (0).to_bytes(4, "big") + b"\0\0\0\1"
+    assert kex.context("p", 1, 1, 0) == expected
+
+
+def test_key_reprs_are_useful_and_never_show_secrets():
+    a = kex.PrivateKey.from_bytes(ALICE_PRIV)
+    pub = a.public_key()
+    assert repr(pub) == f"PublicKey.from_bytes(bytes.fromhex('{ALICE_PUB.hex()}'))"
+    assert eval(repr(pub), {"PublicKey": kex.PublicKey}) == pub
+    assert "object at" not in repr(pub) and ALICE_PRIV.hex() not in repr(a)
+    assert repr(a).startswith("PrivateKey(public=" + ALICE_PUB.hex()[:16])
+    sk = sign.SigningKey.from_bytes(bytes.fromhex(ED_VECTORS[0][0]))
+    vk = sk.verify_key()
+    assert repr(vk) == f"VerifyKey.from_bytes(bytes.fromhex('{ED_VECTORS[0][1]}'))"
+    assert "object at" not in repr(vk)
+    for secret_key in (a, sk, kex.PrivateKey.generate(), sign.SigningKey.generate()):
+        hx = secret_key.to_bytes().hex()
+        assert not any(hx[i : i + 8] in repr(secret_key) for i in range(0, 57, 8))
+    for obj in (kex.PublicKey.from_bytes, kex.PublicKey.to_bytes, kex.PrivateKey.from_bytes,
+                kex.PrivateKey.to_bytes, kex.PrivateKey.public_key, sign.VerifyKey.from_bytes,
+                sign.VerifyKey.to_bytes, sign.SigningKey.from_bytes, sign.SigningKey.to_bytes,
+                sign.SigningKey.sign, sign.SigningKey.generate, sign.SigningKey.verify_key):
+        assert obj.__doc__, obj
+
+
+def test_keys_are_immutable():
+    a = kex.PrivateKey.generate()
+    for key in (a, a.public_key(), sign.SigningKey.generate().verify_key()):
+        with pytest.raises(AttributeError):
+            key._key = None
+
+
+def test_hkdf_length_limit_of_rfc5869():
+    assert len(kex.hkdf(b"k", salt=None, info=b"", length=255 * 32)) == 8160
+    for bad in (0, 255 * 32 + 1):
+        with pytest.raises(ParameterError, match="length"):
+            kex.hkdf(b"k", salt=None, info=b"", length=bad)
+
+
+def test_distinct_keys_compare_unequal():
+    a, b = kex.PrivateKey.generate(), kex.PrivateKey.generate()
+    assert a.public_key() != b.public_key() and a.public_key() != a.public_key().to_bytes()
+    assert len({a.public_key(), b.public_key(), a.public_key()}) == 2
+    s, t = sign.SigningKey.generate(), sign.SigningKey.generate()
+    assert s.verify_key() != t.verify_key() and s.verify_key() != s.verify_key().to_bytes()
+    assert len({s.verify_key(), t.verify_key(), s.verify_key()}) == 2
+
+
+@pytest.mark.parametrize("n", [0, 5, 11, 12, 20, 27])
+def test_aead_short_input_is_refused_naming_the_length(n):
+    sealed = aead.seal(KEY, b"share", b"ad")
+    with pytest.raises(IntegrityError, match=f"of {n} bytes is shorter than 28"):
+        aead.open(KEY, sealed[:n], b"ad")
+
+
+def test_signature_of_the_wrong_length_is_refused_naming_it():
+    key = sign.SigningKey.generate()
+    s = key.sign(b"m")
+    for bad in (s[:63], s + b"\0", b""):
+        with pytest.raises(IntegrityError, match=f"signature is {len(bad)} bytes, expected 64"):
+            key.verify_key().verify(bad, b"m")
+
+
+def test_aead_size_limits_are_library_errors(monkeypatch):
+    # cryptography refuses inputs past 2^31 - 1 bytes with OverflowError; the
+    # wrapper refuses them first. The limits are lowered here to test the edges.
+    monkeypatch.setattr(aead, "MAX_PLAINTEXT_BYTES", 10)
+    monkeypatch.setattr(aead, "MAX_AD_BYTES", 5)
+    sealed = aead.seal(KEY, b"x" * 10, b"a" * 5)
+    assert aead.open(KEY, sealed, b"a" * 5) == b"x" * 10
+    with pytest.raises(ParameterError, match="plaintext of 11 bytes is longer than 10"):
+        aead.seal(KEY, b"x" * 11)
+    with pytest.raises(ParameterError, match="associated data of 6 bytes is longer than 5"):
+        aead.seal(KEY, b"x", b"a" * 6)
+    with pytest.raises(IntegrityError, match="of 39 bytes is longer than 38"):
+        aead.open(KEY, sealed + b"\0", b"a" * 5)
+    with pytest.raises(IntegrityError, match="associated data of 6 bytes"):
+        aead.open(KEY, sealed, b"a" * 6)
+
+
+def test_aead_default_limits_match_cryptography():
+    assert aead.MAX_PLAINTEXT_BYTES + aead.TAG_BYTES == 2**31 - 1
+    assert aead.MAX_AD_BYTES == 2**31 - 1

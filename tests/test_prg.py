@@ -96,3 +96,63 @@ def test_output_is_writable_and_owned():
 def test_bad_arguments(kwargs):
     with pytest.raises(ParameterError):
         prg.expand(**kwargs)
+
+
+@pytest.mark.parametrize("dt", [np.uint8, np.uint16, np.uint32, np.uint64])
+def test_expand_into_adds_and_subtracts_in_the_stated_direction(dt):
+    seed = bytes(range(32))
+    x = np.arange(37, dtype=dt)
+    mask = prg.expand(seed, 37, dt, b"lbl")
+    y = x.copy()
+    prg.expand_into(y, seed, b"lbl")
+    assert np.array_equal(y, x + mask)  # numpy wrap-around: mod 2^bits
+    z = x.copy()
+    prg.expand_into(z, seed, b"lbl", subtract=True)
+    assert np.array_equal(z, x - mask)
+    assert not np.array_equal(y, z)
+    # known answer: the first uint8 of an all-zero vector is the first keystream byte
+    zero = np.zeros(4, dtype=np.uint8)
+    prg.expand_into(zero, seed, b"lbl")
+    assert bytes(zero) == prg.keystream(seed, 4, prg.counter_block(b"lbl"))
+
+
+def test_expand_into_refuses_what_it_cannot_mask_in_place():
+    seed = prg.fresh_seed()
+    ro = np.zeros(4, dtype=np.uint32)
+    ro.flags.writeable = False
+    with pytest.raises(ParameterError, match="read-only"):
+        prg.expand_into(ro, seed)
+    assert not ro.any()
+    for bad, match in [([1, 2], "got list"), (np.zeros((2, 2), np.uint32), r"shape \(2, 2\)"),
+                       (np.zeros(3, np.int32), "uint8/16/32/64"),
+                       (np.zeros(3, np.float64), "uint8/16/32/64")]:
+        with pytest.raises(ParameterError, match=match):
+            prg.expand_into(bad, seed)
+    with pytest.raises(ParameterError):
+        prg.expand_into(np.zeros(3, np.uint32), b"short")
+    with pytest.raises(ParameterError):
+        prg.expand_into(np.zeros(3, np.uint32), seed, "label")
+
+
+def test_counter_block_known_answer():
+    import hashlib
+
+    for label in (b"", b"lbl", b"secagg/mask/self"):
+        block = prg.counter_block(label)
+        assert block == hashlib.sha256(b"secagg/prg/v1" + label).digest()[:8] + bytes(8)
+    with pytest.raises(ParameterError):
+        prg.counter_block("lbl")
+
+
+def test_fresh_seeds_are_fresh():
+    seeds = {prg.fresh_seed() for _ in range(16)}
+    assert len(seeds) == 16 and all(len(s) == prg.SEED_BYTES for s in seeds)
+    assert bytes(prg.SEED_BYTES) not in seeds
+
+
+def test_keystream_refuses_bad_arguments():
+    for kwargs in ({"key": bytes(31), "nbytes": 4}, {"key": bytes(32), "nbytes": -1},
+                   {"key": bytes(32), "nbytes": 4, "counter_block": bytes(15)},
+                   {"key": bytes(32), "nbytes": 4, "counter_block": "x" * 16}):
+        with pytest.raises(ParameterError):
+            prg.keystream(**kwargs)
