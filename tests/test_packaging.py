@@ -75,7 +75,7 @@ def test_fedavg_commands_name_the_missing_extra():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "secagg[fedavg]" in r.stderr
+    assert "pip install -e '.[fedavg]'" in r.stderr
 
 
 @pytest.mark.slow

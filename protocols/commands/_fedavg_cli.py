@@ -25,7 +25,8 @@ def require_fedavg_extra(command: str) -> None:
             missing.append(name)
     if missing:
         raise ParameterError(
-            f"secagg {command} needs the 'fedavg' extra: pip install 'secagg[fedavg]' "
+            f"secagg {command} needs the 'fedavg' extra: from the checkout, "
+            f"pip install -e '.[fedavg]' "
             f"(missing: {', '.join(missing)})"
         )
 

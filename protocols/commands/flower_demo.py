@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         from protocols.flower.demo import run_demo
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "flwr":
-            print("secagg flower-demo needs Flower: pip install 'secagg[flower]'")
+            print("secagg flower-demo needs Flower: from the checkout, pip install -e '.[flower]'")
             return 2
         raise
     records = run_demo(args.nodes, rounds=args.rounds, protocol=args.aggregation,

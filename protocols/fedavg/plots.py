@@ -46,7 +46,7 @@ def plot_run(result: FedAvgResult, run_dir: Path) -> list[Path]:
     try:
         import matplotlib
     except ModuleNotFoundError:
-        warnings.warn("matplotlib is not installed (pip install 'secagg[plots]'): "
+        warnings.warn("matplotlib is not installed (from the checkout: pip install -e '.[plots]'): "
                       "no PNG plots written", stacklevel=2)
         return []
     matplotlib.use("Agg")

@@ -181,7 +181,8 @@ def _flower_bin(name: str) -> str:
     found = shutil.which(name)
     if found is None:
         raise DeploymentError(
-            f"the Flower executable {name!r} is not installed; pip install 'secagg[flower]'")
+            f"the Flower executable {name!r} is not installed; "
+            "from the checkout: pip install -e '.[flower]'")
     return found
 
 

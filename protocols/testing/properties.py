@@ -1,6 +1,7 @@
 """Ready-made properties of sum protocols, run with hypothesis.
 
-Needs hypothesis: ``pip install 'secagg[testing]'`` (or ``pip install hypothesis``).
+Needs hypothesis: ``pip install hypothesis`` (or, from the checkout,
+``pip install -e '.[testing]'``).
 
 Each ``check_*`` function draws cases for a :class:`~protocols.testing.spec.ProtocolSpec`,
 runs them, and raises :class:`~protocols.testing.checks.PropertyFailure` (an

@@ -1,6 +1,7 @@
 """Hypothesis strategies for aggregation protocols.
 
-Needs hypothesis: ``pip install 'secagg[testing]'`` (or ``pip install hypothesis``).
+Needs hypothesis: ``pip install hypothesis`` (or, from the checkout,
+``pip install -e '.[testing]'``).
 
 * inputs: :func:`input_vectors`, :func:`client_inputs` (dimensions, dtypes,
   values around and at the edges of the encoder's range, including values past
