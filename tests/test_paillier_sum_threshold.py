@@ -67,7 +67,7 @@ def test_any_t_of_n_decryptors_give_the_exact_sum(tkp: Any, n: int, t: int) -> N
 
 def test_t_minus_one_decryptors_abort_with_nothing(tkp: Any) -> None:
     inputs = _inputs(5)
-    with pytest.raises(AbortError, match="2 valid partial decryption.*3 needed"):
+    with pytest.raises(AbortError, match=r"2 valid partial decryption.*3 needed"):
         _sim(tkp, inputs, decrypt_threshold=3, dropouts={"decrypt": [0, 3, 4]}, seed=2)
     # by hand: the aggregator holds no result after the abort
     holder: list[Any] = []
@@ -201,7 +201,7 @@ def test_a_malicious_decryptor_is_caught_named_and_dropped(tkp: Any, evil: type)
 def test_corrupted_partial_bytes_on_the_wire_are_caught(tkp: Any) -> None:
     """Every single-byte change of a decryption share's payload makes that
     decryptor faulty (named) and never yields a wrong sum."""
-    cfg, agg, shares, vec_msg = _summed_by_hand(tkp, 4, 2)
+    cfg, _agg, shares, vec_msg = _summed_by_hand(tkp, 4, 2)
     codec = ps.PaillierSumCodec(cfg, **INSECURE)
     good = shares[0]
     rng = np.random.default_rng(0)
@@ -271,7 +271,7 @@ def _copy_aggregator(tkp: Any, cfg: Any, vec_msg: Any) -> Any:
 
 
 def test_replays_and_strangers_are_refused_and_change_nothing(tkp: Any) -> None:
-    cfg, agg, shares, vec_msg = _summed_by_hand(tkp, 4, 3)
+    cfg, agg, shares, _vec_msg = _summed_by_hand(tkp, 4, 3)
     agg.handle(shares[0])
     before = (dict(agg._partials), dict(agg.faulty), agg.state)
     with pytest.raises(ProtocolError, match="already answered"):
@@ -467,7 +467,7 @@ def test_config_round_trips_and_other_layouts_keep_their_bytes(tkp: Any) -> None
 
 
 def _valid_messages(tkp: Any) -> tuple[Any, list[bytes]]:
-    cfg, agg, shares, vec_msg = _summed_by_hand(tkp, 3, 2)
+    cfg, _agg, shares, _vec_msg = _summed_by_hand(tkp, 3, 2)
     codec = ps.PaillierSumCodec(cfg, **INSECURE)
     sent, _ = _SUMS[id(cfg)]
     setup_msgs = [e.message for e in sent]
