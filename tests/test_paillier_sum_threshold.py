@@ -8,6 +8,7 @@ Small safe-prime keys (256 bits) under the test-only flag keep this fast.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from protocols import paillier_sum as ps
 from protocols.core import SERVER
 from protocols.paillier_sum.parties import decryption_context
 from protocols.simulator import run
+from protocols.testing.network import observable_state
 from secagg import kex, paillier
 from secagg.errors import (
     AbortError,
@@ -178,29 +180,83 @@ def _capturing(holder: list[Any], swap: dict[int, type] | None = None) -> Any:
     return dataclasses.replace(ps.PAILLIER_SUM, build=build)
 
 
+def _drive(session: Any) -> list[tuple[Any, SecAggError]]:
+    """Run ``session`` as a network transport would: FIFO through the codec;
+    a refused message is logged (returned) and the run goes on; the
+    coordinator's round is closed when nothing is left to deliver."""
+    codec = ps.PAILLIER_SUM.codec(session.config, **session.codec_options)
+    queue: deque[tuple[Any, bytes]] = deque()
+    refusals: list[tuple[Any, SecAggError]] = []
+
+    def send(out: list[Any]) -> None:
+        queue.extend((e.receiver, codec.encode(e.message)) for e in out)
+
+    send(session.coordinator.start())
+    for party in session.others.values():
+        send(party.start())
+    for c in session.clients.values():
+        send(c.start())
+    while True:
+        while queue:
+            receiver, data = queue.popleft()
+            try:
+                send(session.party(receiver).handle(codec.decode(data)))
+            except AbortError:
+                raise
+            except SecAggError as exc:
+                refusals.append((receiver, exc))
+        if session.coordinator.round is None:
+            return refusals
+        send(session.coordinator.close_round())
+
+
+def _evil_session(tkp: Any, n: int, swap: dict[int, type], **kw: Any) -> Any:
+    s = ps.PAILLIER_SUM.make_session(range(n), 6, trust="threshold", keypair=tkp, seed=4,
+                                     **INSECURE, **kw)
+    for u, c in s.clients.items():
+        c.set_input(s.encoder.encode(_inputs(n)[u]))
+    for u, cls in swap.items():
+        s.clients[u].__class__ = cls
+    return s
+
+
 @pytest.mark.parametrize("evil", [CorruptingDecryptor, WrongContextDecryptor, GarbageDecryptor])
 def test_a_malicious_decryptor_is_caught_named_and_dropped(tkp: Any, evil: type) -> None:
-    inputs = _inputs(5)
-    holder: list[Any] = []
+    inputs = _inputs(5, 6)
     # decryptor 0 answers first (clients are served in id order) and lies
-    res = run(_capturing(holder, {0: evil}), inputs, trust="threshold", keypair=tkp,
-              decrypt_threshold=3, seed=4, **INSECURE)
-    agg = holder[0].coordinator
-    assert set(agg.faulty) == {0}
-    np.testing.assert_array_equal(res.raw_sum, _expected_raw(inputs, res.included))
+    s = _evil_session(tkp, 5, {0: evil}, decrypt_threshold=3)
+    refusals = _drive(s)
+    assert [(r, type(e)) for r, e in refusals] == [(SERVER, ps.FaultyDecryptorError)]
+    err = refusals[0][1]
+    assert isinstance(err, ps.FaultyDecryptorError)
+    assert err.decryptor == 0 and err.faulty == (1,) and "decryptor 0" in str(err)
+    agg = s.coordinator
+    np.testing.assert_array_equal(agg.result.raw_sum, _expected_raw(inputs, agg.included))
     assert 0 not in agg.valid_decryptors and len(agg.valid_decryptors) == 3
-    # two liars among four decryptors with t = 3: two honest remain, abort naming both
-    holder.clear()
-    with pytest.raises(AbortError, match=r"faulty: decryptor 0: .*decryptor 2: "):
-        run(_capturing(holder, {0: evil, 2: evil}), inputs, trust="threshold", keypair=tkp,
-            decryptors=4, committee=[0, 1, 2, 3], decrypt_threshold=3, seed=4,
-            dropouts={"decrypt": [4]}, **INSECURE)
-    assert holder[0].coordinator.result is None
+    # two liars among four decryptors with t = 3: two honest remain, abort, nothing out
+    s = _evil_session(tkp, 5, {0: evil, 2: evil}, committee=[0, 1, 2, 3],
+                      decrypt_threshold=3)
+    s.clients[3].__class__ = _Silent
+    with pytest.raises(AbortError, match=r"no valid answer from decryptors \[0, 2, 3\]"):
+        _drive(s)
+    assert s.coordinator.result is None
+    # the in-process simulator reports the refusal as raised
+    with pytest.raises(ps.FaultyDecryptorError, match="decryptor 0"):
+        run(_capturing([], {0: evil}), inputs, trust="threshold", keypair=tkp,
+            decrypt_threshold=3, seed=4, **INSECURE)
+
+
+class _Silent(ps.PaillierSumClient):
+    """A decryptor that never answers the sum."""
+
+    def _on_threshold_sum(self, msg: ps.EncryptedSum) -> list[Any]:
+        return []
 
 
 def test_corrupted_partial_bytes_on_the_wire_are_caught(tkp: Any) -> None:
-    """Every single-byte change of a decryption share's payload makes that
-    decryptor faulty (named) and never yields a wrong sum."""
+    """Every single-byte change of a decryption share's payload is refused
+    naming its decryptor, leaves the aggregator unchanged, and never yields a
+    wrong sum."""
     cfg, _agg, shares, vec_msg = _summed_by_hand(tkp, 4, 2)
     codec = ps.PaillierSumCodec(cfg, **INSECURE)
     good = shares[0]
@@ -209,13 +265,16 @@ def test_corrupted_partial_bytes_on_the_wire_are_caught(tkp: Any) -> None:
         a = _copy_aggregator(tkp, cfg, vec_msg)
         payload = bytearray(good.payload)
         payload[pos] ^= 1 << int(rng.integers(8))
-        a.handle(codec.decode(codec.encode(ps.DecryptionShare(good.sender, bytes(payload)))))
-        assert set(a.faulty) == {good.sender} and a.result is None
+        before = observable_state(a)
+        with pytest.raises(ps.FaultyDecryptorError) as info:
+            a.handle(codec.decode(codec.encode(
+                ps.DecryptionShare(good.sender, bytes(payload)))))
+        assert info.value.decryptor == good.sender
+        assert observable_state(a) == before
         a.handle(shares[1])
         assert a.result is None  # one valid of t = 2
-        a.handle(shares[2])
-        raw = a.result.raw_sum
-        np.testing.assert_array_equal(raw, agg_expected(cfg))
+        a.handle(good)  # the honest answer still counts
+        np.testing.assert_array_equal(a.result.raw_sum, agg_expected(cfg))
 
 
 # -- by hand ---------------------------------------------------------------------------
@@ -273,17 +332,17 @@ def _copy_aggregator(tkp: Any, cfg: Any, vec_msg: Any) -> Any:
 def test_replays_and_strangers_are_refused_and_change_nothing(tkp: Any) -> None:
     cfg, agg, shares, _vec_msg = _summed_by_hand(tkp, 4, 3)
     agg.handle(shares[0])
-    before = (dict(agg._partials), dict(agg.faulty), agg.state)
+    before = observable_state(agg)
     with pytest.raises(ProtocolError, match="already answered"):
         agg.handle(shares[0])
     with pytest.raises(ProtocolError, match="not a decryptor"):
         agg.handle(ps.DecryptionShare(99, shares[1].payload))
     with pytest.raises(ProtocolError, match="key holder"):
         agg.handle(ps.DecryptedSum(frozenset(cfg.clients), np.zeros(6, np.int64)))
-    assert (dict(agg._partials), dict(agg.faulty), agg.state) == before
     # another decryptor's valid partial under its own name: faulty (wrong index)
-    agg.handle(ps.DecryptionShare(shares[2].sender, shares[1].payload))
-    assert "answers for share 2, not 3" in agg.faulty[shares[2].sender]
+    with pytest.raises(ps.FaultyDecryptorError, match="answers for share 2, not 3"):
+        agg.handle(ps.DecryptionShare(shares[2].sender, shares[1].payload))
+    assert observable_state(agg) == before
     agg.handle(shares[1])
     agg.handle(shares[3])
     np.testing.assert_array_equal(agg.result.raw_sum, agg_expected(cfg))

@@ -27,8 +27,8 @@ Three trust layouts:
     sealed to its decryptor. The aggregator sends the :class:`EncryptedSum`
     to the committee; each decryptor answers with a proven partial
     decryption (:class:`DecryptionShare`) bound to the config digest; the
-    aggregator verifies them, names and drops faulty ones, and combines any
-    t. No single party, the aggregator included, can decrypt.
+    aggregator verifies them, refuses a faulty one naming its decryptor
+    (:class:`FaultyDecryptorError`), and combines any t valid ones. No single party, the aggregator included, can decrypt.
 
 The parties implement the party contract (:mod:`protocols.core`): each
 takes one typed message in ``handle`` and returns the
@@ -84,6 +84,7 @@ from .messages import (
     ThresholdSetup,
 )
 from .parties import (
+    FaultyDecryptorError,
     PaillierSumAggregator,
     PaillierSumClient,
     PaillierSumDealer,
@@ -116,6 +117,7 @@ __all__ = [
     "DecryptionShare",
     "EncryptedInput",
     "EncryptedSum",
+    "FaultyDecryptorError",
     "Message",
     "PaillierQuantizer",
     "PaillierSumAggregator",

@@ -22,9 +22,10 @@ In the ``"threshold"`` layout the committee (clients named in
 ``config.committee``) decrypts: each decryptor answers the aggregator's
 :class:`EncryptedSum` with a :class:`DecryptionShare` (a partial decryption
 with its proof, bound to the config digest); the aggregator verifies every
-proof, records a decryptor whose answer fails in :attr:`PaillierSumAggregator.faulty`
-(it counts as dropped; the round goes on), and combines once
-``decrypt_threshold`` valid answers arrived.
+proof, refuses an answer that fails with :class:`FaultyDecryptorError` naming
+the decryptor (it stays unchanged; the decryptor counts as dropped and a
+transport goes on with the others), and combines once ``decrypt_threshold``
+valid answers arrived.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ from .messages import (
     open_vector,
 )
 
-__all__ = ["PaillierSumAggregator", "PaillierSumClient", "PaillierSumDealer",
+__all__ = ["FaultyDecryptorError", "PaillierSumAggregator", "PaillierSumClient",
+           "PaillierSumDealer",
            "PaillierSumKeyHolder", "decryption_context", "share_seal_key"]
 
 ProtocolError = RemoteProtocolError  # what a party raises for a peer's bad message
@@ -164,6 +166,17 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
         raise ProtocolError(
             f"the announced packing layout {setup.layout} differs from the round's {expected}")
     return expected
+
+
+class FaultyDecryptorError(tp.PartialDecryptionError):
+    """A decryptor's answer failed verification; ``decryptor`` is its client
+    id and ``faulty`` its share index. The aggregator refused it and is
+    unchanged: a transport logs it and goes on (the decryptor counts as
+    dropped unless it later sends a valid answer)."""
+
+    def __init__(self, decryptor: int, index: int, detail: str) -> None:
+        self.decryptor = decryptor
+        super().__init__([index], f"decryptor {decryptor}: {detail}")
 
 
 class PaillierSumDealer:
@@ -706,13 +719,15 @@ class PaillierSumAggregator:
     ``"cross-silo"``: the sum goes to every client; the aggregator never
     learns it (:attr:`result` stays None).
     ``"threshold"``: the sum goes to every decryptor; each
-    :class:`DecryptionShare` is parsed and its proof verified on arrival. A
-    decryptor whose answer fails is named in :attr:`faulty` (with the reason)
-    and counts as dropped: this is the one message the aggregator records
-    rather than refuses, so that one bad decryptor cannot stop the round.
-    Once ``decrypt_threshold`` valid answers arrived they are combined into
-    :attr:`result`; :meth:`close_round` with fewer raises :class:`AbortError`
-    and outputs nothing.
+    :class:`DecryptionShare` is parsed and its proof verified on arrival. An
+    answer that fails (wrong exponentiation, another round's context, another
+    share's index, malformed bytes) raises :class:`FaultyDecryptorError`
+    naming the decryptor and its share, and leaves the aggregator unchanged:
+    that decryptor counts as dropped unless a valid answer from it arrives,
+    and the round goes on with the others. Once ``decrypt_threshold`` valid
+    answers arrived they are combined into :attr:`result`;
+    :meth:`close_round` with fewer raises :class:`AbortError` and outputs
+    nothing.
     """
 
     address = SERVER
@@ -740,8 +755,6 @@ class PaillierSumAggregator:
         self._result: CoordinatorResult | None = None
         self._tkey: tp.ThresholdKey | None = None
         self._partials: dict[int, tp.PartialDecryption] = {}
-        #: Decryptors whose answer failed (client id -> why); they count as dropped.
-        self.faulty: dict[int, str] = {}
 
     @property
     def included(self) -> frozenset[int]:
@@ -804,11 +817,11 @@ class PaillierSumAggregator:
             raise AbortError("no public setup reached the aggregator")
         if self.state == "summed" and self.config.trust_layout == "threshold":
             self.state = "aborted"
-            faulty = "; ".join(f"decryptor {c}: {why}" for c, why in sorted(self.faulty.items()))
+            missing = sorted(self.config.committee - set(self._partials))
             raise AbortError(
                 f"{len(self._partials)} valid partial decryption(s) of the "
-                f"{self.config.decrypt_threshold} needed arrived: nothing decrypted"
-                + (f" (faulty: {faulty})" if faulty else ""))
+                f"{self.config.decrypt_threshold} needed arrived: nothing decrypted "
+                f"(no valid answer from decryptors {missing})")
         if self.state == "summed":
             self.state = "aborted"
             raise AbortError("the key holder never returned the decrypted sum")
@@ -836,7 +849,7 @@ class PaillierSumAggregator:
         cid = msg.sender
         if cid not in self.config.committee:
             raise ProtocolError(f"{cid!r} is not a decryptor of this round")
-        if cid in self._partials or cid in self.faulty:
+        if cid in self._partials:
             raise ProtocolError(f"decryptor {cid} already answered (replay refused)")
         if self.state == "done":
             return []  # a late answer once t were combined: not needed, ignored
@@ -851,8 +864,7 @@ class PaillierSumAggregator:
             tp.verify_partial(self._tkey, self._sum, partial,
                               context=decryption_context(self.config))
         except SecAggError as exc:
-            self.faulty[cid] = str(exc)  # named, and counted as dropped
-            return []
+            raise FaultyDecryptorError(cid, index, str(exc)) from exc
         partials = {**self._partials, cid: partial}
         if len(partials) < self.config.decrypt_threshold:
             self._partials = partials
