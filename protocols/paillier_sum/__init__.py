@@ -28,7 +28,8 @@ Three trust layouts:
     to the committee; each decryptor answers with a proven partial
     decryption (:class:`DecryptionShare`) bound to the config digest; the
     aggregator verifies them, refuses a faulty one naming its decryptor
-    (:class:`FaultyDecryptorError`), and combines any t valid ones. No single party, the aggregator included, can decrypt.
+    (:class:`FaultyDecryptorError`), and combines any t valid ones. No
+    single party, the aggregator included, can decrypt.
 
 The parties implement the party contract (:mod:`protocols.core`): each
 takes one typed message in ``handle`` and returns the
