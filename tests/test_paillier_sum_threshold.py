@@ -416,11 +416,16 @@ def test_setup_checks(tkp: Any) -> None:
     setups = {e.receiver: e.message for e in s.others[ps.DEALER].start()}
     other = tp.deal(tkp, 3, 3, **INSECURE)
     wrong_t = dataclasses.replace(setups[SERVER], key=other.key)
-    with pytest.raises(ProtocolError, match="3-of-3; the round's committee is 2-of-3"):
+    with pytest.raises(ProtocolError, match="not the one the configuration names"):
         s.coordinator.handle(wrong_t)
-    foreign = tp.deal(tp.generate_keypair(256, **INSECURE), 3, 2, **INSECURE)
-    with pytest.raises(ProtocolError, match="not the expected one"):
-        s.coordinator.handle(dataclasses.replace(setups[SERVER], key=foreign.key))
+    # same n and t, fresh shares and verification keys: refused by the config's key digest
+    redealt = tp.deal(tkp, 3, 2, **INSECURE)
+    for party in (s.coordinator, s.clients[0]):
+        with pytest.raises(ProtocolError, match="not the one the configuration names"):
+            party.handle(dataclasses.replace(setups[SERVER], key=redealt.key))
+    # a dealer key or a share sent to a party that holds no share
+    with pytest.raises(ProtocolError, match="dealer key"):
+        s.coordinator.handle(dataclasses.replace(setups[SERVER], dealer_key=bytes(31) + b"1"))
     assert s.coordinator.state == "setup"
     with pytest.raises(ProtocolError, match="comes from the dealer"):
         s.coordinator.handle(ps.PublicSetup(0, tkp[0], setups[SERVER].layout))
@@ -500,7 +505,7 @@ def share_bytes_absent(saved: bytes, client: Any) -> bool:
 def test_config_round_trips_and_other_layouts_keep_their_bytes(tkp: Any) -> None:
     cfg = ps.PaillierSumConfig(round=3, clients=frozenset({5, 9, 2**64 - 1}), dimension=4,
                                trust_layout="threshold", committee=frozenset({9, 2**64 - 1}),
-                               decrypt_threshold=2)
+                               decrypt_threshold=2, threshold_key_digest=bytes(range(32)))
     data = cfg.to_bytes()
     assert data[4] == 2 and ps.PaillierSumConfig.from_bytes(data) == cfg
     kh = ps.PaillierSumConfig(round=3, clients=frozenset({5, 9}), dimension=4)
@@ -512,6 +517,9 @@ def test_config_round_trips_and_other_layouts_keep_their_bytes(tkp: Any) -> None
         dict(trust_layout="threshold", committee=frozenset({7}), decrypt_threshold=1),
         dict(committee=frozenset({5}), decrypt_threshold=1),
         dict(decrypt_threshold=1),
+        dict(threshold_key_digest=bytes(32)),
+        dict(trust_layout="threshold", committee=frozenset({5}), decrypt_threshold=1,
+             threshold_key_digest=b"short"),
     ]
     for kw in bad:
         with pytest.raises(ParameterError):
@@ -593,7 +601,7 @@ _FUZZ: dict[str, Any] = {}
 def test_random_bytes_with_the_new_magics_are_refused(blob: bytes, magic: bytes) -> None:
     cfg = ps.PaillierSumConfig(round=0, clients=frozenset({0, 1}), dimension=2,
                                trust_layout="threshold", committee=frozenset({0, 1}),
-                               decrypt_threshold=1)
+                               decrypt_threshold=1, threshold_key_digest=bytes(32))
     with pytest.raises(SecAggError):
         ps.PaillierSumCodec(cfg, **INSECURE).decode(magic + b"\x02" + cfg.digest + blob)
 

@@ -69,6 +69,10 @@ class PaillierSumConfig:
             empty in the other layouts.
         decrypt_threshold: ``"threshold"`` layout only: how many decryptors
             must answer (t of ``len(committee)``); 0 in the other layouts.
+        threshold_key_digest: ``"threshold"`` layout only: the 32-byte
+            :attr:`~secagg.paillier.threshold.ThresholdKey.digest` of the dealt
+            key (n, t and every verification key), so every party refuses any
+            other key; empty in the other layouts.
     """
 
     round: int
@@ -81,6 +85,7 @@ class PaillierSumConfig:
     min_clients: int = 1
     committee: frozenset[int] = frozenset()
     decrypt_threshold: int = 0
+    threshold_key_digest: bytes = b""
 
     def __post_init__(self) -> None:
         _check_int("round", self.round, 0, _MAX_ROUND)
@@ -128,7 +133,12 @@ class PaillierSumConfig:
                                  f"{self.committee!r}") from None
         object.__setattr__(self, "committee", committee)
         t = self.decrypt_threshold
+        kd = self.threshold_key_digest
+        if not isinstance(kd, bytes):
+            raise ParameterError(f"threshold_key_digest must be bytes, got {type(kd).__name__}")
         if self.trust_layout != "threshold":
+            if kd:
+                raise ParameterError("threshold_key_digest belongs to the 'threshold' layout")
             if committee or t != 0:
                 raise ParameterError(
                     f"committee and decrypt_threshold belong to the 'threshold' layout; "
@@ -145,6 +155,10 @@ class PaillierSumConfig:
         if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= len(committee):
             raise ParameterError(
                 f"decrypt_threshold={t!r} is outside [1, {len(committee)} decryptors]")
+        if len(kd) != 32:
+            raise ParameterError(
+                f"threshold_key_digest must be the 32-byte digest of the dealt key, got "
+                f"{len(kd)} bytes")
 
     # -- ids ---------------------------------------------------------------------
     @cached_property
@@ -197,8 +211,9 @@ class PaillierSumConfig:
     # -- bytes -----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """Canonical versioned encoding: ``PSCF`` v1 (key-holder, cross-silo)
-        or v2 (threshold: v1's fields, then ``u16 decrypt_threshold`` and the
-        committee as internal client indices); the ids travel sorted as u64."""
+        or v2 (threshold: v1's fields, then ``u16 decrypt_threshold``, the
+        committee as internal client indices and the 32-byte threshold key
+        digest); the ids travel sorted as u64."""
         threshold = self.trust_layout == "threshold"
         w = wire.Writer(_CONFIG_MAGIC,
                         _CONFIG_VERSION_THRESHOLD if threshold else _CONFIG_VERSION)
@@ -209,6 +224,7 @@ class PaillierSumConfig:
         if threshold:
             w.u16(self.decrypt_threshold)
             wire.write_ids(w, (self.index_of(i) for i in self.committee))
+            w.raw(self.threshold_key_digest)
         return w.getvalue()
 
     @classmethod
@@ -221,12 +237,14 @@ class PaillierSumConfig:
         ids = wire.read_ids(r, width=64, max_count=_MAX_CLIENTS)
         committee: frozenset[int] = frozenset()
         decrypt_threshold = 0
+        key_digest = b""
         if version == _CONFIG_VERSION_THRESHOLD:
             decrypt_threshold = r.u16()
             ixs = wire.read_ids(r, max_count=min(len(ids), MAX_DECRYPTORS))
             if ixs and not (ixs[0] >= 1 and ixs[-1] <= len(ids)):
                 raise ParameterError(f"committee index outside [1, {len(ids)}]")
             committee = frozenset(ids[i - 1] for i in ixs)
+            key_digest = r.raw(32)
         r.done()
         if layout >= len(TRUST_LAYOUTS):
             raise ParameterError(f"unknown trust layout code {layout}")
@@ -236,7 +254,8 @@ class PaillierSumConfig:
         return cls(round=rnd, clients=frozenset(ids), dimension=dimension,
                    trust_layout=TRUST_LAYOUTS[layout], clip=clip, value_bits=value_bits,
                    max_summands=max_summands or None, min_clients=min_clients,
-                   committee=committee, decrypt_threshold=decrypt_threshold)
+                   committee=committee, decrypt_threshold=decrypt_threshold,
+                   threshold_key_digest=key_digest)
 
     @cached_property
     def digest(self) -> bytes:

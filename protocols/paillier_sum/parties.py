@@ -76,6 +76,7 @@ _STATE_MAGIC = b"PSCS"
 _STATE_VERSION = 1  # key-holder and cross-silo
 _STATE_VERSION_THRESHOLD = 2  # adds the threshold key and the still-sealed key share
 _SEAL_INFO = b"secagg/paillier_sum/share-seal/v1"
+_NO_DEALER_KEY = bytes(32)  # what a setup without a sealed share carries
 _MAX_STATE_BLOB = 1 << 24
 
 
@@ -153,6 +154,9 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
     if not isinstance(key, tp.ThresholdKey):
         raise ProtocolError(f"a threshold setup carries a ThresholdKey, not "
                             f"{type(key).__name__}")
+    if key.digest != config.threshold_key_digest:
+        raise ProtocolError("the announced threshold key is not the one the configuration "
+                            "names (digest mismatch)")
     if key.parties != len(config.committee) or key.threshold != config.decrypt_threshold:
         raise ProtocolError(
             f"the threshold key is {key.threshold}-of-{key.parties}; the round's committee "
@@ -206,6 +210,8 @@ class PaillierSumDealer:
         if config.trust_layout != "threshold":
             raise ParameterError("a dealer exists only in the 'threshold' layout")
         key = dealt.key
+        if key.digest != config.threshold_key_digest:
+            raise ParameterError("the dealt key is not the one the configuration names")
         if key.parties != len(config.committee) or key.threshold != config.decrypt_threshold:
             raise ParameterError(
                 f"the dealt key is {key.threshold}-of-{key.parties}; the committee is "
@@ -237,13 +243,15 @@ class PaillierSumDealer:
         eph_pub = eph.public_key().to_bytes()
         out: list[Envelope] = []
         for cid in self.config.client_ids:
-            sealed = b""
             if cid in self.config.committee:
                 share = self._shares[self.config.decryptor_index(cid) - 1]
                 seal_key = share_seal_key(eph, self._decryptor_keys[cid], self.config)
                 sealed = tp.seal_share(share, seal_key, self.config.digest)
-            out.append(Envelope(cid, ThresholdSetup(self.key, self.layout, eph_pub, sealed)))
-        out.append(Envelope(SERVER, ThresholdSetup(self.key, self.layout, eph_pub)))
+                msg = ThresholdSetup(self.key, self.layout, eph_pub, sealed)
+            else:  # no share, so no dealer key either
+                msg = ThresholdSetup(self.key, self.layout, _NO_DEALER_KEY)
+            out.append(Envelope(cid, msg))
+        out.append(Envelope(SERVER, ThresholdSetup(self.key, self.layout, _NO_DEALER_KEY)))
         self._shares = None  # forget them (Python cannot wipe memory; see SECURITY.md)
         self.state = "done"
         return out
@@ -545,9 +553,9 @@ class PaillierSumClient:
         """Open this decryptor's sealed share (None for a non-member, which
         must receive none)."""
         if self.client_id not in self.config.committee:
-            if sealed:
+            if sealed or dealer_key != _NO_DEALER_KEY:
                 raise ProtocolError(f"client {self.client_id} is not a decryptor but was "
-                                    "sent a key share")
+                                    "sent a key share or a dealer key")
             return None
         if not sealed:
             raise ProtocolError(f"decryptor {self.client_id} received no key share")
@@ -830,8 +838,9 @@ class PaillierSumAggregator:
     def _on_threshold_setup(self, msg: ThresholdSetup) -> list[Envelope]:
         if self.config.trust_layout != "threshold":
             raise ProtocolError(f"a threshold setup in the {self.config.trust_layout!r} layout")
-        if msg.sealed_share:
-            raise ProtocolError("the dealer sent the aggregator a key share; refusing it")
+        if msg.sealed_share or msg.dealer_key != _NO_DEALER_KEY:
+            raise ProtocolError("the dealer sent the aggregator a key share or a dealer key; "
+                                "refusing it")
         if self._setup is not None or self._tkey is not None:
             if msg.key != self._tkey or msg.layout != self.layout:
                 raise ProtocolError("a threshold setup with a different key or layout")

@@ -99,10 +99,10 @@ def _build(
                 os.urandom(32))
             chosen = choose_committee(client_ids, size, public)
         t = len(chosen) // 2 + 1 if decrypt_threshold is None else decrypt_threshold
-    config = PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
-                               trust_layout=trust, clip=clip, value_bits=value_bits,
-                               max_summands=max_summands, min_clients=min_clients,
-                               committee=chosen, decrypt_threshold=t)
+        # checked here so that a bad committee is named before any key work
+        PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
+                          trust_layout=trust, committee=chosen, decrypt_threshold=t,
+                          threshold_key_digest=bytes(32))
     cross = trust == "cross-silo"
     if encryption == "crt" and not cross:
         raise ParameterError("encryption 'crt' needs the private key: use trust='cross-silo'")
@@ -114,6 +114,11 @@ def _build(
              if thresh else None)
     if thresh:
         sk = None  # the dealer's: no client ever holds the private key
+    config = PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
+                               trust_layout=trust, clip=clip, value_bits=value_bits,
+                               max_summands=max_summands, min_clients=min_clients,
+                               committee=chosen, decrypt_threshold=t,
+                               threshold_key_digest=dealt.key.digest if dealt else b"")
     decryptor_keys = {cid: kex.PrivateKey.generate() for cid in chosen}
     packing = config.packing(pk, insecure_allow_small_key_for_tests=insecure)
     clients: dict[int, Any] = {}
