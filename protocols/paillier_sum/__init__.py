@@ -49,7 +49,9 @@ Security assumptions: parties are honest-but-curious; the transport
 authenticates senders (for example with :mod:`secagg.sign` over the message
 bytes, which bind round and sender). A malicious aggregator can add or drop
 inputs (Paillier is malleable) and must not collude with the key holder (or,
-cross-silo, with any client), or it learns individual inputs.
+cross-silo, with any client; threshold, with t decryptors), or it learns
+individual inputs; the threshold layout also trusts its dealer (see
+SECURITY.md).
 
 Module layout: :mod:`.config` (configuration, quantizer, rounds),
 :mod:`.messages` (messages and codec), :mod:`.parties`, :mod:`.protocol`

@@ -2,7 +2,7 @@
 
 Session parameters (as :func:`protocols.paillier_sum.simulate` takes them):
 ``keypair`` (a ``phe`` key pair; generated with ``key_bits`` otherwise),
-``trust`` (``"key-holder"`` or ``"cross-silo"``), ``encryption``
+``trust`` (``"key-holder"``, ``"cross-silo"`` or ``"threshold"``), ``encryption``
 (``"online"``, ``"pool"``, ``"crt"``, ``"djn"``), ``clip``, ``value_bits``,
 ``max_summands``, ``min_clients``, ``round``, ``workers``, ``on_clip`` and
 ``insecure_allow_small_key_for_tests``. In the key-holder layout the key
