@@ -4,7 +4,7 @@ Clients encrypt their vectors under an additively homomorphic Paillier key
 (packed, see :mod:`secagg.paillier`); the aggregator multiplies ciphertexts
 it cannot read; only a holder of the private key decrypts, and only the sum.
 
-Two trust layouts:
+Three trust layouts:
 
 ``"key-holder"``
     A separate key holder owns the key pair. It announces the public key and
@@ -19,6 +19,17 @@ Two trust layouts:
     input; the aggregator broadcasts the :class:`EncryptedSum` back and each
     client decrypts it. The aggregator never learns the sum. Clients may use
     CRT-accelerated encryption since they hold the private key.
+
+``"threshold"``
+    A committee of clients (``config.committee``, drawn from a public seed)
+    holds t-of-n shares of the private key from a trusted dealer
+    (:class:`PaillierSumDealer`, ``session.others["dealer"]``), each share
+    sealed to its decryptor. The aggregator sends the :class:`EncryptedSum`
+    to the committee; each decryptor answers with a proven partial
+    decryption (:class:`DecryptionShare`) bound to the config digest; the
+    aggregator verifies them, refuses a faulty one naming its decryptor
+    (:class:`FaultyDecryptorError`), and combines any t valid ones. No
+    single party, the aggregator included, can decrypt.
 
 The parties implement the party contract (:mod:`protocols.core`): each
 takes one typed message in ``handle`` and returns the
@@ -38,7 +49,9 @@ Security assumptions: parties are honest-but-curious; the transport
 authenticates senders (for example with :mod:`secagg.sign` over the message
 bytes, which bind round and sender). A malicious aggregator can add or drop
 inputs (Paillier is malleable) and must not collude with the key holder (or,
-cross-silo, with any client), or it learns individual inputs.
+cross-silo, with any client; threshold, with t decryptors), or it learns
+individual inputs; the threshold layout also trusts its dealer (see
+SECURITY.md).
 
 Module layout: :mod:`.config` (configuration, quantizer, rounds),
 :mod:`.messages` (messages and codec), :mod:`.parties`, :mod:`.protocol`
@@ -62,16 +75,25 @@ from ..core import Envelope
 from .config import ROUNDS, PaillierQuantizer, PaillierSumConfig, TrustLayout
 from .messages import (
     AGGREGATOR,
+    DEALER,
     KEY_HOLDER,
     DecryptedSum,
+    DecryptionShare,
     EncryptedInput,
     EncryptedSum,
     Message,
     PaillierSumCodec,
     PublicSetup,
+    ThresholdSetup,
 )
-from .parties import PaillierSumAggregator, PaillierSumClient, PaillierSumKeyHolder
-from .protocol import PAILLIER_SUM
+from .parties import (
+    FaultyDecryptorError,
+    PaillierSumAggregator,
+    PaillierSumClient,
+    PaillierSumDealer,
+    PaillierSumKeyHolder,
+)
+from .protocol import PAILLIER_SUM, choose_committee
 from .simulate import simulate
 
 
@@ -90,20 +112,26 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AGGREGATOR",
+    "DEALER",
     "KEY_HOLDER",
     "PAILLIER_SUM",
     "ROUNDS",
     "DecryptedSum",
+    "DecryptionShare",
     "EncryptedInput",
     "EncryptedSum",
+    "FaultyDecryptorError",
     "Message",
     "PaillierQuantizer",
     "PaillierSumAggregator",
     "PaillierSumClient",
     "PaillierSumCodec",
     "PaillierSumConfig",
+    "PaillierSumDealer",
     "PaillierSumKeyHolder",
     "PublicSetup",
+    "ThresholdSetup",
     "TrustLayout",
+    "choose_committee",
     "simulate",
 ]

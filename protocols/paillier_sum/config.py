@@ -25,8 +25,8 @@ from secagg.paillier import PackingLayout
 
 __all__ = ["ROUNDS", "PaillierQuantizer", "PaillierSumConfig", "TrustLayout"]
 
-TrustLayout = Literal["key-holder", "cross-silo"]
-TRUST_LAYOUTS: tuple[TrustLayout, ...] = ("key-holder", "cross-silo")
+TrustLayout = Literal["key-holder", "cross-silo", "threshold"]
+TRUST_LAYOUTS: tuple[TrustLayout, ...] = ("key-holder", "cross-silo", "threshold")
 
 #: Round names, as ``dropouts`` and the cost figures use them: the public
 #: setup, the encrypted inputs, and the decryption of the sum.
@@ -35,7 +35,10 @@ ROUNDS = ("setup", "encrypt", "decrypt")
 _MAX_ROUND = (1 << 64) - 1
 _MAX_CLIENTS = 1 << 20
 _CONFIG_MAGIC = b"PSCF"
-_CONFIG_VERSION = 1
+_CONFIG_VERSION = 1  # key-holder and cross-silo (unchanged bytes, unchanged digests)
+_CONFIG_VERSION_THRESHOLD = 2  # adds the decryption committee and its threshold
+#: Most decryptors of one committee (the threshold key's ``MAX_PARTIES``).
+MAX_DECRYPTORS = 128
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> int:
@@ -54,13 +57,22 @@ class PaillierSumConfig:
         round: round number (u64), bound into every message through the digest.
         clients: ids of the clients expected to contribute (ints in [0, 2^64)).
         dimension: length of every input vector.
-        trust_layout: ``"key-holder"`` or ``"cross-silo"``.
+        trust_layout: ``"key-holder"``, ``"cross-silo"`` or ``"threshold"``.
         clip: largest |x| per element (larger values are clipped).
         value_bits: fixed-point bits per value (resolution ``clip / (2^(b-1)-1)``).
         max_summands: summand capacity of the packing (default: number of
             clients; must be at least that). Costs ``ceil(log2)`` bits per slot.
         min_clients: the sum is decrypted only if at least this many inputs
             are in it; fewer aborts the round.
+        committee: ``"threshold"`` layout only: the clients that hold key
+            shares (decryptor ``i`` is the ``i``-th smallest id, i = 1..len);
+            empty in the other layouts.
+        decrypt_threshold: ``"threshold"`` layout only: how many decryptors
+            must answer (t of ``len(committee)``); 0 in the other layouts.
+        threshold_key_digest: ``"threshold"`` layout only: the 32-byte
+            :attr:`~secagg.paillier.threshold.ThresholdKey.digest` of the dealt
+            key (n, t and every verification key), so every party refuses any
+            other key; empty in the other layouts.
     """
 
     round: int
@@ -71,6 +83,9 @@ class PaillierSumConfig:
     value_bits: int = 16
     max_summands: int | None = None
     min_clients: int = 1
+    committee: frozenset[int] = frozenset()
+    decrypt_threshold: int = 0
+    threshold_key_digest: bytes = b""
 
     def __post_init__(self) -> None:
         _check_int("round", self.round, 0, _MAX_ROUND)
@@ -88,7 +103,8 @@ class PaillierSumConfig:
         _check_int("dimension", self.dimension, 1, wire.MAX_FIELD // 8)
         if self.trust_layout not in TRUST_LAYOUTS:
             raise ParameterError(
-                f"trust_layout must be 'key-holder' or 'cross-silo', got {self.trust_layout!r}"
+                "trust_layout must be 'key-holder', 'cross-silo' or 'threshold', "
+                f"got {self.trust_layout!r}"
             )
         clip = self.clip
         if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not (
@@ -107,6 +123,42 @@ class PaillierSumConfig:
         m = self.min_clients
         if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= len(self.clients):
             raise ParameterError(f"min_clients={m!r} is outside [1, {len(self.clients)}]")
+        self._check_committee()
+
+    def _check_committee(self) -> None:
+        try:
+            committee = frozenset(int(i) for i in self.committee)
+        except (TypeError, ValueError):
+            raise ParameterError(f"committee must be a set of client ids, got "
+                                 f"{self.committee!r}") from None
+        object.__setattr__(self, "committee", committee)
+        t = self.decrypt_threshold
+        kd = self.threshold_key_digest
+        if not isinstance(kd, bytes):
+            raise ParameterError(f"threshold_key_digest must be bytes, got {type(kd).__name__}")
+        if self.trust_layout != "threshold":
+            if kd:
+                raise ParameterError("threshold_key_digest belongs to the 'threshold' layout")
+            if committee or t != 0:
+                raise ParameterError(
+                    f"committee and decrypt_threshold belong to the 'threshold' layout; "
+                    f"got {len(committee)} decryptors and decrypt_threshold={t!r} under "
+                    f"{self.trust_layout!r}")
+            return
+        outside = committee - self.clients
+        if outside:
+            raise ParameterError(f"committee names ids that are not clients: {sorted(outside)}")
+        if not 1 <= len(committee) <= MAX_DECRYPTORS:
+            raise ParameterError(
+                f"the committee has {len(committee)} decryptors; it needs 1 to "
+                f"{MAX_DECRYPTORS}")
+        if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= len(committee):
+            raise ParameterError(
+                f"decrypt_threshold={t!r} is outside [1, {len(committee)} decryptors]")
+        if len(kd) != 32:
+            raise ParameterError(
+                f"threshold_key_digest must be the 32-byte digest of the dealt key, got "
+                f"{len(kd)} bytes")
 
     # -- ids ---------------------------------------------------------------------
     @cached_property
@@ -117,6 +169,18 @@ class PaillierSumConfig:
     @cached_property
     def _index(self) -> dict[int, int]:
         return {u: i + 1 for i, u in enumerate(self.client_ids)}
+
+    @cached_property
+    def decryptor_ids(self) -> tuple[int, ...]:
+        """The committee, sorted: ``decryptor_ids[i - 1]`` holds key share ``i``."""
+        return tuple(sorted(self.committee))
+
+    def decryptor_index(self, client: int) -> int:
+        """Key-share index (1..len(committee)) of ``client``; ParameterError otherwise."""
+        try:
+            return self.decryptor_ids.index(client) + 1
+        except ValueError:
+            raise ParameterError(f"{client!r} is not a decryptor of this round") from None
 
     def index_of(self, client: int) -> int:
         """Internal index (1..n) of ``client``; ParameterError for a stranger."""
@@ -146,26 +210,52 @@ class PaillierSumConfig:
 
     # -- bytes -----------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        """Canonical versioned encoding (``PSCF`` v1); the ids travel sorted as u64."""
-        w = wire.Writer(_CONFIG_MAGIC, _CONFIG_VERSION)
+        """Canonical versioned encoding: ``PSCF`` v1 (key-holder, cross-silo)
+        or v2 (threshold: v1's fields, then ``u16 decrypt_threshold``, the
+        committee as internal client indices and the 32-byte threshold key
+        digest); the ids travel sorted as u64."""
+        threshold = self.trust_layout == "threshold"
+        w = wire.Writer(_CONFIG_MAGIC,
+                        _CONFIG_VERSION_THRESHOLD if threshold else _CONFIG_VERSION)
         w.u64(self.round).u8(TRUST_LAYOUTS.index(self.trust_layout)).u64(self.dimension)
         w.f64(self.clip).u8(self.value_bits).u64(self.max_summands or 0)
         w.u32(self.min_clients)
-        return wire.write_ids(w, self.client_ids, width=64).getvalue()
+        wire.write_ids(w, self.client_ids, width=64)
+        if threshold:
+            w.u16(self.decrypt_threshold)
+            wire.write_ids(w, (self.index_of(i) for i in self.committee))
+            w.raw(self.threshold_key_digest)
+        return w.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PaillierSumConfig:
         """Parse :meth:`to_bytes`, re-checking every field."""
-        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION,))
+        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION, _CONFIG_VERSION_THRESHOLD))
+        version = r.version
         rnd, layout, dimension = r.u64(), r.u8(), r.u64()
         clip, value_bits, max_summands, min_clients = r.f64(), r.u8(), r.u64(), r.u32()
         ids = wire.read_ids(r, width=64, max_count=_MAX_CLIENTS)
+        committee: frozenset[int] = frozenset()
+        decrypt_threshold = 0
+        key_digest = b""
+        if version == _CONFIG_VERSION_THRESHOLD:
+            decrypt_threshold = r.u16()
+            ixs = wire.read_ids(r, max_count=min(len(ids), MAX_DECRYPTORS))
+            if ixs and not (ixs[0] >= 1 and ixs[-1] <= len(ids)):
+                raise ParameterError(f"committee index outside [1, {len(ids)}]")
+            committee = frozenset(ids[i - 1] for i in ixs)
+            key_digest = r.raw(32)
         r.done()
         if layout >= len(TRUST_LAYOUTS):
             raise ParameterError(f"unknown trust layout code {layout}")
+        if (TRUST_LAYOUTS[layout] == "threshold") != (version == _CONFIG_VERSION_THRESHOLD):
+            raise ParameterError(
+                f"config version {version} cannot carry trust layout {TRUST_LAYOUTS[layout]!r}")
         return cls(round=rnd, clients=frozenset(ids), dimension=dimension,
                    trust_layout=TRUST_LAYOUTS[layout], clip=clip, value_bits=value_bits,
-                   max_summands=max_summands or None, min_clients=min_clients)
+                   max_summands=max_summands or None, min_clients=min_clients,
+                   committee=committee, decrypt_threshold=decrypt_threshold,
+                   threshold_key_digest=key_digest)
 
     @cached_property
     def digest(self) -> bytes:

@@ -2,10 +2,10 @@
 
 Every message is framed as ``magic (4) | version (u8) | config digest (32) |
 sender | body`` (big-endian, :mod:`secagg.wire`); a sender is a role byte
-(0 the aggregator, 1 the key holder, 2 a client) and, for a client, its
-internal index 1..n (:meth:`PaillierSumConfig.index_of`). The message
-objects carry the caller's client ids, :data:`~protocols.core.SERVER` for
-the aggregator and :data:`KEY_HOLDER`.
+(0 the aggregator, 1 the key holder, 2 a client, 3 the dealer) and, for a
+client, its internal index 1..n (:meth:`PaillierSumConfig.index_of`). The
+message objects carry the caller's client ids, :data:`~protocols.core.SERVER`
+for the aggregator, :data:`KEY_HOLDER` and :data:`DEALER`.
 
 =================  ======  ========================  ========  =====================
 message            magic   sender                    round     body
@@ -15,7 +15,18 @@ PublicSetup        PSPS    key holder (or a client,  setup     public key, layou
 EncryptedInput     PSEI    a client                  encrypt   packed ciphertexts
 EncryptedSum       PSES    aggregator                decrypt   included ids, sum
 DecryptedSum       PSDS    key holder                decrypt   included ids, int64
+ThresholdSetup     PSTS    dealer (threshold)        setup     threshold key, layout,
+                                                               dealer X25519 key,
+                                                               sealed key share
+DecryptionShare    PSPD    a decryptor (threshold)   decrypt   partial decryption
 =================  ======  ========================  ========  =====================
+
+The threshold key (``SGTK``) in a :class:`ThresholdSetup` is parsed and
+checked by the codec; the sealed share (AES-256-GCM, see
+:func:`secagg.paillier.threshold.seal_share`) is opened only by the
+decryptor it is sealed to, and a :class:`DecryptionShare`'s partial
+decryption (``SGTP``) is parsed and its proof verified by the aggregator,
+which alone knows the vector it answers.
 
 :meth:`PaillierSumCodec.decode` checks magic, version, digest, sender role,
 field lengths (each length is checked against its limit before the field is
@@ -37,19 +48,23 @@ import numpy.typing as npt
 from secagg import paillier, wire
 from secagg.errors import EncodingError, ParameterError, RemoteProtocolError
 from secagg.paillier import EncryptedVector, PackingLayout
+from secagg.paillier import threshold as tp
 
 from ..core import SERVER, Address
 from .config import PaillierSumConfig
 
 __all__ = [
     "AGGREGATOR",
+    "DEALER",
     "KEY_HOLDER",
     "DecryptedSum",
+    "DecryptionShare",
     "EncryptedInput",
     "EncryptedSum",
     "Message",
     "PaillierSumCodec",
     "PublicSetup",
+    "ThresholdSetup",
     "open_vector",
 ]
 
@@ -57,9 +72,14 @@ __all__ = [
 AGGREGATOR = SERVER
 #: The key holder's address (an auxiliary party, ``Session.others``).
 KEY_HOLDER = "key_holder"
+#: The trusted dealer's address (``"threshold"`` layout, ``Session.others``).
+DEALER = "dealer"
 
 _VERSION = 2
-_ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT = 0, 1, 2
+_ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT, _ROLE_DEALER = 0, 1, 2, 3
+_MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
+_MAX_SEALED_BYTES = _MAX_TKEY_BYTES + 2 * paillier.MAX_KEY_BITS // 8 + 128
+_DEALER_KEY_BYTES = 32
 _MAX_KEY_BYTES = 4096
 _MAX_LAYOUT_BYTES = 1024
 _CT_BYTES_MAX = 2 * paillier.MAX_KEY_BITS // 8
@@ -114,9 +134,48 @@ class DecryptedSum:
     sender: Address = KEY_HOLDER
 
 
-Message: TypeAlias = PublicSetup | EncryptedInput | EncryptedSum | DecryptedSum
+@dataclass(frozen=True)
+class ThresholdSetup:
+    """The dealer's announcement in the ``"threshold"`` layout: the threshold
+    key (public: n, t, verification keys), the packing layout, the dealer's
+    one-time X25519 public key and, for a decryptor only, its key share
+    sealed to it (empty otherwise). The share is sealed under
+    ``kex.agree(dealer key, decryptor's X25519 key)`` with the config digest
+    as context, so it opens only for that decryptor in this round."""
+
+    ROUND: ClassVar[str] = "setup"
+    MAGIC: ClassVar[bytes] = b"PSTS"
+    key: tp.ThresholdKey
+    layout: PackingLayout
+    dealer_key: bytes
+    sealed_share: bytes = field(default=b"", repr=False)
+    sender: Address = DEALER
+
+    @property
+    def public_key(self) -> Any:
+        return self.key.public_key
+
+    def key_fingerprint(self) -> bytes:
+        return paillier.fingerprint(self.key.public_key)
+
+
+@dataclass(frozen=True)
+class DecryptionShare:
+    """A decryptor's partial decryption of the round's sum with its proof:
+    :class:`secagg.paillier.threshold.PartialDecryption` bytes (``SGTP``),
+    bound to the config digest as context (parsed by the aggregator)."""
+
+    ROUND: ClassVar[str] = "decrypt"
+    MAGIC: ClassVar[bytes] = b"PSPD"
+    sender: int
+    payload: bytes
+
+
+Message: TypeAlias = (PublicSetup | EncryptedInput | EncryptedSum | DecryptedSum
+                      | ThresholdSetup | DecryptionShare)
 _TYPES: dict[bytes, type] = {
-    t.MAGIC: t for t in (PublicSetup, EncryptedInput, EncryptedSum, DecryptedSum)
+    t.MAGIC: t for t in (PublicSetup, EncryptedInput, EncryptedSum, DecryptedSum,
+                         ThresholdSetup, DecryptionShare)
 }
 
 
@@ -154,6 +213,8 @@ class PaillierSumCodec:
             w.u8(_ROLE_AGGREGATOR).u32(0)
         elif sender == KEY_HOLDER:
             w.u8(_ROLE_KEY_HOLDER).u32(0)
+        elif sender == DEALER:
+            w.u8(_ROLE_DEALER).u32(0)
         else:
             try:
                 w.u8(_ROLE_CLIENT).u32(self.config.index_of(sender))  # type: ignore[arg-type]
@@ -166,6 +227,8 @@ class PaillierSumCodec:
             return SERVER
         if role == _ROLE_KEY_HOLDER and ix == 0:
             return KEY_HOLDER
+        if role == _ROLE_DEALER and ix == 0:
+            return DEALER
         if role == _ROLE_CLIENT and 1 <= ix <= len(self.config.client_ids):
             return self.config.client_ids[ix - 1]
         raise RemoteProtocolError(f"bad sender role {role} / index {ix}")
@@ -203,6 +266,20 @@ class PaillierSumCodec:
             if message.sender != SERVER:
                 raise EncodingError("an encrypted sum comes from the aggregator")
             self._put_ids(w, message.included)
+            w.blob(bytes(message.payload))
+        elif isinstance(message, ThresholdSetup):
+            if message.sender != DEALER:
+                raise EncodingError("a threshold setup comes from the dealer")
+            if not isinstance(message.key, tp.ThresholdKey):
+                raise EncodingError("a threshold setup carries a ThresholdKey")
+            if len(message.dealer_key) != _DEALER_KEY_BYTES:
+                raise EncodingError(f"the dealer key is {_DEALER_KEY_BYTES} bytes, got "
+                                    f"{len(message.dealer_key)}")
+            w.blob(message.key.to_bytes()).blob(message.layout.to_bytes())
+            w.raw(bytes(message.dealer_key)).blob(bytes(message.sealed_share))
+        elif isinstance(message, DecryptionShare):
+            if message.sender not in self.config.committee:
+                raise EncodingError(f"a decryption share cannot come from {message.sender!r}")
             w.blob(bytes(message.payload))
         else:
             if message.sender != KEY_HOLDER:
@@ -250,6 +327,24 @@ class PaillierSumCodec:
                 raise RemoteProtocolError(f"an encrypted sum from {sender!r}")
             included = self._get_ids(r)
             msg = EncryptedSum(included, r.blob(max_len=self._max_payload))
+        elif cls is ThresholdSetup:
+            if sender != DEALER or self.config.trust_layout != "threshold":
+                raise RemoteProtocolError(f"a threshold setup from {sender!r} under the "
+                                          f"{self.config.trust_layout!r} layout")
+            try:
+                key = tp.ThresholdKey.from_bytes(
+                    r.blob(max_len=_MAX_TKEY_BYTES),
+                    insecure_allow_small_key_for_tests=self._insecure)
+            except ParameterError as exc:
+                raise RemoteProtocolError(f"refusing the threshold key: {exc}") from exc
+            layout = PackingLayout.from_bytes(r.blob(max_len=_MAX_LAYOUT_BYTES))
+            msg = ThresholdSetup(key, layout, r.raw(_DEALER_KEY_BYTES),
+                                 r.blob(max_len=_MAX_SEALED_BYTES))
+        elif cls is DecryptionShare:
+            if sender not in self.config.committee:
+                raise RemoteProtocolError(f"a decryption share from {sender!r}, not a "
+                                          "decryptor of this round")
+            msg = DecryptionShare(sender, r.blob(max_len=self._max_payload))  # type: ignore[arg-type]
         else:
             if sender != KEY_HOLDER:
                 raise RemoteProtocolError(f"a decrypted sum from {sender!r}")

@@ -14,46 +14,94 @@ clock or global state. A refused message raises a specific
 * :class:`PaillierSumAggregator` (the coordinator, address
   :data:`~protocols.core.SERVER`): adds the ciphertexts it cannot read;
   ``close_round()`` (or the last client's input) sends the sum on.
+* :class:`PaillierSumDealer` (``"threshold"`` layout, address
+  :data:`DEALER`): the trusted dealer; ``start()`` announces the threshold
+  key and seals each decryptor's key share to it, then drops the shares.
+
+In the ``"threshold"`` layout the committee (clients named in
+``config.committee``) decrypts: each decryptor answers the aggregator's
+:class:`EncryptedSum` with a :class:`DecryptionShare` (a partial decryption
+with its proof, bound to the config digest); the aggregator verifies every
+proof, refuses an answer that fails with :class:`FaultyDecryptorError` naming
+the decryptor (it stays unchanged; the decryptor counts as dropped and a
+transport goes on with the others), and combines once ``decrypt_threshold``
+valid answers arrived.
 """
 
 from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from secagg import paillier, wire
+from secagg import kex, paillier, wire
 from secagg.errors import (
     AbortError,
     EncodingError,
     LocalProtocolError,
     ParameterError,
     RemoteProtocolError,
+    SecAggError,
 )
 from secagg.paillier import ClipPolicy, DJNTable, EncryptedVector, EncryptionMode, ObfuscatorPool
+from secagg.paillier import threshold as tp
 
 from ..core import SERVER, CoordinatorResult, Envelope
 from .config import PaillierSumConfig
 from .messages import (
+    DEALER,
     KEY_HOLDER,
     DecryptedSum,
+    DecryptionShare,
     EncryptedInput,
     EncryptedSum,
     Message,
     PublicSetup,
+    ThresholdSetup,
     open_vector,
 )
 
-__all__ = ["PaillierSumAggregator", "PaillierSumClient", "PaillierSumKeyHolder"]
+__all__ = ["FaultyDecryptorError", "PaillierSumAggregator", "PaillierSumClient",
+           "PaillierSumDealer",
+           "PaillierSumKeyHolder", "decryption_context", "share_seal_key"]
 
 ProtocolError = RemoteProtocolError  # what a party raises for a peer's bad message
 _ENCRYPTIONS = ("online", "pool", "crt", "djn")
 _CLIENT_STATES = ("new", "sent", "done")
 _STATE_MAGIC = b"PSCS"
-_STATE_VERSION = 1
+_STATE_VERSION = 1  # key-holder and cross-silo
+_STATE_VERSION_THRESHOLD = 2  # adds the threshold key and the still-sealed key share
+_SEAL_INFO = b"secagg/paillier_sum/share-seal/v1"
+_NO_DEALER_KEY = bytes(32)  # what a setup without a sealed share carries
+_MAX_STATE_BLOB = 1 << 24
+
+
+def decryption_context(config: PaillierSumConfig) -> bytes:
+    """The context every partial decryption of ``config``'s round is bound to."""
+    return b"secagg/paillier_sum/decrypt/v1" + config.digest
+
+
+def share_seal_key(own: kex.PrivateKey, peer: kex.PublicKey,
+                   config: PaillierSumConfig) -> bytes:
+    """The AES-256-GCM key a key share is sealed under: X25519 between the
+    dealer's one-time key and the decryptor's key, HKDF'd with the config
+    digest (so a sealed share opens only for its decryptor, in this round)."""
+    return kex.agree(own, peer, _SEAL_INFO + config.digest)
+
+
+def _check_bound(raw: npt.NDArray[np.int64], summands: int, max_int: int) -> None:
+    """Every value of an exact sum of ``summands`` inputs lies in
+    ``[-summands * M, summands * M]`` (compared without ``abs``, which leaves
+    ``-2^63`` negative)."""
+    bound = summands * max_int
+    if raw.size and (int(raw.max()) > bound or int(raw.min()) < -bound):
+        raise ProtocolError(
+            f"decrypted sum holds {int(raw.min())} .. {int(raw.max())}, past the largest "
+            f"possible |sum| {bound} of {summands} inputs")
 
 
 def _deprecated(old: str, new: str) -> None:
@@ -94,6 +142,123 @@ def _check_setup(config: PaillierSumConfig, setup: PublicSetup,
             f"the announced packing layout {setup.layout} differs from the round's {expected}"
         )
     return expected
+
+
+def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
+                           insecure: bool) -> paillier.PackingLayout:
+    """The layout a threshold setup must carry; its key must share among the
+    config's committee with the config's threshold."""
+    if setup.sender != DEALER:
+        raise ProtocolError("the threshold setup must come from the dealer")
+    key = setup.key
+    if not isinstance(key, tp.ThresholdKey):
+        raise ProtocolError(f"a threshold setup carries a ThresholdKey, not "
+                            f"{type(key).__name__}")
+    if key.digest != config.threshold_key_digest:
+        raise ProtocolError("the announced threshold key is not the one the configuration "
+                            "names (digest mismatch)")
+    if key.parties != len(config.committee) or key.threshold != config.decrypt_threshold:
+        raise ProtocolError(
+            f"the threshold key is {key.threshold}-of-{key.parties}; the round's committee "
+            f"is {config.decrypt_threshold}-of-{len(config.committee)}")
+    try:
+        paillier.check_public_key(key.public_key, insecure_allow_small_key_for_tests=insecure)
+        expected = config.packing(key.public_key, insecure_allow_small_key_for_tests=insecure)
+    except ParameterError as exc:
+        raise ProtocolError(f"refusing the threshold setup: {exc}") from exc
+    if setup.layout != expected:
+        raise ProtocolError(
+            f"the announced packing layout {setup.layout} differs from the round's {expected}")
+    return expected
+
+
+class FaultyDecryptorError(tp.PartialDecryptionError):
+    """A decryptor's answer failed verification; ``decryptor`` is its client
+    id and ``faulty`` its share index. The aggregator refused it and is
+    unchanged: a transport logs it and goes on (the decryptor counts as
+    dropped unless it later sends a valid answer)."""
+
+    def __init__(self, decryptor: int, index: int, detail: str) -> None:
+        self.decryptor = decryptor
+        super().__init__([index], f"decryptor {decryptor}: {detail}")
+
+
+class PaillierSumDealer:
+    """The trusted dealer of the ``"threshold"`` layout (address :data:`DEALER`).
+
+    Built with the dealt key (:func:`secagg.paillier.threshold.deal`, share
+    ``i`` for ``config.decryptor_ids[i - 1]``) and every decryptor's X25519
+    public key (registered in advance, authentic). ``start()`` sends each
+    client and the aggregator the :class:`ThresholdSetup`; a decryptor's copy
+    carries its share sealed to it (AES-256-GCM under
+    :func:`share_seal_key` with a one-time dealer key). The dealer then
+    drops its shares. Trust assumption: the dealer ran the key generation
+    honestly and forgets the factorisation (see SECURITY.md); it receives
+    nothing.
+    """
+
+    address = DEALER
+
+    def __init__(
+        self,
+        config: PaillierSumConfig,
+        dealt: tp.Dealt,
+        decryptor_keys: Mapping[int, kex.PublicKey],
+        *,
+        insecure_allow_small_key_for_tests: bool = False,
+    ) -> None:
+        if config.trust_layout != "threshold":
+            raise ParameterError("a dealer exists only in the 'threshold' layout")
+        key = dealt.key
+        if key.digest != config.threshold_key_digest:
+            raise ParameterError("the dealt key is not the one the configuration names")
+        if key.parties != len(config.committee) or key.threshold != config.decrypt_threshold:
+            raise ParameterError(
+                f"the dealt key is {key.threshold}-of-{key.parties}; the committee is "
+                f"{config.decrypt_threshold}-of-{len(config.committee)}")
+        if set(decryptor_keys) != set(config.committee):
+            raise ParameterError("decryptor_keys must hold one X25519 key per committee member")
+        for cid, k in decryptor_keys.items():
+            if not isinstance(k, kex.PublicKey):
+                raise ParameterError(f"decryptor {cid}'s key is not a kex.PublicKey")
+        if [s.index for s in dealt.shares] != list(range(1, key.parties + 1)):
+            raise ParameterError("the dealt shares must be indices 1..parties in order")
+        self.config = config
+        self.key = key
+        self.layout = config.packing(
+            key.public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+        self._shares: list[tp.KeyShare] | None = list(dealt.shares)
+        self._decryptor_keys = dict(decryptor_keys)
+        self.state: Literal["new", "done"] = "new"
+
+    @property
+    def round(self) -> str | None:
+        return "setup" if self.state == "new" else None
+
+    def start(self) -> list[Envelope]:
+        """Announce the key to everyone, each share sealed to its decryptor."""
+        if self.state != "new" or self._shares is None:
+            raise LocalProtocolError("the dealer has already dealt this round")
+        eph = kex.PrivateKey.generate()
+        eph_pub = eph.public_key().to_bytes()
+        out: list[Envelope] = []
+        for cid in self.config.client_ids:
+            if cid in self.config.committee:
+                share = self._shares[self.config.decryptor_index(cid) - 1]
+                seal_key = share_seal_key(eph, self._decryptor_keys[cid], self.config)
+                sealed = tp.seal_share(share, seal_key, self.config.digest)
+                msg = ThresholdSetup(self.key, self.layout, eph_pub, sealed)
+            else:  # no share, so no dealer key either
+                msg = ThresholdSetup(self.key, self.layout, _NO_DEALER_KEY)
+            out.append(Envelope(cid, msg))
+        out.append(Envelope(SERVER, ThresholdSetup(self.key, self.layout, _NO_DEALER_KEY)))
+        self._shares = None  # forget them (Python cannot wipe memory; see SECURITY.md)
+        self.state = "done"
+        return out
+
+    def handle(self, message: Message) -> list[Envelope]:
+        """The dealer receives nothing."""
+        raise ProtocolError(f"the dealer does not accept {type(message).__name__}")
 
 
 class PaillierSumKeyHolder:
@@ -182,6 +347,12 @@ class PaillierSumClient:
     integer-domain vector given to :meth:`set_input` (the config's
     :class:`~protocols.paillier_sum.PaillierQuantizer`).
 
+    ``"threshold"``: ``handle(ThresholdSetup)`` returns the encrypted
+    input; a decryptor (a client in ``config.committee``, built with its
+    X25519 ``decryptor_key``) opens its sealed key share from the same
+    message and answers the :class:`EncryptedSum` with a
+    :class:`DecryptionShare` (one per round).
+
     ``encryption`` picks the encryption path: ``"online"``, ``"pool"`` (needs
     ``pool``), ``"crt"`` (cross-silo only) or ``"djn"`` (the short-exponent
     variant with its non-standard assumption; uses ``djn`` or builds a
@@ -203,6 +374,7 @@ class PaillierSumClient:
         on_clip: ClipPolicy = "clip",
         insecure_allow_small_key_for_tests: bool = False,
         mode: EncryptionMode | None = None,
+        decryptor_key: kex.PrivateKey | None = None,
     ) -> None:
         if mode is not None:
             _deprecated("PaillierSumClient(mode=...)", "encryption=")
@@ -223,7 +395,17 @@ class PaillierSumClient:
             raise ParameterError("encryption 'crt' needs the private key: cross-silo layout only")
         if encryption == "pool" and pool is None:
             raise ParameterError("encryption 'pool' needs a precomputed ObfuscatorPool")
+        member = client_id in config.committee
+        if member and not isinstance(decryptor_key, kex.PrivateKey):
+            raise ParameterError(f"client {client_id} is a decryptor: it needs its X25519 "
+                                 "decryptor_key (a kex.PrivateKey) to open its key share")
+        if not member and decryptor_key is not None:
+            raise ParameterError(f"client {client_id} is not a decryptor of this round")
         self.client_id = client_id
+        self._decryptor_key = decryptor_key
+        self._tkey: tp.ThresholdKey | None = None
+        self._share: tp.KeyShare | None = None
+        self._sealed: tuple[bytes, bytes] | None = None  # (dealer key, sealed share)
         self.config = config
         self._encryption: EncryptionMode = encryption
         self._pool = pool
@@ -271,7 +453,8 @@ class PaillierSumClient:
         the sum is decrypted; None when finished."""
         if self.state == "new":
             return "setup"
-        if self.state == "sent" and self.config.trust_layout == "cross-silo":
+        if self.state == "sent" and (self.config.trust_layout == "cross-silo"
+                                     or self.client_id in self.config.committee):
             return "decrypt"
         return None
 
@@ -304,11 +487,16 @@ class PaillierSumClient:
     def handle(self, message: Message) -> list[Envelope]:
         """Take the public setup (key-holder) or the encrypted sum (cross-silo)."""
         msg = message
-        cross = self.config.trust_layout == "cross-silo"
-        if isinstance(msg, PublicSetup) and not cross:
+        layout = self.config.trust_layout
+        cross = layout == "cross-silo"
+        if isinstance(msg, PublicSetup) and layout == "key-holder":
             return self._on_setup(msg)
         if isinstance(msg, EncryptedSum) and cross:
             return self._on_sum(msg)
+        if isinstance(msg, ThresholdSetup) and layout == "threshold":
+            return self._on_threshold_setup(msg)
+        if isinstance(msg, EncryptedSum) and layout == "threshold":
+            return self._on_threshold_sum(msg)
         raise ProtocolError(
             f"a {self.config.trust_layout} client does not accept {type(msg).__name__}")
 
@@ -360,6 +548,66 @@ class PaillierSumClient:
         self.state = "sent"
         return [Envelope(SERVER, enc)]
 
+    def _take_threshold(self, key: tp.ThresholdKey, dealer_key: bytes,
+                        sealed: bytes) -> tp.KeyShare | None:
+        """Open this decryptor's sealed share (None for a non-member, which
+        must receive none)."""
+        if self.client_id not in self.config.committee:
+            if sealed or dealer_key != _NO_DEALER_KEY:
+                raise ProtocolError(f"client {self.client_id} is not a decryptor but was "
+                                    "sent a key share or a dealer key")
+            return None
+        if not sealed:
+            raise ProtocolError(f"decryptor {self.client_id} received no key share")
+        assert self._decryptor_key is not None
+        try:
+            peer = kex.PublicKey.from_bytes(dealer_key)
+            seal_key = share_seal_key(self._decryptor_key, peer, self.config)
+            return tp.open_share(sealed, seal_key, key, self.config.decryptor_index(self.client_id),
+                                 self.config.digest,
+                                 insecure_allow_small_key_for_tests=self._insecure)
+        except SecAggError as exc:
+            raise ProtocolError(
+                f"decryptor {self.client_id} cannot open its key share: {exc}") from exc
+
+    def _on_threshold_setup(self, msg: ThresholdSetup) -> list[Envelope]:
+        if self.state != "new":
+            raise ProtocolError(f"client {self.client_id} already received the setup")
+        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:
+            raise ProtocolError("the announced public key is not the expected one")
+        layout = _check_threshold_setup(self.config, msg, self._insecure)
+        share = self._take_threshold(msg.key, msg.dealer_key, msg.sealed_share)
+        pk_before, layout_before = self._pk, self.layout
+        self._pk, self.layout = msg.key.public_key, layout
+        try:
+            enc = self._encrypt()
+        except BaseException:
+            self._pk, self.layout = pk_before, layout_before
+            raise
+        self._tkey, self._share = msg.key, share
+        if share is not None:
+            self._sealed = (bytes(msg.dealer_key), bytes(msg.sealed_share))
+        self.state = "sent"
+        return [Envelope(SERVER, enc)]
+
+    def _on_threshold_sum(self, msg: EncryptedSum) -> list[Envelope]:
+        if self.client_id not in self.config.committee:
+            raise ProtocolError(f"client {self.client_id} is not a decryptor of this round")
+        if self.state == "new":
+            raise ProtocolError("an encrypted sum arrived before the threshold setup")
+        if self.state == "done":
+            raise ProtocolError(
+                f"decryptor {self.client_id} already answered one sum in round "
+                f"{self.config.round}; refusing another")
+        assert self._share is not None
+        vec = open_vector(msg.payload, self._pk, self._insecure)
+        _check_sum_request(self.config, self._layout(), msg, vec)
+        partial = tp.partial_decrypt(self._share, vec, context=decryption_context(self.config),
+                                     workers=self._workers)
+        self.included = msg.included
+        self.state = "done"
+        return [Envelope(SERVER, DecryptionShare(self.client_id, partial.to_bytes()))]
+
     def _on_sum(self, msg: EncryptedSum) -> list[Envelope]:
         if self.state == "done":
             raise ProtocolError(f"client {self.client_id} already decrypted the sum")
@@ -379,7 +627,9 @@ class PaillierSumClient:
         config digest. Holds the plaintext input: seal it before it leaves
         memory. Keys, pools and tables are not included: pass them to
         :meth:`restore` again."""
-        w = wire.Writer(_STATE_MAGIC, _STATE_VERSION).raw(self.config.digest)
+        threshold = self.config.trust_layout == "threshold"
+        w = wire.Writer(_STATE_MAGIC, _STATE_VERSION_THRESHOLD if threshold
+                        else _STATE_VERSION).raw(self.config.digest)
         w.u32(self.config.index_of(self.client_id)).u8(_CLIENT_STATES.index(self.state))
         for v in (self._input, self.raw_result):
             if v is None:
@@ -391,14 +641,25 @@ class PaillierSumClient:
             w.u8(0)
         else:
             wire.write_ids(w.u8(1), (self.config.index_of(i) for i in included))
+        if threshold:  # the threshold key (public) and the share, still sealed
+            if self._tkey is None:
+                w.u8(0)
+            else:
+                w.u8(1).blob(self._tkey.to_bytes())
+                dealer_key, sealed = self._sealed or (bytes(32), b"")
+                w.raw(dealer_key).blob(sealed)
         return w.getvalue()
 
     @classmethod
     def restore(cls, config: PaillierSumConfig, data: bytes, **local: Any) -> PaillierSumClient:
         """The client :meth:`export_state` saved, under ``config``; ``local``
         are the constructor's keyword arguments (keypair, expected_public_key,
-        encryption, pool, ...). Refuses a state saved under another config."""
-        r = wire.Reader(data, _STATE_MAGIC, (_STATE_VERSION,))
+        encryption, pool, ``decryptor_key``, ...). Refuses a state saved under
+        another config. A decryptor's share is saved sealed and opened again
+        here with its ``decryptor_key``."""
+        threshold = config.trust_layout == "threshold"
+        r = wire.Reader(data, _STATE_MAGIC,
+                        (_STATE_VERSION_THRESHOLD,) if threshold else (_STATE_VERSION,))
         if r.raw(32) != config.digest:
             raise ParameterError("the saved client state belongs to another configuration "
                                  "(digest mismatch): refusing to restore it")
@@ -422,8 +683,29 @@ class PaillierSumClient:
             if ixs and not (ixs[0] >= 1 and ixs[-1] <= n):
                 raise ProtocolError("client index outside the round in the saved state")
             included = frozenset(config.client_ids[i - 1] for i in ixs)
+        saved_key: tuple[bytes, bytes, bytes] | None = None
+        if threshold:
+            flag = r.u8()
+            if flag not in (0, 1):
+                raise ProtocolError(f"bad flag {flag}")
+            if flag:
+                saved_key = (r.blob(max_len=_MAX_STATE_BLOB), r.raw(32),
+                             r.blob(max_len=_MAX_STATE_BLOB))
         r.done()
         client = cls(config.client_ids[ix - 1], config, **local)
+        if saved_key is not None:
+            tkey = tp.ThresholdKey.from_bytes(
+                saved_key[0], insecure_allow_small_key_for_tests=client._insecure)
+            setup = ThresholdSetup(tkey, config.packing(
+                tkey.public_key, insecure_allow_small_key_for_tests=client._insecure),
+                saved_key[1], saved_key[2])
+            if client._pinned_fp is not None and setup.key_fingerprint() != client._pinned_fp:
+                raise ProtocolError("the saved threshold key is not the expected one")
+            client.layout = _check_threshold_setup(config, setup, client._insecure)
+            client._share = client._take_threshold(tkey, saved_key[1], saved_key[2])
+            client._tkey, client._pk = tkey, tkey.public_key
+            if client._share is not None:
+                client._sealed = (saved_key[1], saved_key[2])
         client.state = _CLIENT_STATES[code]  # type: ignore[assignment]
         client._input, client.raw_result = vecs
         if client.raw_result is not None and client.layout is not None:
@@ -444,6 +726,16 @@ class PaillierSumAggregator:
     :class:`DecryptedSum` it returns becomes :attr:`result`.
     ``"cross-silo"``: the sum goes to every client; the aggregator never
     learns it (:attr:`result` stays None).
+    ``"threshold"``: the sum goes to every decryptor; each
+    :class:`DecryptionShare` is parsed and its proof verified on arrival. An
+    answer that fails (wrong exponentiation, another round's context, another
+    share's index, malformed bytes) raises :class:`FaultyDecryptorError`
+    naming the decryptor and its share, and leaves the aggregator unchanged:
+    that decryptor counts as dropped unless a valid answer from it arrives,
+    and the round goes on with the others. Once ``decrypt_threshold`` valid
+    answers arrived they are combined into :attr:`result`;
+    :meth:`close_round` with fewer raises :class:`AbortError` and outputs
+    nothing.
     """
 
     address = SERVER
@@ -469,6 +761,8 @@ class PaillierSumAggregator:
         self.state: Literal["setup", "collecting", "summed", "done", "aborted"] = "setup"
         self.raw_result: npt.NDArray[np.int64] | None = None
         self._result: CoordinatorResult | None = None
+        self._tkey: tp.ThresholdKey | None = None
+        self._partials: dict[int, tp.PartialDecryption] = {}
 
     @property
     def included(self) -> frozenset[int]:
@@ -478,6 +772,11 @@ class PaillierSumAggregator:
     @property
     def round(self) -> str | None:
         return {"setup": "setup", "collecting": "encrypt", "summed": "decrypt"}.get(self.state)
+
+    @property
+    def valid_decryptors(self) -> frozenset[int]:
+        """Decryptors whose partial decryption verified (threshold layout)."""
+        return frozenset(self._partials)
 
     @property
     def result(self) -> CoordinatorResult | None:
@@ -499,6 +798,10 @@ class PaillierSumAggregator:
             return self._on_input(msg)
         if isinstance(msg, DecryptedSum):
             return self._on_result(msg)
+        if isinstance(msg, ThresholdSetup):
+            return self._on_threshold_setup(msg)
+        if isinstance(msg, DecryptionShare):
+            return self._on_decryption_share(msg)
         raise ProtocolError(f"the aggregator does not accept {type(msg).__name__}")
 
     def receive(self, message: Message) -> list[Envelope]:
@@ -520,12 +823,74 @@ class PaillierSumAggregator:
         if self.state == "setup":
             self.state = "aborted"
             raise AbortError("no public setup reached the aggregator")
+        if self.state == "summed" and self.config.trust_layout == "threshold":
+            self.state = "aborted"
+            missing = sorted(self.config.committee - set(self._partials))
+            raise AbortError(
+                f"{len(self._partials)} valid partial decryption(s) of the "
+                f"{self.config.decrypt_threshold} needed arrived: nothing decrypted "
+                f"(no valid answer from decryptors {missing})")
         if self.state == "summed":
             self.state = "aborted"
             raise AbortError("the key holder never returned the decrypted sum")
         raise LocalProtocolError(f"no round to close in state {self.state!r}")
 
+    def _on_threshold_setup(self, msg: ThresholdSetup) -> list[Envelope]:
+        if self.config.trust_layout != "threshold":
+            raise ProtocolError(f"a threshold setup in the {self.config.trust_layout!r} layout")
+        if msg.sealed_share or msg.dealer_key != _NO_DEALER_KEY:
+            raise ProtocolError("the dealer sent the aggregator a key share or a dealer key; "
+                                "refusing it")
+        if self._setup is not None or self._tkey is not None:
+            if msg.key != self._tkey or msg.layout != self.layout:
+                raise ProtocolError("a threshold setup with a different key or layout")
+            return []
+        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:
+            raise ProtocolError("the announced public key is not the expected one")
+        layout = _check_threshold_setup(self.config, msg, self._insecure)
+        self._tkey, self._pk, self.layout = msg.key, msg.key.public_key, layout
+        self.state = "collecting"
+        return []
+
+    def _on_decryption_share(self, msg: DecryptionShare) -> list[Envelope]:
+        if self.config.trust_layout != "threshold":
+            raise ProtocolError(f"a decryption share in the {self.config.trust_layout!r} layout")
+        cid = msg.sender
+        if cid not in self.config.committee:
+            raise ProtocolError(f"{cid!r} is not a decryptor of this round")
+        if cid in self._partials:
+            raise ProtocolError(f"decryptor {cid} already answered (replay refused)")
+        if self.state == "done":
+            return []  # a late answer once t were combined: not needed, ignored
+        if self.state != "summed":
+            raise ProtocolError(f"unexpected decryption share in state {self.state!r}")
+        assert self._tkey is not None and self._sum is not None
+        index = self.config.decryptor_index(cid)
+        try:
+            partial = tp.PartialDecryption.from_bytes(msg.payload, self._tkey)
+            if partial.index != index:
+                raise ProtocolError(f"it answers for share {partial.index}, not {index}")
+            tp.verify_partial(self._tkey, self._sum, partial,
+                              context=decryption_context(self.config))
+        except SecAggError as exc:
+            raise FaultyDecryptorError(cid, index, str(exc)) from exc
+        partials = {**self._partials, cid: partial}
+        if len(partials) < self.config.decrypt_threshold:
+            self._partials = partials
+            return []
+        raw = tp.combine_integers(self._tkey, self._sum, partials.values(),
+                                  context=decryption_context(self.config), verify=False)
+        assert self.layout is not None
+        _check_bound(raw, len(self._included), self.layout.max_int)
+        self._partials = partials
+        self.raw_result = raw
+        self._result = CoordinatorResult(raw_sum=raw, included=self.included)
+        self.state = "done"
+        return []
+
     def _on_setup(self, msg: PublicSetup) -> list[Envelope]:
+        if self.config.trust_layout == "threshold":
+            raise ProtocolError("the threshold layout's setup comes from the dealer")
         cross = self.config.trust_layout == "cross-silo"
         if cross and msg.sender not in self.config.clients:
             raise ProtocolError("cross-silo: the public setup must come from a client of the round")
@@ -587,12 +952,16 @@ class PaillierSumAggregator:
         if self.config.trust_layout == "key-holder":
             self.state = "summed"
             return [Envelope(KEY_HOLDER, out)]
+        if self.config.trust_layout == "threshold":
+            self.state = "summed"
+            return [Envelope(c, out) for c in self.config.decryptor_ids]
         self.state = "done"
         return [Envelope(c, out) for c in self.config.client_ids]
 
     def _on_result(self, msg: DecryptedSum) -> list[Envelope]:
         if self.config.trust_layout != "key-holder":
-            raise ProtocolError("cross-silo: the aggregator never receives the decrypted sum")
+            raise ProtocolError(f"{self.config.trust_layout}: the aggregator never receives a "
+                                "decrypted sum from a key holder")
         if self.state != "summed":
             raise ProtocolError(f"unexpected decrypted sum in state {self.state!r}")
         if msg.included != self.included:
@@ -602,9 +971,7 @@ class PaillierSumAggregator:
             raise ProtocolError(
                 f"decrypted sum has {msg.raw_sum.shape[0]} values, expected {self.config.dimension}"
             )
-        bound = len(msg.included) * self.layout.max_int
-        if np.abs(msg.raw_sum).max(initial=0) > bound:
-            raise ProtocolError(f"decrypted sum is past the largest possible |sum| {bound}")
+        _check_bound(msg.raw_sum, len(msg.included), self.layout.max_int)
         self.raw_result = msg.raw_sum.copy()
         self._result = CoordinatorResult(raw_sum=self.raw_result, included=self.included)
         self.state = "done"

@@ -2,29 +2,64 @@
 
 Session parameters (as :func:`protocols.paillier_sum.simulate` takes them):
 ``keypair`` (a ``phe`` key pair; generated with ``key_bits`` otherwise),
-``trust`` (``"key-holder"`` or ``"cross-silo"``), ``encryption``
+``trust`` (``"key-holder"``, ``"cross-silo"`` or ``"threshold"``), ``encryption``
 (``"online"``, ``"pool"``, ``"crt"``, ``"djn"``), ``clip``, ``value_bits``,
 ``max_summands``, ``min_clients``, ``round``, ``workers``, ``on_clip`` and
 ``insecure_allow_small_key_for_tests``. In the key-holder layout the key
 holder is ``session.others["key_holder"]``.
+
+``trust="threshold"`` also takes ``decryptors`` (committee size, default
+every client), ``decrypt_threshold`` (t, default a majority of the
+committee) and ``committee`` (explicit client ids; otherwise drawn from the
+clients with the public ``seed``, or with fresh OS randomness when no seed
+is given). ``keypair`` must then be a safe-prime pair from
+:func:`secagg.paillier.threshold.generate_keypair` (generated with
+``key_bits`` otherwise: slow at 2048 bits); the dealer is
+``session.others["dealer"]``. Each decryptor gets a fresh X25519 key whose
+public half the dealer knows (registration is outside the protocol).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from secagg import paillier
+from secagg import kex, paillier
 from secagg.errors import AbortError, ParameterError
 from secagg.paillier import ClipPolicy, DJNTable, EncryptionMode, ObfuscatorPool
+from secagg.paillier import threshold as tp
 
-from ..core import CoordinatorResult, ProtocolDescriptor, Session
-from .config import ROUNDS, PaillierSumConfig, TrustLayout
-from .messages import KEY_HOLDER, PaillierSumCodec
-from .parties import PaillierSumAggregator, PaillierSumClient, PaillierSumKeyHolder
+from ..core import CoordinatorResult, ProtocolDescriptor, Session, derive_seed
+from .config import MAX_DECRYPTORS, ROUNDS, PaillierSumConfig, TrustLayout
+from .messages import DEALER, KEY_HOLDER, PaillierSumCodec
+from .parties import (
+    PaillierSumAggregator,
+    PaillierSumClient,
+    PaillierSumDealer,
+    PaillierSumKeyHolder,
+)
 
-__all__ = ["PAILLIER_SUM"]
+__all__ = ["PAILLIER_SUM", "choose_committee"]
+
+
+def choose_committee(client_ids: Iterable[int], size: int, seed: bytes) -> frozenset[int]:
+    """``size`` clients drawn from a public 32-byte ``seed``: the ids with the
+    smallest ``SHA-256(seed | id)``. Anyone holding the seed recomputes it;
+    it is public, so it hides nothing about who decrypts."""
+    ids = sorted(set(client_ids))
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(
+            len(ids), MAX_DECRYPTORS):
+        raise ParameterError(f"decryptors={size!r} is outside [1, "
+                             f"{min(len(ids), MAX_DECRYPTORS)}] for {len(ids)} clients")
+    if not isinstance(seed, bytes) or len(seed) != 32:
+        raise ParameterError("the committee seed must be 32 bytes")
+    rank = sorted(ids, key=lambda u: hashlib.sha256(
+        b"secagg/paillier_sum/committee/v1" + seed + u.to_bytes(8, "big")).digest())
+    return frozenset(rank[:size])
 
 
 def _build(
@@ -41,18 +76,50 @@ def _build(
     workers: int | None = None,
     on_clip: ClipPolicy = "clip",
     insecure_allow_small_key_for_tests: bool = False,
+    decryptors: int | None = None,
+    decrypt_threshold: int | None = None,
+    committee: Iterable[int] | None = None,
 ) -> Session:
-    del seed  # nothing public to derive: keys and obfuscators come from the OS
     insecure = insecure_allow_small_key_for_tests
-    config = PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
-                               trust_layout=trust, clip=clip, value_bits=value_bits,
-                               max_summands=max_summands, min_clients=min_clients)
+    thresh = trust == "threshold"
+    if not thresh and (decryptors, decrypt_threshold, committee) != (None, None, None):
+        raise ParameterError("decryptors, decrypt_threshold and committee belong to "
+                             f"trust='threshold', not {trust!r}")
+    chosen: frozenset[int] = frozenset()
+    t = 0
+    if thresh:
+        if committee is not None:
+            chosen = frozenset(int(i) for i in committee)
+            if decryptors is not None and decryptors != len(chosen):
+                raise ParameterError(f"decryptors={decryptors} but the committee names "
+                                     f"{len(chosen)} clients")
+        else:
+            size = len(client_ids) if decryptors is None else decryptors
+            public = derive_seed(seed, "paillier/committee") if seed is not None else (
+                os.urandom(32))
+            chosen = choose_committee(client_ids, size, public)
+        t = len(chosen) // 2 + 1 if decrypt_threshold is None else decrypt_threshold
+        # checked here so that a bad committee is named before any key work
+        PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
+                          trust_layout=trust, committee=chosen, decrypt_threshold=t,
+                          threshold_key_digest=bytes(32))
     cross = trust == "cross-silo"
     if encryption == "crt" and not cross:
         raise ParameterError("encryption 'crt' needs the private key: use trust='cross-silo'")
     if keypair is None:
-        keypair = paillier.generate_keypair(key_bits, insecure_allow_small_key_for_tests=insecure)
+        gen = tp.generate_keypair if thresh else paillier.generate_keypair
+        keypair = gen(key_bits, insecure_allow_small_key_for_tests=insecure)
     pk, sk = keypair
+    dealt = (tp.deal((pk, sk), len(chosen), t, insecure_allow_small_key_for_tests=insecure)
+             if thresh else None)
+    if thresh:
+        sk = None  # the dealer's: no client ever holds the private key
+    config = PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
+                               trust_layout=trust, clip=clip, value_bits=value_bits,
+                               max_summands=max_summands, min_clients=min_clients,
+                               committee=chosen, decrypt_threshold=t,
+                               threshold_key_digest=dealt.key.digest if dealt else b"")
+    decryptor_keys = {cid: kex.PrivateKey.generate() for cid in chosen}
     packing = config.packing(pk, insecure_allow_small_key_for_tests=insecure)
     clients: dict[int, Any] = {}
     for cid in config.client_ids:
@@ -67,11 +134,15 @@ def _build(
             cid, config, keypair=keypair if cross else None,
             expected_public_key=None if cross else pk, encryption=encryption,
             workers=workers, on_clip=on_clip, insecure_allow_small_key_for_tests=insecure,
-            **extra)
+            decryptor_key=decryptor_keys.get(cid), **extra)
     aggregator = PaillierSumAggregator(config, expected_public_key=pk,
                                        insecure_allow_small_key_for_tests=insecure)
     others: dict[str, Any] = {}
-    if not cross:
+    if dealt is not None:
+        others[DEALER] = PaillierSumDealer(
+            config, dealt, {c: k.public_key() for c, k in decryptor_keys.items()},
+            insecure_allow_small_key_for_tests=insecure)
+    elif not cross:
         others[KEY_HOLDER] = PaillierSumKeyHolder(
             config, pk, sk, workers=workers, insecure_allow_small_key_for_tests=insecure)
 
@@ -112,7 +183,7 @@ def _restore(config: PaillierSumConfig, data: bytes, **local: Any) -> PaillierSu
     return PaillierSumClient.restore(config, data, **local)
 
 
-#: Paillier summation in either trust layout (``trust=`` session parameter).
+#: Paillier summation in any trust layout (``trust=`` session parameter).
 PAILLIER_SUM = ProtocolDescriptor(
     name="paillier", rounds=ROUNDS, input_round="encrypt", build=_build, make_codec=_codec,
     dump_config=PaillierSumConfig.to_bytes, load_config=PaillierSumConfig.from_bytes,

@@ -51,6 +51,9 @@ def simulate(
     insecure_allow_small_key_for_tests: bool = False,
     layout: TrustLayout | None = None,
     mode: EncryptionMode | None = None,
+    decryptors: int | None = None,
+    decrypt_threshold: int | None = None,
+    committee: Iterable[int] | None = None,
 ) -> AggregationResult:
     """Run one round in process, every message through its byte codec.
 
@@ -61,10 +64,10 @@ def simulate(
     ``sum`` of the included clients' clipped, quantised inputs, ``raw_sum``
     (exact int64), who is ``included`` / ``dropped``, and per-party figures
     (keys: client ids, ``"server"`` (the aggregator), and ``"key_holder"``
-    in the key-holder layout).
+    in the key-holder layout or ``"dealer"`` in the threshold layout).
 
-    ``trust`` is the trust layout (``"key-holder"``, default, or
-    ``"cross-silo"``); ``encryption`` the encryption path (``"online"``,
+    ``trust`` is the trust layout (``"key-holder"``, default,
+    ``"cross-silo"`` or ``"threshold"``); ``encryption`` the encryption path (``"online"``,
     default, ``"pool"``, ``"crt"`` cross-silo only, ``"djn"``). ``layout=``
     and ``mode=`` are their deprecated old names. ``keypair`` reuses a
     ``phe`` key pair (generating one takes a while); otherwise one of
@@ -72,6 +75,14 @@ def simulate(
     SecAgg (deliveries are in a fixed order); keys and encryption always use
     the OS generator. ``"pool"`` and ``"djn"`` precompute per client while
     the session is built.
+
+    ``trust="threshold"``: a committee of ``decryptors`` clients (default:
+    all; drawn from ``seed``, or given as ``committee``) holds
+    ``decrypt_threshold``-of-``decryptors`` key shares (default t: a
+    majority) from a trusted dealer; ``keypair`` must be a safe-prime pair
+    (:func:`secagg.paillier.threshold.generate_keypair`). Decryptors that
+    vanish (``dropouts={"decrypt": [...]}``) are tolerated while t answer;
+    fewer raise :class:`~secagg.errors.AbortError`.
     """
     trust = _renamed("layout", "trust", layout, trust, "key-holder")
     encryption = _renamed("mode", "encryption", mode, encryption, "online")
@@ -85,4 +96,5 @@ def simulate(
                key_bits=key_bits, trust=trust, encryption=encryption, clip=clip,
                value_bits=value_bits, max_summands=max_summands, min_clients=min_clients,
                round=round, workers=workers, on_clip=on_clip,
-               insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+               insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
+               decryptors=decryptors, decrypt_threshold=decrypt_threshold, committee=committee)
