@@ -59,7 +59,9 @@ __all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run"]
 #: (below it, forking the workers costs more than it saves).
 AUTO_POOL_MIN_WORK = 1 << 22
 #: Deliveries per request frame sent to one worker.
-_CHUNK = 8
+_CHUNK = 4
+#: Bytes of saved client states sent to one worker in one frame.
+_ADD_BYTES = 1 << 21
 
 
 class WorkerError(LocalProtocolError):
@@ -316,7 +318,7 @@ class _Pool:
         for u, state, named in clients:
             w = self.home[u]
             batches[w].append((u, state, named))
-            if len(batches[w]) >= 16:
+            if sum(len(b[1]) for b in batches[w]) >= _ADD_BYTES or len(batches[w]) >= 64:
                 self._send_add(w, batches[w])
                 batches[w] = []
         for w, batch in enumerate(batches):
