@@ -26,7 +26,8 @@ n = 10,000 with 2 workers, at d = 10^5, 10% dropouts, the degree and
 threshold derived by ``protocols.secagg.config``. Each round runs in its own
 forked process; its sum is checked exactly in the integer domain. Columns:
 mean compute per finishing client, server compute, bytes per client, wall
-time of the whole simulated round, peak resident memory the round added to
+time of the whole simulated round, CPU seconds the round used in all its
+processes (which a loaded machine does not inflate), peak resident memory the round added to
 the coordinator process (server, simulator and, with ``workers = 1``, every
 client) and to the largest worker (over the process's size when the round
 started), and the 1-minute load average when the round started.
@@ -360,17 +361,25 @@ def _rss() -> int:
         return 0
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its exited children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _scale_round(n: int, d: int, workers: int, drop_round: str) -> dict[str, Any]:
     """One derived-parameter SecAgg+ round; runs in a fresh forked process so its
     peak memory is its own. Checks the sum exactly in the integer domain."""
     inputs = _LazyInputs(n, d, seed=n)
     dropped = _dropouts(n, 0.1, seed=n)
     enc = default_encoder(n)
-    start_rss = _rss()
+    start_rss, start_cpu = _rss(), _cpu()
     t0 = time.perf_counter()
     res = simulate(inputs, dropouts={drop_round: dropped}, seed=1, encoder=enc,
                    workers=workers)
     wall = time.perf_counter() - t0
+    cpu = _cpu() - start_cpu  # the workers have exited: their time is in RUSAGE_CHILDREN
     server_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     exact = np.zeros(d, dtype=np.uint32)
@@ -384,7 +393,7 @@ def _scale_round(n: int, d: int, workers: int, drop_round: str) -> dict[str, Any
         "server_s": res.figures["server"].total_compute,
         "bytes": float(np.mean([res.figures[u].total_sent + res.figures[u].total_received
                                 for u in done])),
-        "wall_s": wall, "server_peak": server_rss - start_rss,
+        "wall_s": wall, "cpu_s": cpu, "server_peak": server_rss - start_rss,
         "worker_peak": worker_rss - start_rss if workers > 1 else None,
     }
 
@@ -426,13 +435,13 @@ def _scale_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"  scale: n={n} d={d} k={cfg.degree or n - 1} t={cfg.threshold} "
                   f"workers={workers}: "
                   f"{f['wall_s']:.1f} s wall, {f['client_s'] * 1e3:.1f} ms/client, server "
-                  f"{f['server_s']:.2f} s, load {load:.1f}", flush=True)
+                  f"{f['server_s']:.2f} s, {f['cpu_s']:.0f} CPU s, load {load:.1f}", flush=True)
             rows.append({
                 "graph": (f"secagg+ k={cfg.degree}" if cfg.degree is not None
                           else "complete") + " (derived)", "n": n, "d": d, "drop": "10%",
                 "t": cfg.threshold, "workers": workers, "client ms": f["client_s"] * 1e3,
                 "server s": f["server_s"], "KB/client": f["bytes"] / 1e3,
-                "round s": f["wall_s"], "server MB": f["server_peak"] / 1e6,
+                "round s": f["wall_s"], "CPU s": f["cpu_s"], "server MB": f["server_peak"] / 1e6,
                 "worker MB": (f["worker_peak"] / 1e6 if f["worker_peak"] is not None
                               else float("nan")),
                 "load": load, "_exact": f["exact"], "_error": 0.0,
