@@ -32,7 +32,10 @@ the coordinator process (server, simulator and, with ``workers = 1``, every
 client) and to the largest worker (over the process's size when the round
 started), and the 1-minute load average when the round started.
 Inputs are generated per client on access, so they are never all in memory.
-``--scale --quick`` is the same at n = 60, d = 2,000.
+A last row repeats n = 1,000 with the degree and threshold Hoeffding's bound
+gives for the same targets (k = 78, t = 41), for the cost of the looser
+derivation side by side. ``--scale --quick`` is the derived rows at n = 60,
+d = 2,000.
 
 How Flower is driven: Flower's own client-side stage functions
 (``flwr.client.mod.secure_aggregation.secaggplus_mod``: ``_setup``,
@@ -89,6 +92,9 @@ DROP_FRACTIONS = (0.0, 0.1)
 #: --scale rows: (n, d, worker counts), run side by side in one invocation.
 SCALE_GRID = ((1000, 10**5, (1, 2)), (10_000, 10**5, (2,)))
 SCALE_QUICK = ((60, 2000, (1, 2)),)
+#: --scale comparison row: n = 1,000 with the degree and threshold that
+#: Hoeffding's bound gives for the same targets (k = 78, t = 41), 2 workers.
+SCALE_HOEFFDING = (1000, 10**5, 2, 78, 41)
 TARGETS = {"server_speedup": 20.0, "client_speedup": 2.0}
 
 
@@ -368,7 +374,8 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _scale_round(n: int, d: int, workers: int, drop_round: str) -> dict[str, Any]:
+def _scale_round(n: int, d: int, workers: int, drop_round: str,
+                 degree: int | None = None, threshold: int | None = None) -> dict[str, Any]:
     """One derived-parameter SecAgg+ round; runs in a fresh forked process so its
     peak memory is its own. Checks the sum exactly in the integer domain."""
     inputs = _LazyInputs(n, d, seed=n)
@@ -377,6 +384,7 @@ def _scale_round(n: int, d: int, workers: int, drop_round: str) -> dict[str, Any
     start_rss, start_cpu = _rss(), _cpu()
     t0 = time.perf_counter()
     res = simulate(inputs, dropouts={drop_round: dropped}, seed=1, encoder=enc,
+                   neighbors=degree, threshold=threshold,
                    workers=workers)
     wall = time.perf_counter() - t0
     cpu = _cpu() - start_cpu  # the workers have exited: their time is in RUSAGE_CHILDREN
@@ -424,28 +432,33 @@ def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
 
 
 def _scale_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
+    plan: list[tuple[int, int, int, int | None, int | None, str]] = []
     for n, d, worker_counts in (SCALE_QUICK if args.quick else SCALE_GRID):
         cfg = SecAggConfig.create(range(1, n + 1), d)
-        for workers in worker_counts:
-            load = os.getloadavg()[0]
-            f = _in_child(_scale_round, n, d, workers, args.drop_round)
-            if not f["exact"]:
-                raise RuntimeError(f"n={n} workers={workers}: the sum is not exact")
-            print(f"  scale: n={n} d={d} k={cfg.degree or n - 1} t={cfg.threshold} "
-                  f"workers={workers}: "
-                  f"{f['wall_s']:.1f} s wall, {f['client_s'] * 1e3:.1f} ms/client, server "
-                  f"{f['server_s']:.2f} s, {f['cpu_s']:.0f} CPU s, load {load:.1f}", flush=True)
-            rows.append({
-                "graph": (f"secagg+ k={cfg.degree}" if cfg.degree is not None
-                          else "complete") + " (derived)", "n": n, "d": d, "drop": "10%",
-                "t": cfg.threshold, "workers": workers, "client ms": f["client_s"] * 1e3,
-                "server s": f["server_s"], "KB/client": f["bytes"] / 1e3,
-                "round s": f["wall_s"], "CPU s": f["cpu_s"], "server MB": f["server_peak"] / 1e6,
-                "worker MB": (f["worker_peak"] / 1e6 if f["worker_peak"] is not None
-                              else float("nan")),
-                "load": load, "_exact": f["exact"], "_error": 0.0,
-            })
+        label = (f"secagg+ k={cfg.degree}" if cfg.degree is not None else "complete")
+        plan += [(n, d, w, None, None, f"{label} t={cfg.threshold} (derived)")
+                 for w in worker_counts]
+    if not args.quick:
+        n, d, w, k, t = SCALE_HOEFFDING
+        plan.append((n, d, w, k, t, f"secagg+ k={k} t={t} (Hoeffding)"))
+    rows = []
+    for n, d, workers, k, t, label in plan:
+        load = os.getloadavg()[0]
+        f = _in_child(_scale_round, n, d, workers, args.drop_round, k, t)
+        if not f["exact"]:
+            raise RuntimeError(f"{label} n={n} workers={workers}: the sum is not exact")
+        print(f"  scale: {label} n={n} d={d} workers={workers}: {f['wall_s']:.1f} s wall, "
+              f"{f['client_s'] * 1e3:.1f} ms/client, server {f['server_s']:.2f} s, "
+              f"{f['cpu_s']:.0f} CPU s, load {load:.1f}", flush=True)
+        rows.append({
+            "graph": label, "n": n, "d": d, "drop": "10%", "workers": workers,
+            "client ms": f["client_s"] * 1e3, "server s": f["server_s"],
+            "KB/client": f["bytes"] / 1e3, "round s": f["wall_s"], "CPU s": f["cpu_s"],
+            "server MB": f["server_peak"] / 1e6,
+            "worker MB": (f["worker_peak"] / 1e6 if f["worker_peak"] is not None
+                          else float("nan")),
+            "load": load, "_exact": f["exact"], "_error": 0.0,
+        })
     return rows
 
 
