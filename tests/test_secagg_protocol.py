@@ -20,12 +20,14 @@ from protocols.secagg import (
     decode,
     default_encoder,
     encode,
+    partition,
     simulate,
 )
 from protocols.secagg.config import consistency_quorum
 from protocols.secagg.protocol import session_seeds as _seeds
 from secagg.encoding import FixedPointEncoder
 from secagg.errors import AbortError, ParameterError, ProtocolError
+from secagg.sign import SigningKey
 
 ROUNDS_SH = ["advertise", "share_keys", "masked_input", "unmask"]
 ROUNDS_MAL = ["advertise", "share_keys", "masked_input", "consistency", "unmask"]
@@ -106,15 +108,29 @@ def test_secure_sum_equals_plain_sum_or_aborts(sc: dict[str, object]) -> None:
     kw = dict(threshold=sc["threshold"], neighbors=sc["degree"], dropouts=sc["drops"],
               mode=sc["mode"], seed=sc["seed"], encoder=enc)
     # the same public graph simulate() derives from its seed
+    malicious = sc["mode"] == "malicious"
+    reg = {u: SigningKey.generate().verify_key() for u in range(1, n + 1)} if malicious else None
     cfg = SecAggConfig.create(
         range(1, n + 1), d, threshold=sc["threshold"],  # type: ignore[arg-type]
-        degree=sc["degree"], session_id=0,  # type: ignore[arg-type]
+        degree=sc["degree"], session_id=0, mode=sc["mode"],  # type: ignore[arg-type]
         graph_seed=_seeds(int(sc["seed"]))[1],  # type: ignore[call-overload]
+        registry=reg,
     )
-    malicious = sc["mode"] == "malicious"
     rounds = ROUNDS_MAL if malicious else ROUNDS_SH
     quorum = consistency_quorum(n, 0.05) if malicious else None
     want = _expected(cfg, sc["drops"], rounds, quorum)  # type: ignore[arg-type]
+    if malicious:  # clients check the configuration, then that U3 keeps the ring connected
+        bits, bound = partition.malicious_security(cfg, partition.SecurityTarget())
+        if bits < 40:
+            event("configuration refused by the clients")
+            with pytest.raises(ParameterError):
+                simulate(inputs, **kw)  # type: ignore[arg-type]
+            return
+        if want is not None:
+            try:
+                partition.check_survivors(cfg, want, bound)
+            except AbortError:
+                want = None
     if want is None:
         event("aborts")
         with pytest.raises(AbortError):

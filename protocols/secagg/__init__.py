@@ -31,6 +31,7 @@ from .config import (
     Mode,
     SecAggConfig,
     consistency_quorum,
+    derive_malicious_parameters,
     derive_parameters,
     guarantees,
     rounds_for,
@@ -54,6 +55,7 @@ from .messages import (
     decode,
     encode,
 )
+from .partition import SecurityTarget
 from .protocol import SECAGG, SECAGG_PLUS
 from .server import SecAggServer, ServerResult
 from .simulate import default_encoder, simulate
@@ -78,6 +80,7 @@ __all__ = [
     "SecAggCodec",
     "SecAggConfig",
     "SecAggServer",
+    "SecurityTarget",
     "ServerResult",
     "ShareForward",
     "ShareKeys",
@@ -86,6 +89,7 @@ __all__ = [
     "consistency_quorum",
     "decode",
     "default_encoder",
+    "derive_malicious_parameters",
     "derive_parameters",
     "encode",
     "guarantees",

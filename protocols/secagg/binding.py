@@ -64,8 +64,10 @@ def advertise_payload(config: SecAggConfig, client: int, c_public: bytes,
             + c_public + s_public)
 
 
-def consistency_payload(config: SecAggConfig, survivors: Iterable[int]) -> bytes:
-    """What a client signs in the consistency round: the survivor set U3."""
+def consistency_payload(config: SecAggConfig, survivors: Iterable[int], *,
+                        session: bytes) -> bytes:
+    """What a client signs in the consistency round: the survivor set U3 and
+    the fresh session binding of this run (:mod:`.freshness`)."""
     ids = sorted(_ix(config, u) for u in survivors)
-    return (_head(config, b"consistency")
+    return (_head(config, b"consistency") + session
             + struct.pack(f">BI{len(ids)}I", ROUNDS.index("consistency"), len(ids), *ids))

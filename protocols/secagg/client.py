@@ -9,21 +9,33 @@ Rules an honest client enforces (each violation raises a
 :class:`~secagg.errors.SecAggError` subclass, sends nothing and leaves the
 client exactly as it was):
 
+* in malicious mode, the configuration the server supplies must meet the
+  client's :class:`~.partition.SecurityTarget` (corrupt fraction, security
+  bits): quorum, threshold, degree and a non-zero ring seed are checked when
+  the client is built (:class:`ParameterError`, see :mod:`.partition`);
 * messages must be for this client, this session and configuration (codec),
   and for the round the client is in; a second message for a finished round
-  is refused;
+  is refused; no list in a message may name one client twice;
 * every set the server shows must keep at least ``t`` members of the
   client's closed neighbourhood (:class:`AbortError` otherwise);
-* its own keys must be shown unchanged, all keys must be distinct, and in
-  malicious mode every neighbour's key advertisement must carry a valid
-  signature from its registered identity key (:class:`IntegrityError`);
+* its own keys must be shown unchanged, and in malicious mode every
+  neighbour's key advertisement must carry a valid signature from its
+  registered identity key (:class:`IntegrityError`); a neighbour shown with a
+  low-order key or a key another entry also shows is left out (the server
+  should have refused it), not a reason to abort;
 * share ciphertexts must open under the pairwise key with the round, sender
-  and receiver as associated data (:class:`IntegrityError`);
+  and receiver as associated data (:class:`IntegrityError`), and carry the
+  configured index and threshold;
+* in malicious mode, the survivor set it signs must reach the quorum and
+  must not let the server cut the SecAgg+ ring (:func:`.partition.check_survivors`),
+  and the roster must list this client's keys of this run, so that its
+  signature binds a fresh session (:mod:`.freshness`);
 * an unmasking request may name only neighbours whose shares it holds, never
   the same neighbour as both survivor and dropout, never the client itself as
   a dropout; in malicious mode it must come with at least ``quorum`` valid
-  signatures over exactly the survivor set the client signed. The client
-  answers one unmasking request, once.
+  signatures from distinct members of the survivor set, over exactly the set
+  and session binding the client signed. The client answers one unmasking
+  request, once.
 """
 
 from __future__ import annotations
@@ -45,7 +57,7 @@ from secagg.errors import RemoteProtocolError as ProtocolError  # a peer's bad m
 from secagg.sign import SigningKey
 
 from ..core import Envelope
-from . import binding
+from . import binding, freshness, keycheck, partition
 from .config import SecAggConfig
 from .messages import (
     SHARE_PLAINTEXT_BYTES,
@@ -71,7 +83,9 @@ _ROUND_OF_STATE: dict[str, str | None] = {
     "signed": "unmask", "done": None,
 }
 _STATE_MAGIC = b"SACS"
-_STATE_VERSION = 1
+#: v2 adds the security target, window bound, excluded neighbours and the
+#: session binding; v1 states (without them) are refused.
+_STATE_VERSION = 2
 
 
 def _envelopes(msgs: list[Message]) -> list[Envelope]:
@@ -96,6 +110,11 @@ class SecAggClient:
         input: the encoded input, a ``config.dtype`` vector of length
             ``config.dimension``; may instead be given later with
             :meth:`set_input`, before the masked-input round.
+        target: malicious mode: the corrupt fraction and security bits this
+            client requires of the configuration the server supplies
+            (default :class:`~.partition.SecurityTarget`: 5%, 40 bits); a
+            configuration that does not meet it is refused with
+            :class:`ParameterError`.
     """
 
     def __init__(
@@ -105,17 +124,27 @@ class SecAggClient:
         *,
         signing_key: SigningKey | None = None,
         input: npt.NDArray[np.unsignedinteger] | None = None,
+        target: partition.SecurityTarget | None = None,
     ) -> None:
         if not isinstance(config, SecAggConfig):
             raise ParameterError("config must be a SecAggConfig")
         if client_id not in config.id_set:
             raise ParameterError(f"client {client_id} is not in this round's client_ids")
+        if target is None:
+            target = partition.SecurityTarget()
+        elif not isinstance(target, partition.SecurityTarget):
+            raise ParameterError(f"target must be a SecurityTarget, got {type(target).__name__}")
+        #: What this client requires of a malicious-mode configuration.
+        self.target = target
+        # the most survivors a thin ring window may hold (partition.check_survivors)
+        self._window_bound = 0
         if config.mode == "malicious":
             if not isinstance(signing_key, SigningKey):
                 raise ParameterError("malicious mode needs the client's SigningKey")
             assert config.registry is not None
             if signing_key.verify_key() != config.registry[client_id]:
                 raise ParameterError(f"signing key does not match registry entry {client_id}")
+            self._window_bound = partition.check_config(config, target)
         self.config = config
         self.id = client_id
         self._signing_key = signing_key
@@ -127,10 +156,12 @@ class SecAggClient:
         self._c_key: kex.PrivateKey | None = None
         self._s_key: kex.PrivateKey | None = None
         self._peers: dict[int, _Peer] = {}
+        self._excluded: frozenset[int] = frozenset()  # neighbours shown a bad key
         self._b_seed: bytes | None = None
         # shares held: owner -> (b-share, s-share); this client's own included
         self._held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
         self._survivors: tuple[int, ...] | None = None
+        self._session: bytes | None = None  # fresh binding of this run (malicious mode)
 
     # -- public ----------------------------------------------------------------
     @property
@@ -212,6 +243,14 @@ class SecAggClient:
         return self._on_unmask(msg)
 
     # -- rounds ----------------------------------------------------------------
+    @staticmethod
+    def _distinct(ids: list[int], what: str) -> None:
+        """Refuse a list naming one client twice (message objects bypass the
+        codec's strictly-increasing check): every count is over distinct ids."""
+        if len(set(ids)) != len(ids):
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            raise ProtocolError(f"{what} names clients {twice} twice")
+
     def _check_size(self, count: int, what: str) -> None:
         t = self.config.threshold
         if count < t:
@@ -222,25 +261,33 @@ class SecAggClient:
         cfg = self.config
         assert self._c_key is not None and self._s_key is not None
         ids = [e.client for e in msg.keys]
+        self._distinct(ids, "key broadcast")
         outside = set(ids) - self._neighbourhood
         if outside:
             raise ProtocolError(f"key broadcast names non-neighbours {sorted(outside)}")
-        self._check_size(len(ids), "advertised keys")
         mine = {e.client: e for e in msg.keys}.get(self.id)
         if (mine is None or mine.c_public != self._c_key.public_key().to_bytes()
                 or mine.s_public != self._s_key.public_key().to_bytes()):
             raise ProtocolError(f"the server did not show client {self.id}'s own keys unchanged")
-        all_keys = [k for e in msg.keys for k in (e.c_public, e.s_public)]
-        if len(set(all_keys)) != len(all_keys):
-            raise ProtocolError("key broadcast repeats a public key")
         if cfg.mode == "malicious":
             assert cfg.registry is not None
             for e in msg.keys:
                 cfg.registry[e.client].verify(
                     e.signature, binding.advertise_payload(cfg, e.client, e.c_public, e.s_public))
+        # a low-order key, or a key that another entry (or this client) also shows,
+        # is one the server should have refused: leave that neighbour out
+        uses: dict[bytes, int] = {}
+        for e in msg.keys:
+            for k in {e.c_public, e.s_public}:
+                uses[k] = uses.get(k, 0) + 1
+        excluded = frozenset(
+            e.client for e in msg.keys if e.client != self.id and (
+                e.c_public == e.s_public or uses[e.c_public] > 1 or uses[e.s_public] > 1
+                or keycheck.is_low_order(e.c_public) or keycheck.is_low_order(e.s_public)))
+        self._check_size(len(ids) - len(excluded), "advertised usable keys")
         peers: dict[int, _Peer] = {}
         for e in msg.keys:
-            if e.client == self.id:
+            if e.client == self.id or e.client in excluded:
                 continue
             c_pub = kex.PublicKey.from_bytes(e.c_public)
             s_pub = kex.PublicKey.from_bytes(e.s_public)
@@ -259,7 +306,7 @@ class SecAggClient:
             out.append(SealedShare(v, aead.seal(peers[v].channel_key, pt,
                                                 binding.share_ad(cfg, self.id, v))))
         own = cfg.share_index(self.id, self.id) - 1
-        self._peers, self._b_seed = peers, b_seed
+        self._peers, self._b_seed, self._excluded = peers, b_seed, excluded
         self._held = {self.id: (b_shares[own], s_shares[own])}
         self._state = "shared"
         return [ShareKeys(sender=self.id, shares=tuple(out))]
@@ -268,7 +315,8 @@ class SecAggClient:
         cfg = self.config
         if self._input is None:
             raise ParameterError(f"client {self.id} has no input: call set_input() first")
-        senders = [s.peer for s in msg.shares]
+        self._distinct([s.peer for s in msg.shares], "share forward")
+        senders = [s.peer for s in msg.shares if s.peer not in self._excluded]
         unknown = set(senders) - set(self._peers)
         if unknown:
             raise ProtocolError(f"shares forwarded from {sorted(unknown)}, whose keys this "
@@ -277,6 +325,8 @@ class SecAggClient:
         held: dict[int, tuple[shamir.Share, shamir.Share]] = {}
         for s in msg.shares:
             v = s.peer
+            if v in self._excluded:
+                continue
             pt = aead.open(self._peers[v].channel_key, s.ciphertext,
                            binding.share_ad(cfg, v, self.id))
             if len(pt) != SHARE_PLAINTEXT_BYTES:
@@ -310,6 +360,8 @@ class SecAggClient:
         cfg = self.config
         if cfg.mode != "malicious" or self._signing_key is None:
             raise ProtocolError("no consistency round in the semi-honest mode")
+        self._distinct(list(msg.survivors), "survivor set")
+        self._distinct([c for c, _ in msg.roster], "roster")
         u3 = set(msg.survivors)
         if self.id not in u3:
             raise ProtocolError(f"survivor set omits client {self.id}, which sent its input")
@@ -321,13 +373,42 @@ class SecAggClient:
         assert cfg.quorum is not None
         if len(u3) < cfg.quorum:
             raise AbortError(f"survivor set of {len(u3)} is below the quorum {cfg.quorum}")
-        sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors))
-        self._survivors = msg.survivors
+        partition.check_survivors(cfg, u3, self._window_bound)
+        session = self._check_roster(msg)
+        sig = self._signing_key.sign(binding.consistency_payload(cfg, msg.survivors,
+                                                                 session=session))
+        self._survivors, self._session = msg.survivors, session
         self._state = "signed"
         return [ConsistencySignature(sender=self.id, signature=sig)]
 
+    def _check_roster(self, msg: ConsistencyRequest) -> bytes:
+        """The fresh session binding of ``msg``'s roster, after checking that
+        it lists this client's keys of this run, every survivor, and the keys
+        this client was shown for its neighbours."""
+        assert self._c_key is not None and self._s_key is not None
+        roster = dict(msg.roster)
+        strangers = set(roster) - self.config.id_set
+        if strangers:
+            raise ProtocolError(f"the roster names {sorted(strangers)}, not clients of this round")
+        mine = freshness.roster_entry(self._c_key.public_key().to_bytes(),
+                                      self._s_key.public_key().to_bytes())
+        if roster.get(self.id) != mine:
+            raise IntegrityError(f"the roster does not list client {self.id}'s keys of "
+                                 f"this run: refused as a replay")
+        missing = set(msg.survivors) - set(roster)
+        if missing:
+            raise ProtocolError(f"survivors {sorted(missing)} are not on the roster")
+        for v, p in self._peers.items():
+            if v in roster and roster[v] != freshness.roster_entry(p.c_public.to_bytes(),
+                                                                   p.s_public.to_bytes()):
+                raise IntegrityError(f"the roster shows other keys for neighbour {v}")
+        return freshness.session_binding(self.config, msg.roster)
+
     def _on_unmask(self, msg: UnmaskRequest) -> list[Message]:
         cfg = self.config
+        self._distinct(list(msg.survivors), "unmask request (survivors)")
+        self._distinct(list(msg.dropped), "unmask request (dropped)")
+        self._distinct([c for c, _ in msg.signatures], "unmask request (signatures)")
         surv, drop = set(msg.survivors), set(msg.dropped)
         outside = (surv | drop) - self._neighbourhood
         if outside:
@@ -343,6 +424,7 @@ class SecAggClient:
             raise ProtocolError(f"no shares held for {sorted(unknown)}")
         if cfg.mode == "malicious":
             assert self._survivors is not None and cfg.quorum is not None
+            assert self._session is not None
             u3 = set(self._survivors)
             if surv != u3 & self._neighbourhood or drop & u3:
                 raise ProtocolError("unmask request contradicts the signed survivor set")
@@ -353,7 +435,7 @@ class SecAggClient:
             if len(signers) < cfg.quorum:
                 raise AbortError(f"{len(signers)} consistency signatures, quorum {cfg.quorum}")
             assert cfg.registry is not None
-            payload = binding.consistency_payload(cfg, self._survivors)
+            payload = binding.consistency_payload(cfg, self._survivors, session=self._session)
             for c, sig in msg.signatures:
                 cfg.registry[c].verify(sig, payload)  # IntegrityError: another set was shown
         self._check_size(len(surv), "survived")
@@ -367,7 +449,10 @@ class SecAggClient:
 
     # -- saving and restoring (a transport may restart the client between messages) --
     def export_state(self) -> bytes:
-        """Everything this client holds, as versioned strict binary (``SACS`` v1).
+        """Everything this client holds, as versioned strict binary (``SACS`` v2):
+        round state, input, keys, peers, held shares, the signed survivor set
+        and, for the malicious-mode checks, the :attr:`target`, the window
+        bound, the excluded neighbours and the session binding it signed.
 
         Holds secrets (private keys, the self-mask seed, held shares, the
         input): seal it (for example with :mod:`secagg.aead`) before it leaves
@@ -382,6 +467,8 @@ class SecAggClient:
             w.u8(0)
         else:
             w.u8(1).vector(self._input)
+        w.f64(self.target.corrupt_fraction).f64(self.target.security_bits)
+        w.u32(self._window_bound)
         for key in (self._c_key, self._s_key):
             w.blob(b"" if key is None else key.to_bytes())
         w.blob(self._b_seed or b"")
@@ -400,6 +487,11 @@ class SecAggClient:
             w.u8(1).u32(len(self._survivors))
             for u in self._survivors:
                 w.u32(cfg.index_of(u))
+        excluded = sorted(cfg.index_of(v) for v in self._excluded)
+        w.u32(len(excluded))
+        for ix in excluded:
+            w.u32(ix)
+        w.blob(self._session if self._session is not None else b"")
         return w.getvalue()
 
     @classmethod
@@ -408,7 +500,9 @@ class SecAggClient:
         """The client :meth:`export_state` saved, under ``config``.
 
         Raises :class:`ParameterError` if the state was saved under another
-        configuration (digest) and a :class:`ProtocolError` subclass for
+        configuration (digest) or its security target no longer accepts
+        ``config`` (the checks of the constructor run again, and must give
+        the window bound saved), and a :class:`ProtocolError` subclass for
         malformed bytes; nothing is pickled.
         """
         if not isinstance(config, SecAggConfig):
@@ -433,7 +527,12 @@ class SecAggClient:
         if has_input not in (0, 1):
             raise ProtocolError(f"bad input flag {has_input}")
         x = r.vector(config.dimension, config.dtype) if has_input else None
-        client = cls(config, me, signing_key=signing_key)
+        target = partition.SecurityTarget(corrupt_fraction=r.f64(), security_bits=r.f64())
+        window_bound = r.u32()
+        client = cls(config, me, signing_key=signing_key, target=target)
+        if window_bound != client._window_bound:
+            raise ProtocolError(f"saved window bound {window_bound} differs from the "
+                                f"{client._window_bound} its target gives this configuration")
         keys = []
         for _what in ("c_key", "s_key"):
             b = r.blob(max_len=kex.KEY_BYTES)
@@ -464,10 +563,20 @@ class SecAggClient:
             if count > n:
                 raise ProtocolError(f"{count} survivors for {n} clients")
             survivors = tuple(client_at("survivor") for _ in range(count))
+        count = r.u32()
+        if count > n:
+            raise ProtocolError(f"{count} excluded neighbours for {n} clients")
+        excluded = frozenset(client_at("excluded neighbour") for _ in range(count))
+        if len(excluded) != count:
+            raise ProtocolError("the excluded neighbours name one client twice")
+        session = r.blob(max_len=freshness.SESSION_BYTES) or None
+        if session is not None and len(session) != freshness.SESSION_BYTES:
+            raise ProtocolError(f"session binding of {len(session)} bytes, expected "
+                                f"{freshness.SESSION_BYTES}")
         r.done()
         client._state = _STATES[code]
         client._input = x
         client._c_key, client._s_key = keys
         client._b_seed, client._peers, client._held = b_seed, peers, held
-        client._survivors = survivors
+        client._survivors, client._excluded, client._session = survivors, excluded, session
         return client

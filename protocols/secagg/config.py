@@ -51,6 +51,14 @@ quorums of that size share an honest client, who signs only once, so all
 honest clients agree on the survivor set and never reveal both kinds of share
 of one client (this replaces Bonawitz et al.'s ``t > 2n/3`` rule, which ties
 the same guarantee to the threshold).
+
+In malicious mode the server also decides who "dropped", so condition 2's
+assumption of random dropouts does not hold. Security there does not rest on
+it: each client checks the configuration with exact hypergeometric tails and
+refuses to sign a survivor set that could cut the ring
+(:mod:`protocols.secagg.partition`); the derivation above only has to make
+an honest run pass those checks, which its connectivity term (with the
+dropout fraction) already ensures with room to spare.
 """
 
 from __future__ import annotations
@@ -72,6 +80,7 @@ from secagg.errors import ParameterError
 from secagg.sign import VerifyKey
 
 from .graph import complete_neighbourhoods, harary_neighbourhoods
+from .tails import hypergeometric_tails, malicious_bounds
 
 __all__ = [
     "MODES",
@@ -79,6 +88,7 @@ __all__ = [
     "Mode",
     "SecAggConfig",
     "consistency_quorum",
+    "derive_malicious_parameters",
     "derive_parameters",
     "guarantees",
     "rounds_for",
@@ -213,6 +223,78 @@ def derive_parameters(
             continue  # the connectivity term alone already fails
         t = _best_threshold(n, k, delta, gamma, security_bits, correctness_bits,
                             feasible=True)
+        if t is not None:
+            return k, t
+    return None, _complete_threshold(n, delta, gamma)
+
+
+def _malicious_threshold(n: int, k: int, corrupt: int, dropped: int, sigma: float,
+                         eta: float) -> int | None:
+    """The middle of the thresholds t in [2, k + 1] that meet both targets on
+    a ring of degree ``k`` in malicious mode, or None.
+
+    Security (no dropout assumption): :func:`.tails.malicious_bounds` at
+    ``2^-sigma``, which fixes the window bound B. Liveness with ``dropped``
+    random dropouts, ``<= 2^-eta``: ``n P[Hyp(n-1, D, k) >= k + 1 - t]`` (some
+    client keeps fewer than t holders among its k neighbours, which a dropped
+    client's mask key needs) plus ``n P[Hyp(n, D, k/2) >= k/2 - B]``
+    (some window keeps at most B survivors, which the clients' partition check
+    could refuse).
+    """
+    h = k // 2
+    drop_k = hypergeometric_tails(n - 1, dropped, k)
+    drop_h = hypergeometric_tails(n, dropped, h)
+    ok = []
+    for t in range(2, k + 1):
+        bits, b = malicious_bounds(n, k, t, corrupt, sigma)
+        if bits < sigma:
+            continue
+        live = n * drop_k[k + 1 - t] + n * drop_h[h - b]
+        if live <= 2.0**-eta:
+            ok.append(t)
+    return ok[len(ok) // 2] if ok else None
+
+
+def derive_malicious_parameters(
+    n: int,
+    *,
+    dropout_fraction: float = 0.1,
+    corrupt_fraction: float = 0.05,
+    security_bits: float = 40.0,
+    correctness_bits: float = 20.0,
+    degree: int | None = None,
+) -> tuple[int | None, int]:
+    """``(degree, threshold)`` for ``n`` clients in malicious mode.
+
+    The server chooses who "drops", so security must not rest on random
+    dropouts: the smallest even ``k`` (or the given ``degree``) for which some
+    ``t`` meets, with exact hypergeometric tails and ``C = floor(gamma n)``
+    corrupt clients, the security bound of :func:`.tails.malicious_bounds`
+    (what every client checks, :mod:`.partition`) and, with ``D = floor(delta
+    n)`` random dropouts, the liveness bound of the clients' checks; ``t`` is
+    the middle of the feasible range. Falls back to the complete graph with
+    the majority threshold when no ``k < n - 1`` qualifies; a given ``degree``
+    that no threshold makes secure is refused.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ParameterError(f"need at least 2 clients, got {n}")
+    delta = _check_fraction("dropout_fraction", dropout_fraction)
+    gamma = _check_fraction("corrupt_fraction", corrupt_fraction)
+    c, m = math.floor(gamma * n), math.floor(delta * n)
+    if degree is not None:
+        if degree >= n - 1:
+            return None, _complete_threshold(n, delta, gamma)
+        if degree % 2 or degree < 2:
+            raise ParameterError(f"degree must be even and >= 2, got {degree}")
+        t = _malicious_threshold(n, degree, c, m, security_bits, correctness_bits)
+        if t is None:
+            raise ParameterError(
+                f"no threshold gives degree {degree} {security_bits} bits of security and "
+                f"{correctness_bits} of liveness against {c} corrupt and {m} dropped of "
+                f"{n} clients in malicious mode; raise the degree")
+        return degree, t
+    for k in range(2, n - 1, 2):
+        t = _malicious_threshold(n, k, c, m, security_bits, correctness_bits)
         if t is not None:
             return k, t
     return None, _complete_threshold(n, delta, gamma)
@@ -353,6 +435,10 @@ class SecAggConfig:
             n, dropout_fraction=dropout_fraction, corrupt_fraction=corrupt_fraction,
             security_bits=security_bits, correctness_bits=correctness_bits, degree=deg,
         )
+        if mode == "malicious" and threshold is None:
+            k, t = derive_malicious_parameters(
+                n, dropout_fraction=dropout_fraction, corrupt_fraction=corrupt_fraction,
+                security_bits=security_bits, correctness_bits=correctness_bits, degree=deg)
         if threshold is not None:
             t = threshold
         quorum = consistency_quorum(n, corrupt_fraction) if mode == "malicious" else None

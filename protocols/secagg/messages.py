@@ -24,8 +24,8 @@ KeyBroadcast           S -> C  share_keys        [(id, c_pk, s_pk, [sig])] of N[
 ShareKeys              C -> S  share_keys        [(to, sealed shares)] for N(u)
 ShareForward           S -> C  masked_input      [(from, sealed shares)]
 MaskedInput            C -> S  masked_input      vector y_u (dtype, length d)
-ConsistencyRequest     S -> C  consistency       survivor set U3
-ConsistencySignature   C -> S  consistency       sig (64) over U3
+ConsistencyRequest     S -> C  consistency       survivor set U3, [(id, key hash)] of U1
+ConsistencySignature   C -> S  consistency       sig (64) over U3 and the roster
 UnmaskRequest          S -> C  unmask            survivors, dropped, [(id, sig)]
 UnmaskResponse         C -> S  unmask            [(owner, kind, share)]
 =====================  ======  ================  ==================================
@@ -50,6 +50,7 @@ from secagg.errors import RemoteProtocolError as ProtocolError
 
 from ..core import SERVER
 from .config import SecAggConfig
+from .freshness import ROSTER_ENTRY_BYTES
 
 __all__ = [
     "SEALED_SHARE_BYTES",
@@ -82,6 +83,7 @@ SHARE_PLAINTEXT_BYTES = 8 + 2 * shamir.SHARE_BYTES
 SEALED_SHARE_BYTES = aead.OVERHEAD + SHARE_PLAINTEXT_BYTES
 _KEY = kex.KEY_BYTES
 _SIG = sign.SIGNATURE_BYTES
+_ROSTER = ROSTER_ENTRY_BYTES  # a roster entry: SHA-256 of a client's two public keys
 
 ShareKind = Literal["b", "s"]
 _KIND_CODES: dict[str, int] = {"b": 0, "s": 1}
@@ -179,12 +181,15 @@ class MaskedInput:
 
 @dataclass(frozen=True, kw_only=True)
 class ConsistencyRequest:
-    """Round "consistency" (malicious mode), to ``receiver``: the survivor set U3."""
+    """Round "consistency" (malicious mode), to ``receiver``: the survivor set
+    U3 and the roster of U1 (each client's id and the hash of its advertised
+    keys), whose digest every signature binds (see ``freshness``)."""
 
     TYPE: ClassVar[int] = 6
     ROUND: ClassVar[str] = "consistency"
     receiver: int
     survivors: tuple[int, ...]
+    roster: tuple[tuple[int, bytes], ...] = ()
     sender: int | str = SERVER
 
 
@@ -308,6 +313,9 @@ def encode(msg: Message, config: SecAggConfig) -> bytes:
         return b"".join((w.getvalue(), le.data.cast("B")))
     elif isinstance(msg, ConsistencyRequest):
         _write_ids(w, msg.survivors, config)
+        w.u32(len(msg.roster))
+        for cid, entry in msg.roster:
+            w.u32(_ix(config, cid)).raw(_fixed(entry, _ROSTER, "roster entry"))
     elif isinstance(msg, ConsistencySignature):
         w.raw(_fixed(msg.signature, _SIG, "signature"))
     elif isinstance(msg, UnmaskRequest):
@@ -403,7 +411,12 @@ def decode(data: bytes, config: SecAggConfig) -> Message:
             vec = vec.astype(config.dtype)
         return MaskedInput(sender=sender, vector=vec)
     elif cls is ConsistencyRequest:
-        msg = ConsistencyRequest(receiver=receiver, survivors=_read_ids(r, config, name))
+        survivors = _read_ids(r, config, name)
+        n = _read_count(r, config, name + " roster")
+        raw_roster = [(r.u32(), r.raw(_ROSTER)) for _ in range(n)]
+        listed = _check_increasing([c for c, _ in raw_roster], config, name + " roster")
+        roster = [(c, e) for c, (_, e) in zip(listed, raw_roster, strict=True)]
+        msg = ConsistencyRequest(receiver=receiver, survivors=survivors, roster=tuple(roster))
     elif cls is ConsistencySignature:
         msg = ConsistencySignature(sender=sender, signature=r.raw(_SIG))
     elif cls is UnmaskRequest:

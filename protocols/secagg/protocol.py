@@ -23,6 +23,7 @@ from ..core import ProtocolDescriptor, Session, derive_seed
 from .client import SecAggClient
 from .config import ROUNDS, Mode, SecAggConfig
 from .messages import SecAggCodec
+from .partition import SecurityTarget
 from .server import SecAggServer
 
 __all__ = ["SECAGG", "SECAGG_PLUS", "default_encoder", "session_seeds"]
@@ -91,8 +92,11 @@ def _build(complete: bool) -> Any:
             graph_seed=g_seed if graph_seed is None else graph_seed,
             registry={u: k.verify_key() for u, k in signing.items()} if signing else None,
         )
+        # each client requires of the configuration the corrupt fraction it was built for
+        target = SecurityTarget(corrupt_fraction=corrupt_fraction)
         clients: dict[int, Any] = {
-            u: SecAggClient(config, u, signing_key=signing.get(u)) for u in client_ids}
+            u: SecAggClient(config, u, signing_key=signing.get(u), target=target)
+            for u in client_ids}
         return Session(config=config, coordinator=SecAggServer(config), clients=clients,
                        encoder=enc, rounds=config.rounds)
     return build

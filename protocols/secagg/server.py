@@ -8,6 +8,11 @@ up, since dropouts mean the server cannot wait for everyone). Late messages
 for a closed round, duplicates and messages from clients that already dropped
 are refused with :class:`ProtocolError`.
 
+An advertisement with a low-order X25519 key, or a key another client
+already advertised, is refused (:class:`ProtocolError`): that client is
+dropped at the advertise round, so one client cannot make every honest
+neighbour refuse the key broadcast.
+
 Sets, as in Bonawitz et al.: U1 advertised keys, U2 sent shares, U3 sent a
 masked input (the clients whose inputs are summed), U4 signed U3 (malicious
 mode; U3 otherwise), U5 answered the unmasking request. After each round the
@@ -34,7 +39,7 @@ from secagg.errors import AbortError, EncodingError, IntegrityError, LocalProtoc
 from secagg.errors import RemoteProtocolError as ProtocolError  # a peer's bad message
 
 from ..core import CoordinatorResult, Envelope
-from . import binding
+from . import binding, freshness, keycheck
 from .config import SecAggConfig
 from .messages import (
     AdvertiseKeys,
@@ -91,6 +96,8 @@ class SecAggServer:
         self._sealed: dict[int, dict[int, bytes]] = {}  # receiver -> sender -> ciphertext
         self._acc: npt.NDArray[np.unsignedinteger] | None = None
         self._requests: dict[int, UnmaskRequest] = {}
+        self._key_owner: dict[bytes, int] = {}  # advertised key -> client (advertise round)
+        self._session = b""  # fresh binding of this run's roster (malicious mode)
         self._result: ServerResult | None = None
         #: Clients that answered each closed round (U1, U2, ...), by round name.
         self.live: dict[str, frozenset[int]] = {}
@@ -219,11 +226,21 @@ class SecAggServer:
         cfg = self.config
         if msg.c_public == msg.s_public:
             raise ProtocolError(f"client {msg.sender} advertised the same key twice")
+        for key in (msg.c_public, msg.s_public):
+            if keycheck.is_low_order(key):
+                raise ProtocolError(f"client {msg.sender} advertised a low-order X25519 key: "
+                                    f"dropped")
+            owner = self._key_owner.get(key)
+            if owner is not None:
+                raise ProtocolError(f"client {msg.sender} advertised a key client {owner} "
+                                    f"already advertised: dropped")
         if cfg.mode == "malicious":
             assert cfg.registry is not None
             cfg.registry[msg.sender].verify(
                 msg.signature,
                 binding.advertise_payload(cfg, msg.sender, msg.c_public, msg.s_public))
+        # accepted (handle() records it next): index its keys for the copy check
+        self._key_owner[msg.c_public] = self._key_owner[msg.s_public] = msg.sender
 
     def _close_advertise(self, live: frozenset[int]) -> list[Message]:
         self._require_neighbourhoods(live, "advertised keys")
@@ -282,15 +299,18 @@ class SecAggServer:
                 raise AbortError(f"{len(live)} masked inputs, below the consistency quorum "
                                  f"{self.config.quorum}")
             surv = tuple(sorted(live))
-            return [ConsistencyRequest(receiver=u, survivors=surv) for u in surv]
+            roster = tuple((u, freshness.roster_entry(k.c_public, k.s_public))
+                           for u, k in sorted(self._keys.items()))
+            self._session = freshness.session_binding(self.config, roster)
+            return [ConsistencyRequest(receiver=u, survivors=surv, roster=roster) for u in surv]
         return self._unmask_requests(live, ())
 
     # -- consistency (malicious mode) ------------------------------------------------------
     def _check_consistency(self, msg: ConsistencySignature) -> None:
         cfg = self.config
         assert cfg.registry is not None
-        cfg.registry[msg.sender].verify(msg.signature,
-                                        binding.consistency_payload(cfg, self._u3))
+        cfg.registry[msg.sender].verify(
+            msg.signature, binding.consistency_payload(cfg, self._u3, session=self._session))
 
     def _close_consistency(self, live: frozenset[int]) -> list[Message]:
         assert self.config.quorum is not None

@@ -33,6 +33,8 @@ import numpy.typing as npt
 from hypothesis import assume
 from hypothesis import strategies as st
 
+from protocols.secagg import SecurityTarget
+from protocols.secagg.tails import malicious_bounds
 from secagg.errors import ParameterError
 
 from .adversaries import (
@@ -226,14 +228,32 @@ def _frac_bits_limit(bits: int, clip: float, n: int) -> int:
     return min(bits - 3 - math.ceil(math.log2(clip * n)), 50)
 
 
+@functools.lru_cache(maxsize=64)
+def _malicious_rings(n: int, corrupt: int) -> list[tuple[int, int]]:
+    """The (degree, threshold) pairs of a Harary ring on ``n`` clients that meet
+    the default :class:`~protocols.secagg.SecurityTarget`'s security bits
+    against ``corrupt`` corrupt clients: those a malicious-mode client accepts."""
+    bits = SecurityTarget().security_bits
+    return [(k, t) for k in range(2, n - 1, 2) for t in range(2, k + 2)
+            if malicious_bounds(n, k, t, corrupt, bits)[0] >= bits]
+
+
 @st.composite
 def _secagg_params(draw: st.DrawFn, n: int, shapes: tuple[str, ...], mode: str,
                    modulus_bits: tuple[int, ...], clips: tuple[float, ...],
                    corrupt_fraction: float) -> Params:
     shape = draw(st.sampled_from(shapes))
     degree: int | None = None
+    corrupt = math.floor(corrupt_fraction * n)
+    if mode == "malicious" and shape == "harary":
+        # only the rings an honest client accepts (protocols.secagg.partition)
+        rings = _malicious_rings(n, corrupt)
+        shape = shape if rings else "complete"
     if shape == "complete":
-        t = draw(st.integers(2, n))
+        # malicious mode: the threshold must exceed the corrupt clients
+        t = draw(st.integers(max(2, corrupt + 1) if mode == "malicious" else 2, n))
+    elif mode == "malicious":
+        degree, t = draw(st.sampled_from(rings))
     else:
         degree = draw(st.sampled_from(list(range(2, n - 1, 2))))
         t = draw(st.integers(2, degree + 1))
@@ -260,7 +280,12 @@ def secagg_parameters(
     whose headroom fits ``n`` summands. ``needs`` is ``t`` at every round
     (and the consistency quorum at the quorum rounds in malicious mode);
     on a Harary graph ``tolerated = k + 1 - t`` (any ``k + 1 - t`` dropouts
-    leave every neighbourhood its threshold; more may or may not).
+    leave every neighbourhood its threshold; more may or may not). In
+    malicious mode only what an honest client accepts is drawn: ``t >
+    floor(corrupt_fraction n)`` on the complete graph, and on a Harary graph
+    the ``(k, t)`` that meet the default
+    :class:`~protocols.secagg.SecurityTarget`'s security bits (the complete
+    graph if none does).
     """
     if n < 2:
         raise ParameterError(f"the pairwise-mask protocol needs n >= 2, got {n}")

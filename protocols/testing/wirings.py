@@ -39,6 +39,7 @@ from protocols.secagg import (
     SecAggClient,
     SecAggConfig,
     SecAggServer,
+    SecurityTarget,
     UnmaskResponse,
     consistency_quorum,
     default_encoder,
@@ -247,8 +248,12 @@ class SecAggWiring(DescriptorWiring):
                  client_class: type[SecAggClient] = SecAggClient,
                  server_class: type[SecAggServer] = SecAggServer) -> None:
         config, signing, enc = secagg_config(scenario)
-        clients: dict[int, Any] = {u: client_class(config, u, signing_key=signing.get(u))
-                                   for u in config.client_ids}
+        # each client requires the corrupt fraction the scenario declares
+        target = SecurityTarget(corrupt_fraction=dict(scenario.params.options).get(
+            "corrupt_fraction", 0.05))
+        clients: dict[int, Any] = {
+            u: client_class(config, u, signing_key=signing.get(u), target=target)
+            for u in config.client_ids}
         session = Session(config=config, coordinator=server_class(config), clients=clients,
                           encoder=enc, rounds=config.rounds)
         descriptor = SECAGG if config.is_complete else SECAGG_PLUS
