@@ -246,7 +246,7 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
     from protocols.secagg import SecAggClient, SecAggConfig, SecAggServer, decode, encode
 
     ids = list(range(1, 8))
-    cfg = SecAggConfig.create(ids, dimension=256, degree="complete", threshold=5)
+    cfg = SecAggConfig.create(ids, dimension=256, threshold=5)
     p = M.select_parameters(target_epsilon=3.0, delta=1e-5, num_clients=len(ids),
                             min_survivors=cfg.threshold, bits=24, dimension=200,
                             l2_clip=1.0, rounds=1)

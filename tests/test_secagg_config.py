@@ -39,9 +39,8 @@ def test_degree_grows_logarithmically() -> None:
 
 
 def test_small_rounds_use_the_complete_graph_with_a_majority_threshold() -> None:
-    # no sparse ring meets the targets: 3 corrupt + 1 dropped of 10, 10 + 15 of 50
-    assert derive_parameters(10, corrupt_fraction=0.3) == (None, 6)
-    assert derive_parameters(50, dropout_fraction=0.3, corrupt_fraction=0.2) == (None, 26)
+    assert derive_parameters(10) == (None, 6)
+    assert derive_parameters(50) == (None, 26)
     assert derive_parameters(3) == (None, 2)
     # the majority is clamped into [c + 1, n - m]
     assert derive_parameters(10, dropout_fraction=0.45, corrupt_fraction=0.0) == (None, 6)
@@ -109,7 +108,7 @@ def test_share_indices_are_ranks_in_the_closed_neighbourhood() -> None:
         hs = cfg.holders(u)
         assert hs == tuple(sorted(cfg.neighbours[u] | {u}))
         assert [cfg.share_index(u, h) for h in hs] == list(range(1, len(hs) + 1))
-    full = SecAggConfig.create(range(1, 11), 4, degree="complete", session_id=1)
+    full = SecAggConfig.create(range(1, 11), 4, session_id=1)
     assert full.holders(3) == full.client_ids
     assert full.share_index(3, 10) == 10
 

@@ -46,11 +46,13 @@ from the exact mass function in double precision, so the targets are met as
 stated, not bounded from above by a looser expression. The threshold is the
 middle of the feasible range. With the defaults this gives ``k = 36, t = 19``
 at ``n = 1,000``, ``k = 42`` at 10,000 and ``k = 46`` at 100,000 (Hoeffding's
-bound asked for 78, 84 and 90). Small rounds get sparse graphs too when the
-exact counts allow it (``n = 20``: ``k = 8``, one corrupt and two dropped
-clients tolerated); when no ``k < n-1`` qualifies the complete graph is used
-with ``t`` a majority ``floor(n/2) + 1`` clamped into ``[C + 1, n - D]``
-(Bonawitz et al., Section 4).
+bound asked for 78, 84 and 90). Below ``MIN_RING_CLIENTS = 100`` clients,
+and whenever no ``k < n-1`` qualifies, the complete graph is used with ``t``
+a majority ``floor(n/2) + 1`` clamped into ``[C + 1, n - D]`` (Bonawitz et
+al., Section 4): there ``C`` and ``D`` are a handful of clients (``D = 0``
+below 10), a ring sized for exactly them breaks at the first dropout beyond
+the declared count, while the majority threshold of the complete graph
+tolerates ``n - t``, and the complete graph's quadratic cost is small.
 
 The defaults are ``delta = 0.1``, ``gamma = 0.05``, 40 and 20 bits.
 Callers may override ``degree`` and ``threshold``; :func:`guarantees` reports
@@ -139,6 +141,10 @@ def _check_fraction(name: str, v: float) -> float:
 def _bits(p: float) -> float:
     """-log2(p), with p <= 0 meaning an infinitely strong bound."""
     return math.inf if p <= 0 else -math.log2(p)
+
+
+#: Below this many clients the semi-honest derivation keeps the complete graph.
+MIN_RING_CLIENTS = 100
 
 
 def _semi_honest_probabilities(n: int, k: int, t: int, corrupt: int,
@@ -232,6 +238,8 @@ def derive_parameters(
                             feasible=False)
         assert t is not None
         return degree, t
+    if n < MIN_RING_CLIENTS:
+        return None, _complete_threshold(n, delta, gamma)
     for k in range(2, n - 1, 2):
         c, m = math.floor(gamma * n), math.floor(delta * n)
         if n * hypergeometric_tails(n, min(c + m, n), k // 2)[k // 2] > 2.0**-security_bits:
