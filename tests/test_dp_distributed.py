@@ -259,9 +259,9 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
     dropped = {4}  # vanishes after sharing keys, before its masked input
 
     def to_clients(msgs):
-        return [r for m in msgs for r in server.handle(decode(encode(m, cfg), cfg))]
+        return [e.message for m in msgs for e in server.handle(decode(encode(m, cfg), cfg))]
 
-    pending = to_clients([m for c in clients.values() for m in c.start()])
+    pending = to_clients([e.message for c in clients.values() for e in c.start()])
     for _ in range(10):
         if server.result is not None:
             break
@@ -269,10 +269,10 @@ def test_end_to_end_over_pairwise_mask_secure_aggregation():
         for m in pending:
             if m.receiver in dropped and m.ROUND != "share_keys":
                 continue
-            out += clients[m.receiver].handle(decode(encode(m, cfg), cfg))
+            out += [e.message for e in clients[m.receiver].handle(decode(encode(m, cfg), cfg))]
         pending = to_clients(out)
         if not pending and server.result is None:
-            pending = server.close_round()
+            pending = [e.message for e in server.close_round()]
     res = server.result
     assert res is not None and res.included == frozenset(ids) - dropped
     out_sum = M.decode(p, res.raw_sum, seed, survivors=len(res.included))
