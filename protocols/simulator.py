@@ -207,7 +207,12 @@ def _raise_from(r: _R) -> None:
     except (ImportError, AttributeError):
         cls = None
     if isinstance(cls, type) and issubclass(cls, SecAggError):
-        raise cls(message)
+        try:
+            exc = cls(message)
+        except TypeError:  # a constructor that takes more than a message
+            exc = None
+        if exc is not None:
+            raise exc
     raise WorkerError(f"a client worker failed: {module}.{qualname}: {message}")
 
 
