@@ -17,9 +17,25 @@ which counts the client itself) and threshold t = 8 of those 15 share
 holders, for both implementations; with n <= 15 that is the complete graph.
 ``complete`` rows are Bonawitz et al.'s complete graph (t = floor(n/2) + 1);
 the full grid has one such row pair at n = 50, d = 10^5, because Flower's
-complete-graph mode needs minutes per round beyond that. ``--scale`` runs
-one round of 1,000 clients at d = 10^5 with the SecAgg+ degree and threshold
-derived by ``protocols.secagg.config`` (this library only).
+complete-graph mode needs minutes per round beyond that.
+
+``--scale`` (this library only): one SecAgg+ round of n = 1,000 clients
+with the simulator's client pool off and on (``workers`` 1 and 2, side by
+side in one invocation, so the ratio survives a loaded machine) and one of
+n = 10,000 with 2 workers, at d = 10^5, 10% dropouts, the degree and
+threshold derived by ``protocols.secagg.config``. Each round runs in its own
+forked process; its sum is checked exactly in the integer domain. Columns:
+mean compute per finishing client, server compute, bytes per client, wall
+time of the whole simulated round, CPU seconds the round used in all its
+processes (which a loaded machine does not inflate), peak resident memory the round added to
+the coordinator process (server, simulator and, with ``workers = 1``, every
+client) and to the largest worker (over the process's size when the round
+started), and the 1-minute load average when the round started.
+Inputs are generated per client on access, so they are never all in memory.
+A last row repeats n = 1,000 with the degree and threshold Hoeffding's bound
+gives for the same targets (k = 78, t = 41), for the cost of the looser
+derivation side by side. ``--scale --quick`` is the derived rows at n = 60,
+d = 2,000.
 
 How Flower is driven: Flower's own client-side stage functions
 (``flwr.client.mod.secure_aggregation.secaggplus_mod``: ``_setup``,
@@ -51,8 +67,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import json
+import multiprocessing
+import os
 import random
+import resource
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +89,12 @@ FULL_DS = (10**4, 10**5, 10**6)
 QUICK_NS = (10,)
 QUICK_DS = (10**4, 10**5)
 DROP_FRACTIONS = (0.0, 0.1)
-SCALE_N, SCALE_D = 1000, 10**5
+#: --scale rows: (n, d, worker counts), run side by side in one invocation.
+SCALE_GRID = ((1000, 10**5, (1, 2)), (10_000, 10**5, (2,)))
+SCALE_QUICK = ((60, 2000, (1, 2)),)
+#: --scale comparison row: n = 1,000 with the degree and threshold that
+#: Hoeffding's bound gives for the same targets (k = 78, t = 41), 2 workers.
+SCALE_HOEFFDING = (1000, 10**5, 2, 78, 41)
 TARGETS = {"server_speedup": 20.0, "client_speedup": 2.0}
 
 
@@ -311,26 +337,138 @@ def _row(graph: str, n: int, d: int, frac: float, args: argparse.Namespace,
     return row
 
 
-def _scale_row(args: argparse.Namespace) -> dict[str, Any]:
-    cfg = SecAggConfig.create(range(1, SCALE_N + 1), SCALE_D)
-    inputs = _inputs(SCALE_N, SCALE_D, seed=1)
-    dropped = _dropouts(SCALE_N, 0.1, seed=1)
+class _LazyInputs(Mapping[int, np.ndarray]):
+    """Client id -> float32 vector in [-1, 1), generated on access from a
+    per-client seed (benchmark data, not masks), so 10,000 x 10^5 inputs never
+    sit in memory at once."""
+
+    def __init__(self, n: int, d: int, seed: int) -> None:
+        self.n, self.d, self.seed = n, d, seed
+
+    def __getitem__(self, u: int) -> np.ndarray:
+        if not 1 <= u <= self.n:
+            raise KeyError(u)
+        return np.random.default_rng((self.seed, u)).uniform(-1.0, 1.0, self.d).astype(
+            np.float32)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(1, self.n + 1))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _rss() -> int:
+    """This process's resident set size now, in bytes (Linux; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process and its exited children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _scale_round(n: int, d: int, workers: int, drop_round: str,
+                 degree: int | None = None, threshold: int | None = None) -> dict[str, Any]:
+    """One derived-parameter SecAgg+ round; runs in a fresh forked process so its
+    peak memory is its own. Checks the sum exactly in the integer domain."""
+    inputs = _LazyInputs(n, d, seed=n)
+    dropped = _dropouts(n, 0.1, seed=n)
+    enc = default_encoder(n)
+    start_rss, start_cpu = _rss(), _cpu()
     t0 = time.perf_counter()
-    ours = run_ours(inputs, None, None, dropped, args.drop_round, 1)
+    res = simulate(inputs, dropouts={drop_round: dropped}, seed=1, encoder=enc,
+                   neighbors=degree, threshold=threshold,
+                   workers=workers)
     wall = time.perf_counter() - t0
-    print(f"  scale: n={SCALE_N} d={SCALE_D} k={cfg.degree} t={cfg.threshold}: "
-          f"{wall:.1f} s wall for the whole simulated round", flush=True)
-    return {"graph": f"secagg+ k={cfg.degree} (derived)", "n": SCALE_N, "d": SCALE_D,
-            "drop": "10%", "t": cfg.threshold, "client ms": ours.client_s * 1e3,
-            "server ms": ours.server_s * 1e3, "KB/client": ours.bytes_per_client / 1e3,
-            "simulated round s": wall, "_error": ours.max_error}
+    cpu = _cpu() - start_cpu  # the workers have exited: their time is in RUSAGE_CHILDREN
+    server_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    worker_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    exact = np.zeros(d, dtype=np.uint32)
+    for u in sorted(res.included):
+        np.add(exact, enc.encode(inputs[u]), out=exact)
+    done = [u for u in inputs if "unmask" in res.figures[u].compute_seconds]
+    return {
+        "workers": workers, "included": len(res.included),
+        "exact": res.raw_sum is not None and bool(np.array_equal(exact, res.raw_sum)),
+        "client_s": float(np.mean([res.figures[u].total_compute for u in done])),
+        "server_s": res.figures["server"].total_compute,
+        "bytes": float(np.mean([res.figures[u].total_sent + res.figures[u].total_received
+                                for u in done])),
+        "wall_s": wall, "cpu_s": cpu, "server_peak": server_rss - start_rss,
+        "worker_peak": worker_rss - start_rss if workers > 1 else None,
+    }
+
+
+def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
+    """``fn(*args)`` in a forked process; the result comes back as JSON bytes."""
+    ctx = multiprocessing.get_context("fork")
+    mine, theirs = ctx.Pipe(duplex=False)
+
+    def target() -> None:
+        try:
+            theirs.send_bytes(json.dumps({"ok": fn(*args)}).encode())
+        except Exception as exc:  # reported to the parent
+            theirs.send_bytes(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+
+    proc = ctx.Process(target=target)
+    proc.start()
+    theirs.close()
+    try:
+        answer = json.loads(mine.recv_bytes())
+    except EOFError:
+        answer = {"error": f"the benchmark process exited with code {proc.exitcode}"}
+    proc.join()
+    if "error" in answer:
+        raise RuntimeError(answer["error"])
+    out: dict[str, Any] = answer["ok"]
+    return out
+
+
+def _scale_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    plan: list[tuple[int, int, int, int | None, int | None, str]] = []
+    for n, d, worker_counts in (SCALE_QUICK if args.quick else SCALE_GRID):
+        cfg = SecAggConfig.create(range(1, n + 1), d)
+        label = (f"secagg+ k={cfg.degree}" if cfg.degree is not None else "complete")
+        plan += [(n, d, w, None, None, f"{label} t={cfg.threshold} (derived)")
+                 for w in worker_counts]
+    if not args.quick:
+        n, d, w, k, t = SCALE_HOEFFDING
+        plan.append((n, d, w, k, t, f"secagg+ k={k} t={t} (Hoeffding)"))
+    rows = []
+    for n, d, workers, k, t, label in plan:
+        load = os.getloadavg()[0]
+        f = _in_child(_scale_round, n, d, workers, args.drop_round, k, t)
+        if not f["exact"]:
+            raise RuntimeError(f"{label} n={n} workers={workers}: the sum is not exact")
+        print(f"  scale: {label} n={n} d={d} workers={workers}: {f['wall_s']:.1f} s wall, "
+              f"{f['client_s'] * 1e3:.1f} ms/client, server {f['server_s']:.2f} s, "
+              f"{f['cpu_s']:.0f} CPU s, load {load:.1f}", flush=True)
+        rows.append({
+            "graph": label, "n": n, "d": d, "drop": "10%", "workers": workers,
+            "client ms": f["client_s"] * 1e3, "server s": f["server_s"],
+            "KB/client": f["bytes"] / 1e3, "round s": f["wall_s"], "CPU s": f["cpu_s"],
+            "server MB": f["server_peak"] / 1e6,
+            "worker MB": (f["worker_peak"] / 1e6 if f["worker_peak"] is not None
+                          else float("nan")),
+            "load": load, "_exact": f["exact"], "_error": 0.0,
+        })
+    return rows
 
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="secagg bench secagg", description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="n = 10, d <= 10^5 (under a minute)")
+    ap.add_argument("--quick", action="store_true",
+                    help="n = 10, d <= 10^5 (under a minute); with --scale: n = 60, d = 2,000")
     ap.add_argument("--scale", action="store_true",
-                    help="only the 1,000-client, d = 10^5 SecAgg+ round (this library)")
+                    help="only the derived-parameter SecAgg+ rounds at n = 1,000 and 10,000, "
+                         "d = 10^5 (this library)")
     ap.add_argument("--repeat", type=int, default=2, help="rounds per row for this library")
     ap.add_argument("--drop-round", choices=("masked_input", "unmask"), default="masked_input",
                     help="where the dropping clients vanish (default: before the masked input)")
@@ -350,7 +488,7 @@ def main(argv: list[str]) -> int:
         run_flower(warm, 4, 3, [], args.drop_round, seed=0)
     rows: list[dict[str, Any]] = []
     if args.scale:
-        rows.append(_scale_row(args))
+        rows.extend(_scale_rows(args))
     else:
         ns, ds = (QUICK_NS, QUICK_DS) if args.quick else (FULL_NS, FULL_DS)
         grid = [("secagg+", n, d) for n in ns for d in ds]

@@ -83,6 +83,11 @@ def simulate(
     (:func:`secagg.paillier.threshold.generate_keypair`). Decryptors that
     vanish (``dropouts={"decrypt": [...]}``) are tolerated while t answer;
     fewer raise :class:`~secagg.errors.AbortError`.
+
+    ``workers`` are the processes the Paillier arithmetic may use (the pool
+    precomputation and the decryption; None: the library's default). The
+    clients themselves run in this process: their key material has no state
+    codec to cross into a worker, unlike SecAgg's clients.
     """
     trust = _renamed("layout", "trust", layout, trust, "key-holder")
     encryption = _renamed("mode", "encryption", mode, encryption, "online")
@@ -95,6 +100,6 @@ def simulate(
     return run(PAILLIER_SUM, inputs, dropouts=dropouts, seed=seed, keypair=keypair,
                key_bits=key_bits, trust=trust, encryption=encryption, clip=clip,
                value_bits=value_bits, max_summands=max_summands, min_clients=min_clients,
-               round=round, workers=workers, on_clip=on_clip,
+               round=round, workers=workers, client_pool=False, on_clip=on_clip,
                insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
                decryptors=decryptors, decrypt_threshold=decrypt_threshold, committee=committee)

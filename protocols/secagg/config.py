@@ -18,27 +18,41 @@ a tolerated dropout fraction ``delta`` and a tolerated corrupt fraction
 which some ``t`` meets all three conditions below. These are the conditions of
 Bell, Bonawitz, Gascon, Lepoint and Raykova, "Secure Single-Server Aggregation
 with (Poly)Logarithmic Overhead" (CCS 2020, ePrint 2020/704), Section 3, for a
-random Harary graph ``H(n, k)``, with Hoeffding's bound (which also holds for
-sampling without replacement) and a union bound over the ``n`` clients.
-Write ``g = gamma * n / (n - 1)`` and ``d = delta * n / (n - 1)`` (the worst
-fractions among the ``n - 1`` other clients):
+random Harary graph ``H(n, k)`` (a uniformly random ring, each client joined
+to the ``k/2`` nearest on each side), computed with exact hypergeometric tails
+(:mod:`.tails`) and a union bound over the ``n`` clients (or ring windows),
+not with Hoeffding's bound. With at most ``C = floor(gamma n)`` corrupt and
+``D = floor(delta n)`` dropped clients, and ``Hyp(N, K, m)`` the number of
+marked items among ``m`` drawn without replacement from ``N`` of which ``K``
+are marked (a client's ``k`` neighbours are a uniform ``k``-subset of the
+other ``n - 1`` clients, since the ring is a uniform permutation):
 
-1. no client has ``t`` corrupt neighbours, so the adversary alone never holds
-   ``t`` shares of an honest client's secret:
-   ``n * exp(-2k (t/k - g)^2)``, with ``t/k > g``;
-2. the honest survivors stay connected once corrupt and dropped clients are
-   removed (a cut of ``H(n, k)`` needs ``k/2`` consecutive ring positions all
-   removed): ``n * (gamma + delta)^(k/2)``;
+1. no honest client has ``t`` corrupt neighbours, so the adversary alone never
+   holds ``t`` shares of its secrets: ``n P[Hyp(n-1, C, k) >= t]``;
+2. the honest survivors stay connected once the corrupt and dropped clients
+   are removed. ``H(n, k)`` minus a set ``S`` is connected unless ``S`` holds
+   ``k/2`` consecutive ring positions (two consecutive remaining clients are
+   then fewer than ``k/2`` positions apart, hence neighbours), and a given
+   window of ``k/2`` positions lies inside ``S`` with probability
+   ``P[Hyp(n, C + D, k/2) = k/2]``; over the ``n`` windows:
+   ``n P[Hyp(n, C + D, k/2) = k/2]``, which is at most Bell et al.'s
+   ``n (gamma + delta)^(k/2)``;
 3. every client keeps ``t`` surviving neighbours, so the server can always
-   reconstruct: ``n * exp(-2k (1 - d - t/k)^2)``, with ``t/k < 1 - d``.
+   reconstruct: ``n P[Hyp(n-1, D, k) >= k - t + 1]``.
 
 Security asks (1) + (2) <= ``2^-security_bits`` (default 40) and correctness
-asks (3) <= ``2^-correctness_bits`` (default 20). Among the feasible ``t`` the
-one that best balances (1) against (3) is chosen (``_best_threshold``). When no ``k < n-1``
-qualifies (roughly ``n`` below 100 with the defaults) the complete graph is
-used with the exact counts ``c = floor(gamma n)`` corrupt and
-``m = floor(delta n)`` dropped clients: ``t`` is a majority ``floor(n/2) + 1``
-clamped into ``[c + 1, n - m]`` (Bonawitz et al., Section 4).
+asks (3) <= ``2^-correctness_bits`` (default 20); every probability is summed
+from the exact mass function in double precision, so the targets are met as
+stated, not bounded from above by a looser expression. The threshold is the
+middle of the feasible range. With the defaults this gives ``k = 36, t = 19``
+at ``n = 1,000``, ``k = 42`` at 10,000 and ``k = 46`` at 100,000 (Hoeffding's
+bound asked for 78, 84 and 90). Below ``MIN_RING_CLIENTS = 100`` clients,
+and whenever no ``k < n-1`` qualifies, the complete graph is used with ``t``
+a majority ``floor(n/2) + 1`` clamped into ``[C + 1, n - D]`` (Bonawitz et
+al., Section 4): there ``C`` and ``D`` are a handful of clients (``D = 0``
+below 10), a ring sized for exactly them breaks at the first dropout beyond
+the declared count, while the majority threshold of the complete graph
+tolerates ``n - t``, and the complete graph's quadratic cost is small.
 
 The defaults are ``delta = 0.1``, ``gamma = 0.05``, 40 and 20 bits.
 Callers may override ``degree`` and ``threshold``; :func:`guarantees` reports
@@ -129,54 +143,60 @@ def _bits(p: float) -> float:
     return math.inf if p <= 0 else -math.log2(p)
 
 
+#: Below this many clients the semi-honest derivation keeps the complete graph.
+MIN_RING_CLIENTS = 100
+
+
+def _semi_honest_probabilities(n: int, k: int, t: int, corrupt: int,
+                                dropped: int) -> tuple[float, float]:
+    """``(p_security, p_correctness)``: conditions (1) + (2) and (3) of the
+    module docstring for ``H(n, k)`` and threshold ``t``."""
+    h = k // 2
+    p1 = n * hypergeometric_tails(n - 1, corrupt, k)[min(max(t, 0), k + 1)]
+    p2 = n * hypergeometric_tails(n, min(corrupt + dropped, n), h)[h]
+    p3 = n * hypergeometric_tails(n - 1, dropped, k)[min(max(k + 1 - t, 0), k + 1)]
+    return p1 + p2, p3
+
+
 def guarantees(
     n: int, degree: int | None, threshold: int, *, dropout_fraction: float,
     corrupt_fraction: float,
 ) -> tuple[float, float]:
     """Bits of ``(security, correctness)`` that ``(n, degree, threshold)`` achieves.
 
-    For a Harary graph these are the union bounds in the module docstring;
-    for the complete graph (``degree`` None or ``>= n-1``) they are exact:
-    ``inf`` when ``c < t <= n - m``, else 0.
+    For a Harary graph these are the exact-tail union bounds of the module
+    docstring (with ``C = floor(gamma n)`` corrupt and ``D = floor(delta n)``
+    dropped clients); for the complete graph (``degree`` None or ``>= n-1``)
+    they are exact: ``inf`` when ``C < t <= n - D``, else 0.
     """
     delta = _check_fraction("dropout_fraction", dropout_fraction)
     gamma = _check_fraction("corrupt_fraction", corrupt_fraction)
+    c, m = math.floor(gamma * n), math.floor(delta * n)
     if degree is None or degree >= n - 1:
-        c, m = math.floor(gamma * n), math.floor(delta * n)
         return (math.inf if threshold > c else 0.0, math.inf if threshold <= n - m else 0.0)
-    k = degree
-    g, d = gamma * n / (n - 1), delta * n / (n - 1)
-    f = threshold / k
-    sec = n * (gamma + delta) ** (k / 2)
-    sec += n * math.exp(-2 * k * (f - g) ** 2) if f > g else 1.0
-    cor = n * math.exp(-2 * k * (1 - d - f) ** 2) if f < 1 - d else 1.0
+    sec, cor = _semi_honest_probabilities(n, degree, threshold, c, m)
     return max(0.0, _bits(sec)), max(0.0, _bits(cor))
 
 
 def _best_threshold(
     n: int, k: int, delta: float, gamma: float, sigma: float, eta: float, *, feasible: bool
 ) -> int | None:
-    """The t in [2, k] that best balances the two Hoeffding bounds.
-
-    Balancing means maximising ``min((t/k - g) / sqrt(sigma + log2 n),
-    (1 - d - t/k) / sqrt(eta + log2 n))``: each bound reaches its target when
-    its margin is ``sqrt((target + log2 n) ln 2 / 2k)``, so this spends the
-    margin ``1 - d - g`` in the ratio the targets ask for. With ``feasible``,
-    only thresholds meeting both targets count (None if there is none).
-    """
-    g, d = gamma * n / (n - 1), delta * n / (n - 1)
-    ws, wc = math.sqrt(sigma + math.log2(n)), math.sqrt(eta + math.log2(n))
+    """The threshold for degree ``k``: the middle of the t in [2, k] that meet
+    both targets; without ``feasible`` (a caller's degree), when none does, the
+    t with the largest ``min(security - sigma, correctness - eta)``. None when
+    ``feasible`` and no t qualifies."""
+    ok: list[int] = []
     best: tuple[float, int] | None = None
     for t in range(2, k + 1):
-        if feasible:
-            s, c = guarantees(n, k, t, dropout_fraction=delta, corrupt_fraction=gamma)
-            if s < sigma or c < eta:
-                continue
-        f = t / k
-        score = min((f - g) / ws, (1 - d - f) / wc)
-        if best is None or score > best[0]:
-            best = (score, t)
-    return None if best is None else best[1]
+        s, c = guarantees(n, k, t, dropout_fraction=delta, corrupt_fraction=gamma)
+        if s >= sigma and c >= eta:
+            ok.append(t)
+        slack = min(s - sigma, c - eta)
+        if best is None or slack > best[0]:
+            best = (slack, t)
+    if ok:
+        return ok[len(ok) // 2]
+    return None if feasible or best is None else best[1]
 
 
 def _complete_threshold(n: int, delta: float, gamma: float) -> int:
@@ -218,8 +238,11 @@ def derive_parameters(
                             feasible=False)
         assert t is not None
         return degree, t
+    if n < MIN_RING_CLIENTS:
+        return None, _complete_threshold(n, delta, gamma)
     for k in range(2, n - 1, 2):
-        if n * (gamma + delta) ** (k / 2) > 2.0**-security_bits:
+        c, m = math.floor(gamma * n), math.floor(delta * n)
+        if n * hypergeometric_tails(n, min(c + m, n), k // 2)[k // 2] > 2.0**-security_bits:
             continue  # the connectivity term alone already fails
         t = _best_threshold(n, k, delta, gamma, security_bits, correctness_bits,
                             feasible=True)

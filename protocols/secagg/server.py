@@ -67,6 +67,11 @@ _INPUT_OF = {
 }
 
 
+#: What an accepted masked input is replaced by once added to the running sum.
+_SUMMED: npt.NDArray[np.unsignedinteger] = np.zeros(0, dtype=np.uint64)
+_SUMMED.flags.writeable = False
+
+
 @dataclass(frozen=True, eq=False)
 class ServerResult(CoordinatorResult):
     """What the server learns: the sum of U3's inputs mod 2^bits, and U3."""
@@ -161,6 +166,8 @@ class SecAggServer:
             if self._acc is None:
                 self._acc = np.zeros(self.config.dimension, dtype=self.config.dtype)
             np.add(self._acc, msg.vector, out=self._acc)
+            # keep who sent, not the vector: the server never holds every client's vector
+            msg = MaskedInput(sender=u, vector=_SUMMED, receiver=msg.receiver)
         self._got[u] = msg
         if not self.waiting_for:
             return self._close_round()

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+import numpy as np
 import numpy.typing as npt
 
 from secagg.encoding import FixedPointEncoder
+from secagg.sign import SigningKey
 
 from ..results import AggregationResult
-from ..simulator import run
+from ..simulator import LocalSecrets, run
 from .config import Mode
 from .protocol import SECAGG, SECAGG_PLUS, default_encoder
 
@@ -34,6 +36,7 @@ def simulate(
     encoder: FixedPointEncoder | None = None,
     dropout_fraction: float = 0.1,
     corrupt_fraction: float = 0.05,
+    workers: int | None = None,
 ) -> AggregationResult:
     """Securely sum ``inputs`` (client id -> 1-D float vector) in one simulated round.
 
@@ -60,10 +63,25 @@ def simulate(
 
     Client ids may be any ints in ``[0, 2^64)``.
 
+    ``workers``: processes the clients run in (None: every core once the
+    round is big enough to pay for them, see
+    :func:`protocols.simulator.resolve_workers`; 1: all in this process). The
+    result does not depend on it: the same seed gives the same included set
+    and the same ``raw_sum``. Clients cross into their worker as their saved
+    state (and, in malicious mode, their identity key) in bytes.
+
     Raises :class:`AbortError` when too few clients remain at some round.
     """
     descriptor = SECAGG if neighbors == "complete" else SECAGG_PLUS
+    keys: dict[int, SigningKey] | None = None
+    if mode == "malicious":
+        keys = {int(u): SigningKey.generate() for u in inputs
+                if isinstance(u, (int, np.integer)) and not isinstance(u, bool)}
+    identity = None if keys is None else LocalSecrets(
+        export=lambda u: {"signing_key": keys[u].to_bytes()},
+        load=lambda named: {"signing_key": SigningKey.from_bytes(named["signing_key"])})
     return run(descriptor, inputs, dropouts=dropouts, seed=seed, threshold=threshold,
                neighbors=None if neighbors == "complete" else neighbors, mode=mode,
                encoder=encoder, dropout_fraction=dropout_fraction,
-               corrupt_fraction=corrupt_fraction)
+               corrupt_fraction=corrupt_fraction, workers=workers,
+               local_secrets=identity, signing_keys=keys)
