@@ -230,7 +230,8 @@ def _train_message(msg: Message) -> Message:
     meta = copy.copy(msg.metadata)
     meta.__dict__ = dict(msg.metadata.__dict__)
     meta.message_type = "train"
-    return Message(metadata=meta, content=content)
+    # the metadata/content constructor is Flower's own (not in its public overloads)
+    return Message(metadata=meta, content=content)  # type: ignore[call-overload]
 
 
 def _to_server(out: Iterable[Any]) -> None:

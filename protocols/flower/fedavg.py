@@ -202,12 +202,14 @@ def train_on_node(msg: Message, context: Context) -> Message:
     task = _task(cfg, parts)
     model = task.model_factory()
     params = flatten_model(model)
-    incoming: npt.NDArray[np.float32] = msg.content["arrays"]["params"].numpy()
+    arrays: Any = msg.content["arrays"]
+    incoming: npt.NDArray[np.float32] = arrays["params"].numpy()
     if incoming.shape != params.shape:
         raise ParameterError(f"model has {params.size} parameters, the server sent "
                              f"{incoming.size}")
     params[:] = incoming
-    rnd = int(msg.content["config"]["round"])
+    config: Any = msg.content["config"]
+    rnd = int(config["round"])
     trainer = LocalTrainer(model, task.client_datasets[part], task.loss_fn(),
                            lr=float(_cfg(cfg, "lr")), batch_size=int(_cfg(cfg, "batch-size")),
                            seed=int(_cfg(cfg, "seed")) * 1_000_003 + part * 1009 + rnd)

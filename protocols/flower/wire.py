@@ -162,7 +162,7 @@ class Packet:
         rec = content.config_records[RECORD]
         what = "transport record"
         if _get(rec, "v", int, what) != VERSION:
-            raise ProtocolError(f"transport record version {rec['v']} is not {VERSION}")
+            raise ProtocolError(f"transport record version {rec['v']!r} is not {VERSION}")
         session = _bytes(rec, "session", what)
         if len(session) != 16:
             raise ProtocolError(f"session id has {len(session)} bytes, not 16")
@@ -207,7 +207,7 @@ class NodeState:
     def from_record(cls, rec: ConfigRecord) -> NodeState:
         what = "saved party state"
         if _get(rec, "v", int, what) != VERSION:
-            raise ProtocolError(f"saved party state version {rec['v']} is not {VERSION}")
+            raise ProtocolError(f"saved party state version {rec['v']!r} is not {VERSION}")
         enc = _get(rec, "encoder", list, what)
         assert isinstance(enc, list)
         if len(enc) != 4 or not all(isinstance(x, float) for x in enc):
