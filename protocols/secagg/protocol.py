@@ -11,11 +11,10 @@ session parameters as :func:`protocols.secagg.simulate`: ``threshold``,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from secagg.encoding import FixedPointEncoder
+from secagg.encoding import FixedPointEncoder, frac_bits_for
 from secagg.errors import ParameterError
 from secagg.sign import SigningKey
 
@@ -34,13 +33,14 @@ def default_encoder(n_clients: int, clip: float = 4.0) -> FixedPointEncoder:
 
     Values are clipped to ``[-clip, clip]`` (default 4.0, ample for model
     updates and gradients after the usual norm clipping) and encoded mod 2^32
-    with ``frac_bits = min(24, 30 - ceil(log2(clip * n_clients)))``, so the sum
-    of ``n_clients`` inputs never wraps. With 1,000 clients that is 18
-    fractional bits (a resolution of about 4e-6 per client).
+    with one fractional bit fewer than the most that leaves headroom for
+    ``n_clients`` summands (:func:`secagg.encoding.frac_bits_for`), at most
+    24, so the sum of ``n_clients`` inputs never wraps. With 1,000 clients
+    that is 18 fractional bits (a resolution of about 4e-6 per client).
     """
     if n_clients < 1:
         raise ParameterError(f"n_clients must be >= 1, got {n_clients}")
-    frac_bits = min(24, 30 - math.ceil(math.log2(clip * n_clients)))
+    frac_bits = min(24, frac_bits_for(clip, n_clients, 32) - 1)
     if frac_bits < 0:
         raise ParameterError(f"{n_clients} clients at clip {clip} do not fit 32 bits")
     return FixedPointEncoder(clip=clip, frac_bits=frac_bits, max_summands=n_clients,

@@ -8,12 +8,11 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Literal
 
 from protocols import secagg as sa
-from secagg.encoding import FixedPointEncoder
+from secagg.encoding import FixedPointEncoder, frac_bits_for
 from secagg.errors import ParameterError
 
 from .spec import Params
@@ -32,6 +31,13 @@ def _trust(trust: str | None, layout: str | None, where: str) -> str:
     return trust or "key-holder"
 
 
+def frac_bits_limit(modulus_bits: int, clip: float, n: int) -> int:
+    """The kit's fractional bits for ``n`` summands of ``|x| <= clip``: two
+    below the most that leaves headroom (:func:`secagg.encoding.frac_bits_for`),
+    at most 50."""
+    return min(frac_bits_for(clip, n, modulus_bits) - 2, 50)
+
+
 def secagg_params(
     n: int, threshold: int, *, degree: int | None = None,
     mode: Literal["semi-honest", "malicious"] = "semi-honest", modulus_bits: int = 32,
@@ -45,7 +51,7 @@ def secagg_params(
     :func:`protocols.testing.strategies.secagg_parameters` for what the
     threshold rule makes of them.
     """
-    top = min(modulus_bits - 3 - math.ceil(math.log2(clip * n)), 50)
+    top = frac_bits_limit(modulus_bits, clip, n)
     frac = top if frac_bits is None else frac_bits
     enc = FixedPointEncoder(clip, frac_bits=frac, max_summands=n, modulus_bits=modulus_bits)
     rounds = sa.rounds_for(mode)

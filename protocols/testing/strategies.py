@@ -46,7 +46,7 @@ from .adversaries import (
     WrongRoundClient,
 )
 from .network import BitFlip, Delay, Drop, Duplicate, Fault, FaultScript, Reorder, Replay, Slot
-from .params import paillier_params, secagg_params
+from .params import frac_bits_limit, paillier_params, secagg_params
 from .spec import DropoutSchedule, Outcome, Params, ProtocolSpec, Scenario
 
 __all__ = [
@@ -226,7 +226,7 @@ def invalid_inputs(clients: Sequence[int], dimension: int, *, clip: float = 1.0
 def _frac_bits_limit(bits: int, clip: float, n: int) -> int:
     """Largest fractional bits with headroom for ``n`` summands of ``|x| <= clip``
     (as :func:`~protocols.testing.specs.secagg_params` computes it)."""
-    return min(bits - 3 - math.ceil(math.log2(clip * n)), 50)
+    return frac_bits_limit(bits, clip, n)
 
 
 @functools.lru_cache(maxsize=64)
