@@ -86,8 +86,10 @@ class _IntegerDomain(FixedPointEncoder):
                 f"integer inputs must be 1-D uint32 vectors, got {a.dtype} of shape {a.shape}")
         return a
 
-    def decode(self, raw: Any, n_summands: int = 1, *args: Any, **kwargs: Any) -> Any:
-        return np.asarray(raw, dtype=np.float64)
+    def decode(
+        self, v: npt.NDArray[np.unsignedinteger], n_summands: int | None = None
+    ) -> npt.NDArray[np.float64]:
+        return np.asarray(v, dtype=np.float64)
 
 
 class SecureSum:
