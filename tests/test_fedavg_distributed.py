@@ -170,3 +170,25 @@ def test_plan_refuses_impossible_combinations(changes: dict[str, object], key: s
     cfg = _cfg(**changes)
     with pytest.raises(ParameterError, match=key):
         build_pipeline(cfg, 256)
+
+
+# ------------------------------------------------- the benchmark's stand-in sum
+
+
+def test_benchmark_stand_in_matches_the_secure_sum_and_counts_wraps() -> None:
+    from benchmarks.privacy_distributed import PER_ROUND, ClearIntegerSum
+
+    holder: dict[str, object] = {"bits": 8, "wraps": 0, "coords": 0, "threshold": None}
+    clear = ClearIntegerSum.create(holder)
+    real = make_secure_sum("secagg", clip=1.0, max_summands=PER_ROUND, seed=4)
+    assert clear.threshold(PER_ROUND) == real.threshold(PER_ROUND)
+    # centred 8-bit values: 100 + 100 = 200 wraps, -3 + 2 = -1 does not
+    x = {0: np.array([100, 253], np.uint32), 1: np.array([100, 2], np.uint32),
+         2: np.array([0, 0], np.uint32)}
+    a = clear.integer_sum(x, frozenset(), 1)
+    b = real.integer_sum(x, frozenset(), 1)
+    assert np.array_equal(a.raw_sum, b.raw_sum)
+    assert holder["wraps"] == 1 and holder["coords"] == 2
+    holder["threshold"] = 3
+    with pytest.raises(AbortError):
+        clear.integer_sum(x, frozenset({2}), 2)
