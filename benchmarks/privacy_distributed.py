@@ -213,7 +213,8 @@ def main(quick: bool, seeds: list[int], out_dir: Path) -> int:
         else:
             row = dict(runs[0])
             row["accuracy"] = float(np.mean([r["accuracy"] for r in runs]))
-            row["epsilon"] = max(r["epsilon"] for r in runs)
+            row["epsilon"] = (None if runs[0]["epsilon"] is None
+                              else max(r["epsilon"] for r in runs))
             if dp == "distributed":
                 row["wrap_rate"] = float(np.mean([r["wrap_rate"] for r in runs]))
             row["runs"] = runs
@@ -231,12 +232,15 @@ def main(quick: bool, seeds: list[int], out_dir: Path) -> int:
         if "refused" in r:
             return {"dp": r["dp"], "ε target": r["epsilon_target"], "bits": r["bits"],
                     "accuracy": "refused", "ε reported": "-", "noise std (sum)": "-",
+                    "central std, no amplification": "-",
                     "wrap rate": "-", "aborted rounds": "-"}
         return {"dp": r["dp"], "ε target": r["epsilon_target"],
                 "bits": r["bits"] if r["bits"] else "-",
                 "accuracy": f"{r['accuracy']:.3f}",
                 "ε reported": f"{r['epsilon']:.3g}" if r["epsilon"] is not None else "-",
                 "noise std (sum)": f"{r['noise_std_sum']:.3g}" if r["noise_std_sum"] else "-",
+                "central std, no amplification": f"{r['central_unamplified_std']:.3g}"
+                if "central_unamplified_std" in r else "-",
                 "wrap rate": f"{r['wrap_rate']:.2g}" if "wrap_rate" in r else "-",
                 "aborted rounds": sum(x["aborted_rounds"] for x in r.get("runs", [r]))}
 
