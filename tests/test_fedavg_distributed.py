@@ -101,11 +101,14 @@ def test_pipeline_sends_only_the_noised_integer_vector() -> None:
 # ------------------------------------------------------------------ training
 
 
-@pytest.mark.parametrize("kind,dropout", [("secagg", 0.0), ("secagg+", 0.25)])
+@pytest.mark.parametrize("kind,dropout,mech", [("secagg", 0.0, "dgauss"),
+                                               ("secagg+", 0.25, "dgauss"),
+                                               ("secagg+", 0.1, "skellam")])
 def test_fedavg_distributed_trains_and_reports_the_accountants_epsilon(
-    kind: str, dropout: float
+    kind: str, dropout: float, mech: str
 ) -> None:
-    cfg = _cfg(aggregation=kind, dropout_rate=dropout, rounds=4, target_epsilon=8.0)
+    cfg = _cfg(aggregation=kind, dropout_rate=dropout, rounds=4, target_epsilon=8.0,
+               dp_mechanism=mech)
     res = run_fedavg(cfg, write=False)
     assert res.final.test_accuracy is not None and res.final.test_accuracy > 0.3
     # an independent accountant fed the published survivor counts
@@ -120,6 +123,7 @@ def test_fedavg_distributed_trains_and_reports_the_accountants_epsilon(
     assert res.final.epsilon is not None and res.final.epsilon <= 8.0 + 1e-9
     assert res.final.privacy_guarantee is not None
     assert "against the server" in res.final.privacy_guarantee
+    assert ("Skellam" in res.final.privacy_guarantee) == (mech == "skellam")
     if dropout:
         assert any(r.dropped for r in res.rounds)
 
