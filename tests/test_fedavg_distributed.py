@@ -110,7 +110,7 @@ def test_fedavg_distributed_trains_and_reports_the_accountants_epsilon(
     cfg = _cfg(aggregation=kind, dropout_rate=dropout, rounds=4, target_epsilon=8.0,
                dp_mechanism=mech)
     res = run_fedavg(cfg, write=False)
-    assert res.final.test_accuracy is not None and res.final.test_accuracy > 0.3
+    assert res.final.test_accuracy is not None and res.final.test_accuracy > 0.25  # chance: 0.1
     # an independent accountant fed the published survivor counts
     pipe = build_pipeline(cfg, res.final_params.shape[0])  # type: ignore[union-attr]
     acc = DistributedDPAccountant(pipe.secure_sum.params)
