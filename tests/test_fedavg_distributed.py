@@ -196,3 +196,24 @@ def test_benchmark_stand_in_matches_the_secure_sum_and_counts_wraps() -> None:
     holder["threshold"] = 3
     with pytest.raises(AbortError):
         clear.integer_sum(x, frozenset({2}), 2)
+
+
+def test_pipeline_round_sum_is_the_noised_sum() -> None:
+    """Through the FedAvg pipeline: clients' packed vectors, the secure sum and
+    the server's decoding give the clipped sum plus noise of the calibrated
+    scale, charged for the survivors."""
+    n, dim = 10, 1024
+    cfg = _cfg(clients_per_round=n, rounds=2, target_epsilon=2.0, dp_bits=20,
+               aggregation="secagg+")
+    pipe = build_pipeline(cfg, dim)
+    step = pipe.secure_sum
+    pipe.begin_round(1)
+    rng = np.random.default_rng(1)
+    updates = {i: rng.normal(0, 0.02, dim).astype(np.float32) for i in range(n)}  # norm < 1
+    inputs = {i: pipe.client(u, 10) for i, u in updates.items()}
+    s = step.run(inputs, frozenset({2, 5}), 1)
+    clean = sum(np.asarray(updates[i], np.float64) for i in range(n) if i not in (2, 5))
+    assert max(np.linalg.norm(u) for u in updates.values()) < cfg.clip_norm
+    want = step.params.noise_std(s.clients)
+    assert s.clients == 8 and step.accountant.rounds == 1
+    assert abs((s.vector - clean).std() / want - 1) < 0.15
