@@ -107,10 +107,11 @@ def test_pipeline_sends_only_the_noised_integer_vector() -> None:
 def test_fedavg_distributed_trains_and_reports_the_accountants_epsilon(
     kind: str, dropout: float, mech: str
 ) -> None:
-    cfg = _cfg(aggregation=kind, dropout_rate=dropout, rounds=4, target_epsilon=8.0,
+    # a loose target keeps the check of training clear of the (secret, random) noise
+    cfg = _cfg(aggregation=kind, dropout_rate=dropout, rounds=4, target_epsilon=30.0,
                dp_mechanism=mech)
     res = run_fedavg(cfg, write=False)
-    assert res.final.test_accuracy is not None and res.final.test_accuracy > 0.25  # chance: 0.1
+    assert res.final.test_accuracy is not None and res.final.test_accuracy > 0.5  # chance: 0.1
     # an independent accountant fed the published survivor counts
     pipe = build_pipeline(cfg, res.final_params.shape[0])  # type: ignore[union-attr]
     acc = DistributedDPAccountant(pipe.secure_sum.params)
@@ -120,7 +121,7 @@ def test_fedavg_distributed_trains_and_reports_the_accountants_epsilon(
         assert r.epsilon == pytest.approx(acc.guarantee().epsilon, rel=1e-9)
         assert r.privacy_unit == "client"
         assert r.clipped_clients is None  # the clipped count is never sent
-    assert res.final.epsilon is not None and res.final.epsilon <= 8.0 + 1e-9
+    assert res.final.epsilon is not None and res.final.epsilon <= 30.0 + 1e-9
     assert res.final.privacy_guarantee is not None
     assert "against the server" in res.final.privacy_guarantee
     assert ("Skellam" in res.final.privacy_guarantee) == (mech == "skellam")
