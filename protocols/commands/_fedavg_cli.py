@@ -190,7 +190,9 @@ def run_and_report(cfg: Any, *, quiet: bool = False) -> int:
         err = float(np.max(np.abs(np.concatenate([w - res.true_weights["weight"],
                                                   b - res.true_weights["bias"]]))))
         print(f"  max |w - w_true|  {err:.4f}")
-    if s["epsilon"] is not None:
+    if s.get("privacy_guarantee"):
+        print(f"  privacy           {s['privacy_guarantee']}")
+    elif s["epsilon"] is not None:
         print(
             f"  privacy           epsilon {s['epsilon']:.3f} at delta {cfg.delta} "
             f"({s['accountant']} accountant, {s['privacy_unit']}-level, add/remove adjacency)"

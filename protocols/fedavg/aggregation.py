@@ -17,6 +17,16 @@ Fixed-point precision is the largest that leaves headroom for
 (paillier); :attr:`SecureSum.resolution` is the exact step of that grid, so
 integer counts sent as multiples of it are summed exactly.
 
+Integer inputs (distributed DP): :meth:`SecureSum.integer_sum` sums
+vectors that are already integers mod ``2^32`` (``uint32``) exactly, with no
+fixed-point step: ``raw_sum`` is their sum mod ``2^32``, which any
+``2^bits`` with ``bits <= 32`` divides. ``secagg`` and ``secagg+`` run the
+same protocol as for floats; :meth:`SecureSum.threshold` is the fewest
+survivors it admits (fewer: the round aborts), which the distributed
+mechanism calibrates its noise against. ``plain`` and ``paillier`` refuse
+integer inputs (``plain`` would show the server every vector, so no
+client's noise share would be hidden).
+
 Trust: the server learns the sum over ``included`` (and who is included),
 nothing about a single vector (``plain`` excepted).
 """
@@ -59,6 +69,27 @@ def frac_bits_for(clip: float, max_summands: int, modulus_bits: int = 32) -> int
             f"{max_summands} summands of |x| <= {clip} do not fit a {modulus_bits}-bit modulus"
         )
     return f
+
+
+class _IntegerDomain(FixedPointEncoder):
+    """The identity "encoding" of vectors already in the integer domain:
+    ``uint32`` values mod ``2^32`` pass through unchanged, and the decoded
+    sum is the raw modular sum (as float64, for the result's ``sum``)."""
+
+    def __init__(self, max_summands: int) -> None:
+        super().__init__(1.0, 0, max_summands=max_summands, modulus_bits=32)
+
+    def encode(self, x: npt.NDArray[Any]) -> npt.NDArray[np.unsignedinteger]:
+        a = np.asarray(x)
+        if a.dtype != np.uint32 or a.ndim != 1:
+            raise ParameterError(
+                f"integer inputs must be 1-D uint32 vectors, got {a.dtype} of shape {a.shape}")
+        return a
+
+    def decode(
+        self, v: npt.NDArray[np.unsignedinteger], n_summands: int | None = None
+    ) -> npt.NDArray[np.float64]:
+        return np.asarray(v, dtype=np.float64)
 
 
 class SecureSum:
@@ -134,6 +165,52 @@ class SecureSum:
     ) -> AggregationResult:
         raise NotImplementedError
 
+    def threshold(self, n: int) -> int:
+        """The fewest survivors among ``n`` summands whose integer sum this
+        back-end releases (its Shamir threshold); fewer: the round aborts.
+
+        Raises:
+            ParameterError: the back-end does not sum integer inputs securely.
+        """
+        raise ParameterError(
+            f"aggregation {self.name!r} does not carry integer inputs securely; "
+            "use secagg or secagg+")
+
+    def integer_sum(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.uint32]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        """Sum ``uint32`` vectors mod ``2^32`` exactly over the clients not in
+        ``dropped`` (``raw_sum``; client ids from 0, as in :meth:`__call__`).
+
+        Raises:
+            AbortError: fewer than :meth:`threshold` survivors, or the protocol aborted.
+            ParameterError: the back-end takes no integer inputs, or a vector
+                is not ``uint32``.
+        """
+        t = self.threshold(len(inputs))
+        alive = len(frozenset(inputs) - dropped)
+        if alive < max(t, self.min_clients):
+            raise AbortError(
+                f"only {alive} clients reached the {self.name} sum; at least "
+                f"{max(t, self.min_clients)} are needed (threshold)")
+        res = self._run_integer({c + 1: v for c, v in inputs.items()},
+                                frozenset(c + 1 for c in dropped), round_idx)
+        res.included = frozenset(c - 1 for c in res.included)
+        res.dropped = frozenset(c - 1 for c in res.dropped)
+        res.figures = {(k - 1 if isinstance(k, int) else k): f for k, f in res.figures.items()}
+        return res
+
+    def _run_integer(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.uint32]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        raise ParameterError(f"aggregation {self.name!r} takes no integer inputs")
+
 
 class PlainSum(SecureSum):
     """The sum in the clear, each coordinate clipped to ``±clip`` (no protection)."""
@@ -184,6 +261,12 @@ class SecAggSum(SecureSum):
         dropped: frozenset[int],
         round_idx: int,
     ) -> AggregationResult:
+        return self._simulate(inputs, dropped, round_idx, self.encoder)
+
+    def _simulate(
+        self, inputs: Mapping[int, Any], dropped: frozenset[int], round_idx: int,
+        encoder: FixedPointEncoder,
+    ) -> AggregationResult:
         from protocols.secagg import simulate
 
         return simulate(
@@ -191,8 +274,24 @@ class SecAggSum(SecureSum):
             neighbors=self.neighbors,  # type: ignore[arg-type]
             dropouts={"masked_input": sorted(dropped)} if dropped else None,
             seed=self.seed * 1_000_003 + round_idx,
-            encoder=self.encoder,
+            encoder=encoder,
         )
+
+    def threshold(self, n: int) -> int:
+        from protocols.secagg.config import derive_parameters
+
+        if n < 2:
+            raise ParameterError(f"{self.name} needs at least 2 clients, got {n}")
+        degree = n - 1 if self.neighbors == "complete" else None
+        return derive_parameters(n, degree=degree)[1]
+
+    def _run_integer(
+        self,
+        inputs: Mapping[int, npt.NDArray[np.uint32]],
+        dropped: frozenset[int],
+        round_idx: int,
+    ) -> AggregationResult:
+        return self._simulate(inputs, dropped, round_idx, _IntegerDomain(len(inputs)))
 
 
 class SecAggPlusSum(SecAggSum):

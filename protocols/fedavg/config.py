@@ -26,7 +26,8 @@ else:  # pragma: no cover
 __all__ = ["AGGREGATIONS", "DP_MODES", "FIELD_HELP", "FedAvgConfig"]
 
 AGGREGATIONS = ("plain", "secagg", "secagg+", "paillier")
-DP_MODES = ("none", "local", "central")
+DP_MODES = ("none", "local", "central", "distributed")
+DP_MECHANISMS = ("dgauss", "skellam")
 TASKS = ("digits", "linear-regression")
 SPLITS = ("iid", "dirichlet")
 ACCOUNTANTS = ("pld", "prv", "rdp")
@@ -56,8 +57,9 @@ FIELD_HELP: dict[str, str] = {
     "weight updates inside the sum with dp=none",
     "paillier_key_bits": "Paillier key size: 2048 or 3072",
     "dropout_rate": "chance that a sampled client vanishes before sending, in [0, 0.999]",
-    "dp": "differential privacy: none, local (DP-SGD on each client, example-level) or "
-    "central (client-level, noise at the aggregator)",
+    "dp": "differential privacy: none, local (DP-SGD on each client, example-level), "
+    "central (client-level, noise at the aggregator) or distributed (client-level, "
+    "discrete noise shares added by the clients inside the secure sum)",
     "target_epsilon": "epsilon to reach after all rounds (setting it unsets "
     "noise_multiplier; 'none' to unset), in (0, 100]",
     "noise_multiplier": "noise std / clip norm (setting it unsets target_epsilon; "
@@ -66,8 +68,11 @@ FIELD_HELP: dict[str, str] = {
     "examples (dp=local) or clients (dp=central)",
     "accountant": "privacy accountant: pld (tightest), prv or rdp",
     "max_grad_norm": "per-example L2 clip of DP-SGD (dp=local, > 0)",
-    "clip_norm": "L2 clip of each client's update (dp=central, > 0; the starting "
-    "norm with adaptive_clipping)",
+    "clip_norm": "L2 clip of each client's update (dp=central or distributed, > 0; the "
+    "starting norm with adaptive_clipping)",
+    "dp_bits": "dp=distributed: the noisy sum is computed mod 2^dp_bits, in [2, 32]",
+    "dp_mechanism": "dp=distributed: each client's noise share, dgauss (discrete "
+    "Gaussian) or skellam",
     "adaptive_clipping": "dp=central: move clip_norm towards a quantile of the "
     "update norms, privately (Andrew et al. 2021)",
     "target_quantile": "adaptive clipping: fraction of updates to leave unclipped, in (0, 1)",
@@ -116,7 +121,14 @@ class FedAvgConfig:
         the other), delta, accountant, max_grad_norm (per-example clipping
         for ``local``), adaptive_clipping with target_quantile,
         clip_learning_rate and clip_count_stddev (``central``),
-        secure_noise (``local``).
+        secure_noise (``local``). ``distributed`` (client-level, against
+        the server): each client clips to L2 ``clip_norm``, rotates, rounds
+        and adds a discrete noise share (``dp_mechanism``) mod
+        ``2^dp_bits`` before the secure sum (``secagg`` or ``secagg+``);
+        noise is calibrated for the secure sum's threshold of survivors and
+        ``target_epsilon`` after ``rounds`` rounds (every round charged in
+        full: the server sees who takes part, so no amplification by
+        sampling is claimed).
     Run:
         seed, out_dir (a new directory per run inside it), progress.
     """
@@ -147,6 +159,8 @@ class FedAvgConfig:
     target_quantile: float = 0.5
     clip_learning_rate: float = 0.2
     clip_count_stddev: float | None = None
+    dp_bits: int = 16
+    dp_mechanism: str = "dgauss"
     secure_noise: bool = True
     seed: int = 0
     out_dir: str = "runs"
@@ -270,6 +284,8 @@ class FedAvgConfig:
         one_of("aggregation", AGGREGATIONS)
         one_of("dp", DP_MODES)
         one_of("accountant", ACCOUNTANTS)
+        one_of("dp_mechanism", DP_MECHANISMS)
+        rng("dp_bits", 2, 32)
         rng("num_clients", 1, 65535)
         rng("clients_per_round", 1, self.num_clients)
         rng("rounds", 1, 100_000)
@@ -303,9 +319,19 @@ class FedAvgConfig:
                 rng("target_epsilon", 0, 100, lo_open=True)
             if self.noise_multiplier is not None:
                 rng("noise_multiplier", 0.1, 1000)
-        if self.dp == "central" and self.delta >= 1 / self.num_clients:
+        if self.dp == "distributed":
+            if self.target_epsilon is None:
+                raise ParameterError(
+                    "config key 'noise_multiplier' is set with dp='distributed'; give "
+                    "'target_epsilon' instead (the noise is calibrated from it)")
+            if self.aggregation not in ("secagg", "secagg+"):
+                raise ParameterError(
+                    f"config key 'aggregation' is {self.aggregation!r}; dp='distributed' "
+                    "needs secagg or secagg+ (its noise is calibrated to the secure sum's "
+                    "threshold, and the server must see only the noisy sum)")
+        if self.dp in ("central", "distributed") and self.delta >= 1 / self.num_clients:
             raise ParameterError(
-                f"config key 'delta' is {self.delta}; with dp='central' it must be below "
+                f"config key 'delta' is {self.delta}; with dp={self.dp!r} it must be below "
                 f"1/num_clients = {1 / self.num_clients:.3g} (a delta that large allows "
                 "releasing one client's update outright)"
             )

@@ -16,7 +16,11 @@ inside the secure sum, so the server sees only the sums and divides);
 example counts are private under example-level DP); ``dp="central"``
 (client-level DP) clips updates to L2 ``clip_norm``, sums them unweighted,
 noises the sum at the aggregator and divides by the expected number of
-clients per round (the fixed-denominator estimator of DP-FedAvg).
+clients per round (the fixed-denominator estimator of DP-FedAvg);
+``dp="distributed"`` (client-level, against the server) has each client
+clip, round and noise its update into integers inside the secure sum
+(:mod:`protocols.fedavg.dp_distributed`) and divides the decoded sum by
+``clients_per_round``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 from secagg.errors import ParameterError, PrivacyBudgetExceeded
 
+from .aggregation import SecureSum
 from .config import FedAvgConfig
 from .params import flatten_model
 from .pipeline import build_pipeline
@@ -68,6 +73,7 @@ def run_fedavg(
     on_round: Callable[[RoundRecord], None] | None = None,
     write: bool = True,
     on_params: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
+    secure_sum: SecureSum | None = None,
 ) -> FedAvgResult:
     """Run FedAvg as configured; return the per-round records and the model.
 
@@ -80,12 +86,14 @@ def run_fedavg(
             directory under ``cfg.out_dir``.
         on_params: called after each round with the round number and the
             global parameters (a flat float32 view; copy it to keep it).
+        secure_sum: a secure-sum back-end to use instead of the one
+            ``cfg.aggregation`` names (for instrumented benchmarks).
     """
     cfg.validate()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small models: one thread is faster and steadier
     try:
-        return _run(cfg, task, on_round, write, on_params)
+        return _run(cfg, task, on_round, write, on_params, secure_sum)
     finally:
         torch.set_num_threads(threads)
 
@@ -101,9 +109,17 @@ class _UniformSampler:
 
 
 def _privacy_report(
-    cfg: FedAvgConfig, trainers: list[Any], dp: Any
+    cfg: FedAvgConfig, trainers: list[Any], dp: Any, pipeline: Any = None
 ) -> Callable[[], tuple[float | None, str | None, str | None]]:
     """What the run has spent so far: (epsilon, accountant, privacy unit)."""
+    if cfg.dp == "distributed":
+        step = pipeline.secure_sum
+
+        def distributed() -> tuple[float | None, str | None, str | None]:
+            g = step.guarantee()
+            return float(g.epsilon), g.accountant_name, "client"
+
+        return distributed
     if dp is not None:
         return lambda: (float(dp.epsilon()), dp.ledger.accountant, "client")
     if cfg.dp == "local":
@@ -123,6 +139,7 @@ def _run(
     on_round: Callable[[RoundRecord], None] | None,
     write: bool,
     on_params: Callable[[int, npt.NDArray[np.float32]], None] | None = None,
+    secure_sum: SecureSum | None = None,
 ) -> FedAvgResult:
     if task is None:
         task = make_task(cfg.task, cfg.num_clients, split=cfg.split, alpha=cfg.alpha,
@@ -148,9 +165,15 @@ def _run(
 
         dp = make_client_level_dp(cfg)
         sample = PoissonSampler(dp)
-    pipeline = build_pipeline(cfg, dim, dp)
+    pipeline = build_pipeline(cfg, dim, dp, secure_sum=secure_sum)
     pipeline.check_clients([len(d) for d in task.client_datasets])  # type: ignore[arg-type]
-    privacy = _privacy_report(cfg, trainers, dp)
+    privacy = _privacy_report(cfg, trainers, dp, pipeline)
+
+    def guarantee() -> str | None:
+        if cfg.dp != "distributed":
+            return None
+        return str(pipeline.secure_sum.guarantee())
+
     public = pipeline.release_participation
     result = FedAvgResult(config=asdict(cfg), model=global_model,
                           true_weights={k: v.tolist() for k, v in task.true_weights.items()})
@@ -196,7 +219,7 @@ def _run(
         ss = m["secure_sum"]
         noise = m.get("noise", {})
         clip = m.get("clip", {})
-        t_privacy += noise.get("seconds", 0.0)
+        t_privacy += noise.get("seconds", 0.0) + ss.get("encode_seconds", 0.0)
         hot, crypto = ss["hot_path"], ss["crypto"]
         t_total = time.perf_counter() - t_round
         parts = t_train + hot + crypto + t_privacy + t_eval
@@ -215,7 +238,7 @@ def _run(
             clipped_values=ss["clipped_values"] if public else None,
             clipped_clients=clip.get("clipped_clients"),
             clip_norm=clip.get("clip_norm"),
-            noise_std=noise.get("noise_std"),
+            noise_std=noise.get("noise_std", ss.get("noise_std")),
             bytes_up_per_client=ss["bytes_up_per_client"],
             bytes_down_per_client=ss["bytes_down_per_client"],
             time_local_training=t_train,
@@ -226,6 +249,8 @@ def _run(
             time_other=max(t_total - parts, 0.0),
             time_server_aggregation=ss["server_seconds"],
             time_round=t_total,
+            privacy_guarantee=guarantee(),
+            near_boundary=ss.get("near_boundary"),
         )
         result.rounds.append(rec)
         if on_round is not None:

@@ -37,6 +37,13 @@ sum's :attr:`~protocols.fedavg.aggregation.SecureSum.resolution` land
 exactly on the protocol's integer grid, as the counts do, so such noise is
 summed without rounding (its scale must then be covered by the secure
 sum's coordinate bound).
+
+``dp="distributed"`` replaces the secure-sum step instead
+(:class:`~protocols.fedavg.dp_distributed.DistributedSecureSumStep`): its
+client part clips, rotates, rounds and noises the update into integers mod
+``2^dp_bits``, which the secure sum adds exactly
+(:meth:`~protocols.fedavg.aggregation.SecureSum.integer_sum`); its server
+part decodes and charges the round from the survivors actually summed.
 """
 
 from __future__ import annotations
@@ -419,7 +426,7 @@ class Pipeline:
     def __init__(
         self,
         client_steps: Sequence[Step],
-        secure_sum: SecureSumStep,
+        secure_sum: Any,
         server_steps: Sequence[Step],
         *,
         release_participation: bool = True,
@@ -450,7 +457,7 @@ class Pipeline:
         for s in self.steps:
             s.begin_round(round_idx)
 
-    def client(self, update: F32, num_examples: int) -> F32:
+    def client(self, update: F32, num_examples: int) -> npt.NDArray[Any]:
         """Client side: the one vector this client sends into the secure sum."""
         c = Contribution(np.array(update, dtype=np.float32, copy=True), int(num_examples))
         for s in self.client_steps:
@@ -477,12 +484,24 @@ class Pipeline:
         return {s.name: s.measurements() for s in self.steps if s.measurements()}
 
 
-def build_pipeline(cfg: FedAvgConfig, dim: int, dp: Any = None) -> Pipeline:
+def build_pipeline(
+    cfg: FedAvgConfig, dim: int, dp: Any = None, *, secure_sum: SecureSum | None = None
+) -> Pipeline:
     """The pipeline ``cfg`` describes, for updates of ``dim`` coordinates.
 
     ``dp`` is the run's :class:`dp.client_level.ClientLevelDP` when
     ``cfg.dp == "central"`` (see :func:`protocols.fedavg.dp_central.make_client_level_dp`).
+    ``secure_sum`` replaces the back-end ``cfg.aggregation`` names (e.g. an
+    instrumented one in a benchmark).
     """
+    if cfg.dp == "distributed":
+        from .dp_distributed import DistributedSecureSumStep, make_distributed_params
+
+        secure = secure_sum or make_secure_sum(
+            cfg.aggregation, clip=1.0, max_summands=cfg.clients_per_round, seed=cfg.seed)
+        params = make_distributed_params(cfg, dim, secure)
+        return Pipeline([], DistributedSecureSumStep(secure, dim, params),
+                        [FixedMean(cfg.clients_per_round)])
     central = cfg.dp == "central"
     client_steps: list[Step]
     server_steps: list[Step]
@@ -503,8 +522,9 @@ def build_pipeline(cfg: FedAvgConfig, dim: int, dp: Any = None) -> Pipeline:
         client_steps = [WeightByExamples(cfg.max_examples_per_client)]
         server_steps = [MeanByWeight()]
         bound, max_summands = cfg.update_clip, cfg.clients_per_round
-    secure = make_secure_sum(cfg.aggregation, clip=bound, max_summands=max_summands,
-                             paillier_key_bits=cfg.paillier_key_bits, seed=cfg.seed)
+    secure = secure_sum or make_secure_sum(
+        cfg.aggregation, clip=bound, max_summands=max_summands,
+        paillier_key_bits=cfg.paillier_key_bits, seed=cfg.seed)
     reals = [n for s in client_steps for n in s.reals]
     counts: dict[str, int] = {}
     for s in client_steps:

@@ -49,7 +49,7 @@ class RoundRecord:
     clipped_values: int | None  # coordinates cut to the secure sum's bound, over the sum
     clipped_clients: int | None  # updates scaled down to the L2 clip norm (central DP)
     clip_norm: float | None  # the L2 clip norm used this round (central DP)
-    noise_std: float | None  # std of the aggregator's noise on the sum (central DP)
+    noise_std: float | None  # std of the noise on the sum (central or distributed DP)
     bytes_up_per_client: float
     bytes_down_per_client: float
     time_local_training: float
@@ -60,6 +60,10 @@ class RoundRecord:
     time_other: float
     time_server_aggregation: float
     time_round: float
+    #: dp=distributed: the guarantee so far, with its mechanism and whom it holds against
+    privacy_guarantee: str | None = None
+    #: dp=distributed: fraction of the decoded sum's coordinates near the modulus edge
+    near_boundary: float | None = None
 
 
 #: The exclusive parts of ``time_round``, in the order they are shown.
@@ -90,6 +94,7 @@ class FedAvgResult:
             "epsilon": r[-1].epsilon,
             "accountant": r[-1].accountant,
             "privacy_unit": r[-1].privacy_unit,
+            "privacy_guarantee": r[-1].privacy_guarantee,
             "aborted_rounds": (
                 None if any(x.aborted is None for x in r) else sum(bool(x.aborted) for x in r)
             ),
