@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from secagg import FixedPointEncoder
+from secagg.encoding import frac_bits_for
 from secagg.errors import AbortError, ParameterError
 
 from ..results import AggregationResult, PartyFigures
@@ -55,20 +56,6 @@ __all__ = [
     "frac_bits_for",
     "make_secure_sum",
 ]
-
-
-def frac_bits_for(clip: float, max_summands: int, modulus_bits: int = 32) -> int:
-    """Largest fractional bit count with ``max_summands * clip * 2^f < 2^(k-1)``."""
-    f = 0
-    while f < 62 and max_summands * (np.rint(clip * 2.0 ** (f + 1)) + 1) < 2.0 ** (
-        modulus_bits - 1
-    ):
-        f += 1
-    if max_summands * np.rint(clip * 2.0**f) >= 2.0 ** (modulus_bits - 1):
-        raise ParameterError(
-            f"{max_summands} summands of |x| <= {clip} do not fit a {modulus_bits}-bit modulus"
-        )
-    return f
 
 
 class _IntegerDomain(FixedPointEncoder):
@@ -149,13 +136,7 @@ class SecureSum:
                 f"only {alive} clients reached the {self.name} sum; "
                 f"at least {self.min_clients} are needed"
             )
-        # the protocols number clients from 1: shift here, and back in the result
-        res = self._run({c + 1: v for c, v in inputs.items()},
-                        frozenset(c + 1 for c in dropped), round_idx)
-        res.included = frozenset(c - 1 for c in res.included)
-        res.dropped = frozenset(c - 1 for c in res.dropped)
-        res.figures = {(k - 1 if isinstance(k, int) else k): f for k, f in res.figures.items()}
-        return res
+        return self._run(inputs, dropped, round_idx)
 
     def _run(
         self,
@@ -196,12 +177,7 @@ class SecureSum:
             raise AbortError(
                 f"only {alive} clients reached the {self.name} sum; at least "
                 f"{max(t, self.min_clients)} are needed (threshold)")
-        res = self._run_integer({c + 1: v for c, v in inputs.items()},
-                                frozenset(c + 1 for c in dropped), round_idx)
-        res.included = frozenset(c - 1 for c in res.included)
-        res.dropped = frozenset(c - 1 for c in res.dropped)
-        res.figures = {(k - 1 if isinstance(k, int) else k): f for k, f in res.figures.items()}
-        return res
+        return self._run_integer(inputs, dropped, round_idx)
 
     def _run_integer(
         self,
