@@ -55,9 +55,11 @@ Needs hypothesis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import dataclasses
 import enum
+import functools
 import hashlib
 import importlib
 import inspect
@@ -82,6 +84,7 @@ from ..core import SERVER, Address, Codec, ProtocolDescriptor, Session
 
 __all__ = [
     "DEFAULT_DECODE_BOUND",
+    "PATHS",
     "Capture",
     "FuzzFailure",
     "FuzzReport",
@@ -89,6 +92,7 @@ __all__ = [
     "Point",
     "builtin_targets",
     "capture",
+    "check_delivery",
     "fuzz_library",
     "fuzz_target",
     "library_decoders",
@@ -98,6 +102,9 @@ __all__ = [
 
 #: Seconds one decode may take (the fastest of three timings) before it fails.
 DEFAULT_DECODE_BOUND = 0.5
+
+#: Every delivery path (see :func:`fuzz_target`); "bytes" is drawn twice as often.
+PATHS = ("bytes", "bytes", "field", "valid", "object")
 
 _QUIET = (HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
           HealthCheck.large_base_example)
@@ -167,10 +174,8 @@ class Capture:
     def clone(self, party: Any) -> Any:
         """A deep copy of ``party`` sharing the (immutable) configuration."""
         cfg = self.session.config
-        try:
+        with contextlib.suppress(Exception):  # if not deep-copyable: the state codec
             return copy.deepcopy(party, {id(cfg): cfg})
-        except Exception:  # noqa: BLE001 - fall back on the state codec below
-            pass
         export = getattr(party, "export_state", None)
         address = getattr(party, "address", None)
         if export is None or not isinstance(address, int):
@@ -216,7 +221,7 @@ def state_fingerprint(obj: Any) -> bytes:
     return h.digest()
 
 
-def _feed(h: Any, obj: Any, seen: set[int]) -> None:  # noqa: C901 - one case per kind
+def _feed(h: Any, obj: Any, seen: set[int]) -> None:
     def tag(t: str, payload: bytes = b"") -> None:
         h.update(t.encode() + b":" + len(payload).to_bytes(8, "big") + payload)
 
@@ -282,6 +287,10 @@ def _party_state(party: Any) -> tuple[bytes, bytes]:
     export = getattr(party, "export_state", None)
     saved = export() if callable(export) else b""
     return saved, state_fingerprint(party)
+
+
+def _handle_bytes(party: Any, codec: Codec, data: bytes) -> Any:
+    return party.handle(codec.decode(data))
 
 
 def _round_label(party: Any) -> str:
@@ -352,7 +361,7 @@ def capture(target: FuzzTarget) -> Capture:
             cap.points.append(Point(f"{receiver}@{_round_label(party)}#{step}", receiver,
                                     cap.clone(party), data))
             step += 1
-            act(receiver, lambda p=party, d=data: p.handle(codec.decode(d)))
+            act(receiver, functools.partial(_handle_bytes, party, codec, data))
             save_states()
         current = session.coordinator.round
         if current is None:
@@ -394,7 +403,7 @@ def _byte_op(draw: st.DrawFn, data: bytes, corpus: Sequence[bytes]) -> bytes:
         return data[:pos] + other[cut:]
     if kind == "int":
         width = draw(st.sampled_from([1, 2, 4, 8]))
-        value = draw(st.sampled_from(_INTERESTING + (size, size // 2)))
+        value = draw(st.sampled_from((*_INTERESTING, size, size // 2)))
         value %= 1 << (8 * width)
         return data[:pos] + value.to_bytes(width, "big") + data[pos + width:]
     if kind == "insert":
@@ -429,15 +438,15 @@ def _field_pool(messages: Sequence[Any]) -> dict[str, list[Any]]:
 def _variant(draw: st.DrawFn, value: Any, name: str, pool: Mapping[str, list[Any]],
              depth: int = 0) -> Any:
     """A type-preserving variant of one field value (or another message's)."""
-    same = [v for v in pool.get(name, []) if type(v) is type(value)]
+    same = [v for v in pool.get(name, []) if _same_kind(v, value)]
     if same and draw(st.integers(0, 3)) == 0:
         return draw(st.sampled_from(same))
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
         ids = [v for vs in pool.values() for v in vs if isinstance(v, int)]
-        return draw(st.sampled_from(_INTERESTING + (-1, 2**64, value + 1, value - 1)
-                                    + tuple(ids[:32])))
+        return draw(st.sampled_from((*_INTERESTING, -1, 2**64, value + 1, value - 1,
+                                     *ids[:32])))
     if isinstance(value, str):
         strs = sorted({v for vs in pool.values() for v in vs if isinstance(v, str)})
         return draw(st.sampled_from([*strs, "", SERVER, value + "x"]))
@@ -447,7 +456,9 @@ def _variant(draw: st.DrawFn, value: Any, name: str, pool: Mapping[str, list[Any
         return _array_variant(draw, value)
     if isinstance(value, (tuple, list, frozenset, set)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else list(value)
-        kind = draw(st.sampled_from(["drop", "dup", "reverse", "empty", "mutate", "foreign"]))
+        record = isinstance(value, tuple) and len({type(x) for x in items}) > 1
+        kind = "mutate" if record else draw(
+            st.sampled_from(["drop", "dup", "reverse", "empty", "mutate", "foreign"]))
         if kind == "drop" and items:
             del items[draw(st.integers(0, len(items) - 1))]
         elif kind == "dup" and items:
@@ -456,12 +467,13 @@ def _variant(draw: st.DrawFn, value: Any, name: str, pool: Mapping[str, list[Any
             items.reverse()
         elif kind == "empty":
             items = []
-        elif kind == "mutate" and items and depth < 2:
+        elif kind == "mutate" and items and depth < 3:
             i = draw(st.integers(0, len(items) - 1))
             items[i] = draw(_variant(items[i], name, pool, depth + 1))
         elif kind == "foreign":
+            kinds = {type(x) for x in items}
             others = [x for v in pool.get(name, []) if isinstance(v, (tuple, list, frozenset))
-                      for x in v]
+                      for x in v if type(x) in kinds]
             if others:
                 items.append(draw(st.sampled_from(others)))
         return tuple(items) if isinstance(value, tuple) else type(value)(items)
@@ -475,6 +487,15 @@ def _variant(draw: st.DrawFn, value: Any, name: str, pool: Mapping[str, list[Any
             except SecAggError:
                 assume(False)
     return value
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    """Same type, and for containers the same element types (or one is empty)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (tuple, list, set, frozenset)) and a and b:
+        return {type(x) for x in a} == {type(x) for x in b}
+    return True
 
 
 def _array_variant(draw: st.DrawFn, value: np.ndarray) -> np.ndarray:
@@ -516,16 +537,14 @@ def _timed_decode(cap: Capture, decode: Callable[[bytes], Any], data: bytes, bou
         ok: tuple[bool, Any] = (True, msg)
     except SecAggError as exc:
         ok = (False, exc)
-    except Exception as exc:  # noqa: BLE001 - the finding itself
+    except Exception as exc:
         raise _fail(cap, f"{what} raised a non-library error", data, exc) from exc
     took = time.perf_counter() - t0
     if took > bound:
         for _ in range(3):
             t0 = time.perf_counter()
-            try:
+            with contextlib.suppress(SecAggError):
                 decode(data)
-            except SecAggError:
-                pass
             took = min(took, time.perf_counter() - t0)
         if took > bound:
             raise _fail(cap, f"{what} took {took:.3f} s, bound {bound} s", data)
@@ -554,7 +573,7 @@ def _deliver(cap: Capture, point: Point, message: Any, shown: Any, report: FuzzR
             point.working = None
         report.count("refused by party")
         return
-    except Exception as exc:  # noqa: BLE001 - the finding itself
+    except Exception as exc:
         point.working = None
         raise _fail(cap, "handle raised a non-library error", shown, exc, point) from exc
     point.working = None  # accepted: the next delivery starts from the snapshot again
@@ -562,18 +581,18 @@ def _deliver(cap: Capture, point: Point, message: Any, shown: Any, report: FuzzR
     for env in out:
         try:
             cap.codec.encode(env.message)
-        except Exception as exc:  # noqa: BLE001 - a party's reply must be encodable
+        except Exception as exc:
             raise _fail(cap, "encoding the party's reply failed", shown, exc, point) from exc
 
 
 @st.composite
-def _case(draw: st.DrawFn, cap: Capture) -> tuple[Point, str, Any]:
+def _case(draw: st.DrawFn, cap: Capture, paths: Sequence[str]) -> tuple[Point, str, Any]:
     point = draw(st.sampled_from(cap.points))
     if point.seed is not None and draw(st.booleans()):
         base = point.seed
     else:
         base = draw(st.sampled_from(cap.corpus))
-    kind = draw(st.sampled_from(["bytes", "bytes", "field", "object", "valid"]))
+    kind = draw(st.sampled_from(paths))
     if kind == "bytes":
         return point, kind, draw(mutated_bytes(base, cap.corpus))
     if kind == "valid":
@@ -601,6 +620,18 @@ def _pool_of(cap: Capture) -> dict[str, list[Any]]:
     return _POOLS[key]
 
 
+def check_delivery(cap: Capture, point: Point, message: bytes | Any, *,
+                   decode_bound: float = DEFAULT_DECODE_BOUND) -> FuzzReport:
+    """Deliver one input to the party at ``point`` with every check of
+    :func:`fuzz_target`: bytes go through the codec, anything else is handed
+    to ``handle`` as an object. For regression tests of one finding."""
+    report = FuzzReport(cap.target.name)
+    kind = "bytes" if isinstance(message, (bytes, bytearray)) else "object"
+    _check_case(cap, point, kind, bytes(message) if kind == "bytes" else message,
+                decode_bound, report)
+    return report
+
+
 def _check_case(cap: Capture, point: Point, kind: str, payload: Any, bound: float,
                 report: FuzzReport) -> None:
     report.examples += 1
@@ -613,7 +644,7 @@ def _check_case(cap: Capture, point: Point, kind: str, payload: Any, bound: floa
         except SecAggError:
             report.count("refused by encode")
             return
-        except Exception as exc:  # noqa: BLE001 - encode must raise library errors only
+        except Exception as exc:
             raise _fail(cap, "encode raised a non-library error on a field-mutated message",
                         payload, exc) from exc
     ok, msg = _timed_decode(cap, cap.codec.decode, payload, bound, report, "codec.decode")
@@ -634,11 +665,16 @@ def _settings(max_examples: int, derandomize: bool) -> settings:
 
 
 def fuzz_target(cap: Capture, *, max_examples: int = 200, derandomize: bool = True,
-                decode_bound: float = DEFAULT_DECODE_BOUND,
-                report: FuzzReport | None = None) -> FuzzReport:
+                decode_bound: float = DEFAULT_DECODE_BOUND, paths: Sequence[str] = PATHS,
+                decoders: bool = True, report: FuzzReport | None = None) -> FuzzReport:
     """Fuzz one captured session: message handling at every point, then the
     stand-alone decoders (codec, ``config_from_bytes``, ``restore_client``).
 
+    ``paths``: how mutated messages reach the parties (:data:`PATHS`:
+    ``"bytes"`` byte mutations through the codec, ``"field"`` field mutations
+    re-encoded through the codec, ``"valid"`` valid messages of any round,
+    ``"object"`` field-mutated objects handed to ``handle`` directly);
+    ``decoders``: also fuzz the stand-alone decoders.
     ``max_examples`` hypothesis examples per stage; ``derandomize`` makes the
     run the same on every call (the default suite's mode). Raises
     :class:`FuzzFailure` (shrunk) on the first failure.
@@ -647,12 +683,13 @@ def fuzz_target(cap: Capture, *, max_examples: int = 200, derandomize: bool = Tr
     t0 = time.perf_counter()
     cfg = _settings(max_examples, derandomize)
 
-    @given(_case(cap))
+    @given(_case(cap, tuple(paths)))
     def delivery(case: tuple[Point, str, Any]) -> None:
         _check_case(cap, *case, decode_bound, report)
 
-    _run(delivery, cfg)
-    for name, decode, seeds in _session_decoders(cap):
+    if paths:
+        _run(delivery, cfg)
+    for name, decode, seeds in _session_decoders(cap) if decoders else ():
         _fuzz_decoder(cap, name, decode, seeds, cfg, decode_bound, report)
     report.seconds += time.perf_counter() - t0
     return report
@@ -670,7 +707,7 @@ def _session_decoders(cap: Capture) -> list[tuple[str, Callable[[bytes], Any], l
     return [
         ("codec.decode", cap.codec.decode, cap.corpus),
         ("config_from_bytes", desc.config_from_bytes, [cap.config_bytes]),
-        ("restore_client", lambda d: desc.restore_client(cfg, d, **secrets), states),
+        ("restore_client", functools.partial(desc.restore_client, cfg, **secrets), states),
     ]
 
 
@@ -706,8 +743,9 @@ def library_decoders(public_key: Any = None) -> list[tuple[str, Callable[[bytes]
         mod = importlib.import_module(modname)
         for name in getattr(mod, "__all__", dir(mod)):
             obj = getattr(mod, name, None)
-            if inspect.isclass(obj) and callable(getattr(obj, "from_bytes", None)):
-                found.append((f"{modname}.{name}.from_bytes", obj.from_bytes))
+            decoder = getattr(obj, "from_bytes", None) if inspect.isclass(obj) else None
+            if callable(decoder):
+                found.append((f"{modname}.{name}.from_bytes", decoder))
             elif inspect.isfunction(obj) and name.endswith("_from_bytes"):
                 found.append((f"{modname}.{name}", obj))
     out: list[tuple[str, Callable[[bytes], Any]]] = []
@@ -728,7 +766,7 @@ def library_decoders(public_key: Any = None) -> list[tuple[str, Callable[[bytes]
             if flag is not None:
                 kw["insecure_allow_small_key_for_tests"] = flag
             label = name + (f"[insecure={flag}]" if flag is not None else "")
-            out.append((label, lambda d, fn=fn, kw=kw: fn(d, **kw)))
+            out.append((label, functools.partial(fn, **kw)))
     return out
 
 
@@ -814,7 +852,7 @@ def fuzz_library(*, max_examples: int = 200, derandomize: bool = True,
     return report
 
 
-def _no_build(*_a: Any, **_k: Any) -> Session:
+def _no_build(*_a: Any, **_k: Any) -> Any:
     raise ParameterError("the library pseudo-target builds no session")
 
 
@@ -823,6 +861,14 @@ _NO_DESCRIPTOR = ProtocolDescriptor("library", ("none",), "none", _no_build, _no
 
 
 # -- the library's own targets -------------------------------------------------------
+def _signing_secret(keys: Mapping[int, Any], u: int) -> Mapping[str, Any]:
+    return {"signing_key": keys[u]} if keys else {}
+
+
+def _same_secrets(secrets: Mapping[str, Any], _u: int) -> Mapping[str, Any]:
+    return secrets
+
+
 def builtin_targets() -> list[FuzzTarget]:
     """Every protocol of this library, in every mode and trust layout.
 
@@ -850,8 +896,7 @@ def builtin_targets() -> list[FuzzTarget]:
             targets.append(FuzzTarget(
                 f"{desc.name}/{mode}", desc, params, client_ids=ids,
                 dropouts={"masked_input": drop} if drop else {},
-                client_secrets=(lambda u, k=keys: {"signing_key": k[u]}) if keys
-                else (lambda _u: {})))
+                client_secrets=functools.partial(_signing_secret, keys)))
     pk, sk = paillier.generate_keypair(512, insecure_allow_small_key_for_tests=True)
     for trust in typing.get_args(TrustLayout):
         cross = trust == "cross-silo"
@@ -860,7 +905,7 @@ def builtin_targets() -> list[FuzzTarget]:
         targets.append(FuzzTarget(
             f"paillier/{trust}", PAILLIER_SUM,
             {"trust": trust, "keypair": (pk, sk), "insecure_allow_small_key_for_tests": True},
-            client_ids=(3, 10, 17), client_secrets=lambda _u, s=secrets: s))
+            client_ids=(3, 10, 17), client_secrets=functools.partial(_same_secrets, secrets)))
     targets.append(FuzzTarget("plaintext", PLAINTEXT_SUM))
     return targets
 
@@ -870,9 +915,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m protocols.testing.fuzz [--minutes N] [--target NAME ...]``.
 
     Fuzzes every built-in target and the library decoders in rounds of
-    ``--batch`` random examples each, until ``--minutes`` have passed;
-    prints counts per target; exits 1 with the shrunk failing input on the
-    first failure.
+    ``--batch`` random examples each, until ``--minutes`` have passed. A
+    target that fails is reported (shrunk input, exception) and left out of
+    later rounds; the others go on. Prints counts per target; exits 1 if
+    anything failed.
     """
     ap = argparse.ArgumentParser(prog="python -m protocols.testing.fuzz",
                                  description="Fuzz every decoder and party of the library.")
@@ -880,39 +926,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=500, help="examples per target per round")
     ap.add_argument("--target", action="append", default=None,
                     help="only these targets (repeatable; 'library' for the primitives)")
+    ap.add_argument("--paths", default=",".join(sorted(set(PATHS))),
+                    help="delivery paths, comma-separated (default: all)")
     ap.add_argument("--decode-bound", type=float, default=DEFAULT_DECODE_BOUND,
                     help="seconds one decode may take")
     args = ap.parse_args(argv)
-    if args.minutes <= 0 or args.batch < 1:
-        ap.error("--minutes must be > 0 and --batch >= 1")
+    paths = tuple(p for p in args.paths.split(",") if p)
+    if args.minutes <= 0 or args.batch < 1 or not set(paths) <= set(PATHS):
+        ap.error(f"--minutes must be > 0, --batch >= 1, --paths among {sorted(set(PATHS))}")
+    known = [t.name for t in builtin_targets()] + ["library"]
+    unknown = set(args.target or ()) - set(known)
+    if unknown:
+        ap.error(f"unknown target(s) {sorted(unknown)}; targets are {known}")
     targets = [t for t in builtin_targets() if not args.target or t.name in args.target]
     captures = [capture(t) for t in targets]
     reports = {c.target.name: FuzzReport(c.target.name) for c in captures}
-    do_library = not args.target or "library" in args.target
-    if do_library:
+    if not args.target or "library" in args.target:
         reports["library"] = FuzzReport("library")
     seeds = [d for c in captures for d in c.corpus[:50]]
+    failures: dict[str, str] = {}
     deadline = time.monotonic() + 60 * args.minutes
-    rounds = 0
-    try:
-        while time.monotonic() < deadline:
-            rounds += 1
-            for cap in captures:
-                fuzz_target(cap, max_examples=args.batch, derandomize=False,
-                            decode_bound=args.decode_bound, report=reports[cap.target.name])
-                if time.monotonic() >= deadline:
-                    break
-            if do_library and time.monotonic() < deadline:
-                fuzz_library(max_examples=args.batch, derandomize=False,
-                             decode_bound=args.decode_bound, seeds=seeds,
-                             report=reports["library"])
-    except (FuzzFailure, HypothesisException) as exc:
-        print(f"FAILURE after {rounds} round(s):\n{exc}", file=sys.stderr)
-        return 1
-    finally:
-        for rep in reports.values():
-            print(rep)
-    return 0
+    while time.monotonic() < deadline and len(failures) < len(reports):
+        for name in reports:
+            if name in failures or time.monotonic() >= deadline:
+                continue
+            try:
+                if name == "library":
+                    fuzz_library(max_examples=args.batch, derandomize=False,
+                                 decode_bound=args.decode_bound, seeds=seeds,
+                                 report=reports[name])
+                else:
+                    cap = next(c for c in captures if c.target.name == name)
+                    fuzz_target(cap, max_examples=args.batch, derandomize=False,
+                                decode_bound=args.decode_bound, paths=paths,
+                                report=reports[name])
+            except (FuzzFailure, HypothesisException) as exc:
+                failures[name] = str(exc)
+                print(f"FAILURE in {name}:\n{exc}\n", file=sys.stderr, flush=True)
+    for rep in reports.values():
+        print(rep, "FAILED" if rep.target in failures else "")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":  # pragma: no cover - the command line
