@@ -4,6 +4,7 @@ that show each failure condition fires."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Any
@@ -15,7 +16,8 @@ from protocols.core import Session
 from protocols.plaintext_sum import PLAINTEXT_SUM, PlainClient, PlainCodec, PlainConfig, PlainServer
 from protocols.testing import fuzz
 from protocols.testing.fuzz import FuzzFailure, FuzzTarget, capture, fuzz_target
-from secagg.errors import RemoteProtocolError
+from secagg.errors import RemoteProtocolError, SecAggError
+from secagg.paillier import EncryptedVector
 
 TARGETS = {t.name: t for t in fuzz.builtin_targets()}
 #: Everything that reaches a party through its codec.
@@ -107,7 +109,16 @@ def test_capture_reaches_every_round_and_dropout_path() -> None:
 
 
 def test_fuzz_library_decoders() -> None:
-    report = fuzz.fuzz_library(max_examples=40)
+    seeds = [d for n in ("paillier/key-holder", "secagg/malicious")
+             for d in capture(TARGETS[n]).byte_fields()]
+    pk, _ = fuzz.insecure_test_keypair()
+    decodable = []
+    for d in seeds:
+        with contextlib.suppress(SecAggError):
+            decodable.append(
+                EncryptedVector.from_bytes(d, pk, insecure_allow_small_key_for_tests=True))
+    assert decodable  # the captured ciphertexts seed the key-bound decoder under its key
+    report = fuzz.fuzz_library(max_examples=40, seeds=seeds)
     names = {k.rsplit(" ", 1)[0] for k in report.outcomes}
     for expected in ("secagg.paillier.EncryptedVector.from_bytes[insecure=True]",
                      "secagg.paillier.public_key_from_bytes[insecure=False]",

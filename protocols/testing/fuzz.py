@@ -95,6 +95,7 @@ __all__ = [
     "check_delivery",
     "fuzz_library",
     "fuzz_target",
+    "insecure_test_keypair",
     "library_decoders",
     "main",
     "state_fingerprint",
@@ -170,6 +171,29 @@ class Capture:
     config_bytes: bytes
     client_states: dict[int, list[bytes]]
     messages: list[Any] = field(default_factory=list)
+    _pool: dict[str, list[Any]] | None = field(default=None, repr=False)
+
+    def field_pool(self) -> dict[str, list[Any]]:
+        """Field name -> every value it has in a captured message."""
+        if self._pool is None:
+            self._pool = _field_pool(self.messages)
+        return self._pool
+
+    def byte_fields(self) -> list[bytes]:
+        """Every bytes value inside the captured messages (payloads, keys,
+        ciphertexts): seeds for the stand-alone decoders of what they carry."""
+        out: dict[bytes, None] = {}
+        for values in self.field_pool().values():
+            stack = list(values)
+            while stack:
+                v = stack.pop()
+                if isinstance(v, (bytes, bytearray)) and len(v) >= 4:
+                    out[bytes(v)] = None
+                elif isinstance(v, (tuple, list, frozenset, set)):
+                    stack.extend(v)
+                elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+                    stack.extend(getattr(v, f.name) for f in dataclasses.fields(v))
+        return list(out)
 
     def clone(self, party: Any) -> Any:
         """A deep copy of ``party`` sharing the (immutable) configuration."""
@@ -602,22 +626,12 @@ def _case(draw: st.DrawFn, cap: Capture, paths: Sequence[str]) -> tuple[Point, s
         if dataclasses.is_dataclass(msg) else []
     assume(fields)
     fname = draw(st.sampled_from(fields))
-    new = draw(_variant(getattr(msg, fname), fname, _pool_of(cap)))
+    new = draw(_variant(getattr(msg, fname), fname, cap.field_pool()))
     try:
         mutant = dataclasses.replace(msg, **{fname: new})
     except SecAggError:
         assume(False)
     return point, kind, mutant
-
-
-_POOLS: dict[int, dict[str, list[Any]]] = {}
-
-
-def _pool_of(cap: Capture) -> dict[str, list[Any]]:
-    key = id(cap)
-    if key not in _POOLS:
-        _POOLS[key] = _field_pool(cap.messages)
-    return _POOLS[key]
 
 
 def check_delivery(cap: Capture, point: Point, message: bytes | Any, *,
@@ -817,7 +831,7 @@ def fuzz_library(*, max_examples: int = 200, derandomize: bool = True,
     report = report or FuzzReport("library")
     t0 = time.perf_counter()
     cfg = _settings(max_examples, derandomize)
-    pk, sk = paillier.generate_keypair(512, insecure_allow_small_key_for_tests=True)
+    pk, sk = insecure_test_keypair()
     layout = paillier.PackingLayout.create(pk, dimension=5, clip=1.0, value_bits=8,
                                            capacity=4, insecure_allow_small_key_for_tests=True)
     vec = paillier.encrypt(pk, layout, np.linspace(-1, 1, 5),
@@ -861,6 +875,17 @@ _NO_DESCRIPTOR = ProtocolDescriptor("library", ("none",), "none", _no_build, _no
 
 
 # -- the library's own targets -------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def insecure_test_keypair() -> tuple[Any, Any]:
+    """One 512-bit Paillier key pair (test-only flag) shared by the built-in
+    Paillier targets and :func:`fuzz_library`, so captured ciphertexts seed
+    the key-bound decoders under the right key. Never use it for anything else."""
+    from secagg import paillier
+    pair: tuple[Any, Any] = paillier.generate_keypair(
+        512, insecure_allow_small_key_for_tests=True)
+    return pair
+
+
 def _signing_secret(keys: Mapping[int, Any], u: int) -> Mapping[str, Any]:
     return {"signing_key": keys[u]} if keys else {}
 
@@ -881,7 +906,6 @@ def builtin_targets() -> list[FuzzTarget]:
     from protocols.paillier_sum.config import TrustLayout
     from protocols.plaintext_sum import PLAINTEXT_SUM
     from protocols.secagg.protocol import SECAGG, SECAGG_PLUS
-    from secagg import paillier
     from secagg.sign import SigningKey
 
     targets: list[FuzzTarget] = []
@@ -897,7 +921,7 @@ def builtin_targets() -> list[FuzzTarget]:
                 f"{desc.name}/{mode}", desc, params, client_ids=ids,
                 dropouts={"masked_input": drop} if drop else {},
                 client_secrets=functools.partial(_signing_secret, keys)))
-    pk, sk = paillier.generate_keypair(512, insecure_allow_small_key_for_tests=True)
+    pk, sk = insecure_test_keypair()
     for trust in typing.get_args(TrustLayout):
         cross = trust == "cross-silo"
         secrets = {"insecure_allow_small_key_for_tests": True,
@@ -943,7 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = {c.target.name: FuzzReport(c.target.name) for c in captures}
     if not args.target or "library" in args.target:
         reports["library"] = FuzzReport("library")
-    seeds = [d for c in captures for d in c.corpus[:50]]
+    seeds = [d for c in captures for d in (*c.corpus[:50], *c.byte_fields()[:50])]
     failures: dict[str, str] = {}
     deadline = time.monotonic() + 60 * args.minutes
     while time.monotonic() < deadline and len(failures) < len(reports):
