@@ -18,9 +18,13 @@ parties at those points:
 * field mutations through the codec: a valid message is decoded, one field
   (or an element of a tuple field, or a field of a nested record) is
   replaced by a type-preserving variant or by the same field of another valid
-  message, and the result is re-encoded (bytes path) and also handed to
-  ``handle`` as an object (the in-process path);
-* valid messages of any round delivered to any party in any state.
+  message, and the result is re-encoded (path ``"field"``) or handed to
+  ``handle`` as an object (path ``"object"``, the in-process transports');
+* valid messages of any round delivered to any party in any state
+  (path ``"valid"``).
+
+:func:`check_delivery` runs the same checks on one given input (for a
+regression test of one finding).
 
 It also fuzzes the stand-alone decoders: the codec, ``config_from_bytes``,
 ``restore_client``, and (:func:`fuzz_library`) the :mod:`secagg.wire`
@@ -32,7 +36,9 @@ A :class:`FuzzFailure` is raised (hypothesis shrinks it first) when:
 
 * anything raises an exception that is not a
   :class:`~secagg.errors.SecAggError` (decode, handle, restore, encode of a
-  party's reply or of a field-mutated message);
+  field-mutated message);
+* a party accepted a message but cannot encode its own reply (it took
+  something the codec cannot carry);
 * a party refused a message (raised a ``SecAggError``) but is not exactly as
   it was: for clients the ``export_state()`` bytes and, for every party, a
   fingerprint of all its attributes (:func:`state_fingerprint`) are compared.
