@@ -160,12 +160,12 @@ class Point:
 
     label: str
     address: Address
-    snapshot: Any
-    seed: bytes | None
-    working: Any = None
+    snapshot: Any = field(repr=False)
+    seed: bytes | None = field(repr=False)
+    working: Any = field(default=None, repr=False)
 
 
-@dataclass
+@dataclass(repr=False)
 class Capture:
     """What :func:`capture` recorded from one real session."""
 
@@ -178,6 +178,10 @@ class Capture:
     client_states: dict[int, list[bytes]]
     messages: list[Any] = field(default_factory=list)
     _pool: dict[str, list[Any]] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return (f"Capture({self.target.name!r}, {len(self.points)} points, "
+                f"{len(self.corpus)} messages)")
 
     def field_pool(self) -> dict[str, list[Any]]:
         """Field name -> every value it has in a captured message."""
@@ -455,8 +459,15 @@ def mutated_bytes(draw: st.DrawFn, data: bytes, corpus: Sequence[bytes] = ()) ->
     return data
 
 
+class _Pool(dict[str, list[Any]]):
+    """Field name -> values; a short repr keeps hypothesis's reports readable."""
+
+    def __repr__(self) -> str:
+        return f"<field values of {len(self)} fields>"
+
+
 def _field_pool(messages: Sequence[Any]) -> dict[str, list[Any]]:
-    pool: dict[str, list[Any]] = {}
+    pool: dict[str, list[Any]] = _Pool()
     for m in messages:
         if dataclasses.is_dataclass(m):
             for f in dataclasses.fields(m):
