@@ -873,8 +873,9 @@ def fuzz_library(*, max_examples: int = 200, derandomize: bool = True,
         st.sampled_from([None, b"TEST"]), _wire_program())
     def reader(data: bytes, magic: bytes | None, program: list[tuple[str, Any]]) -> None:
         report.examples += 1
-        _timed_decode(cap, lambda d: _run_wire(d, magic, program), data, decode_bound,
-                      report, "wire.Reader")
+        ok, _ = _timed_decode(cap, lambda d: _run_wire(d, magic, program), data,
+                              decode_bound, report, "wire.Reader")
+        report.count(f"wire.Reader {'accepted' if ok else 'refused'}")
 
     _run(reader, cfg)
     for name, decode in library_decoders(pk):
