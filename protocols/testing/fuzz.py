@@ -766,8 +766,8 @@ def library_decoders(public_key: Any = None) -> list[tuple[str, Callable[[bytes]
     whose name ends in ``_from_bytes``, in :data:`_LIBRARY_MODULES`. It is
     called with the bytes and, when its signature has them, ``public_key``
     and ``insecure_allow_small_key_for_tests`` (both True and False are
-    fuzzed). A decoder that needs anything else is listed by
-    :func:`fuzz_library` as skipped.
+    fuzzed). A decoder that needs any other argument is not returned: give
+    it its own test.
     """
     found: list[tuple[str, Callable[..., Any]]] = []
     for modname in _LIBRARY_MODULES:
