@@ -31,7 +31,9 @@ What is here:
   :class:`WrongRoundClient`, :class:`OutOfRangeClient`);
 * one-run verdicts (``assert_*``, raising :class:`PropertyFailure`);
 * hypothesis strategies (``protocols.testing.strategies``), properties
-  (``check_*``) and settings (``protocols.testing.profiles``).
+  (``check_*``) and settings (``protocols.testing.profiles``);
+* a fuzzer for every decoder and party of any protocol
+  (``protocols.testing.fuzz``).
 
 The strategies, properties and profiles need hypothesis
 (``pip install hypothesis``, or the checkout's ``dev`` extra:
@@ -95,7 +97,7 @@ from .wirings import (
 )
 
 if TYPE_CHECKING:
-    from . import profiles, strategies
+    from . import fuzz, profiles, strategies
     from .properties import (
         CheckReport,
         check_abort_property,
@@ -116,6 +118,7 @@ _LAZY = {
     "check_no_double_reveal": "properties",
     "check_sum_property": "properties",
     "check_tamper_property": "properties",
+    "fuzz": None,
     "profiles": None,
     "strategies": None,
 }
@@ -190,6 +193,7 @@ __all__ = [
     "check_tamper_property",
     "descriptor_spec",
     "expected_sum",
+    "fuzz",
     "network_simulator",
     "observable_state",
     "paillier_params",
