@@ -133,8 +133,13 @@ class PlainServer:
             raise RemoteProtocolError(f"{type(msg).__name__} refused: round closed or unknown")
         if msg.sender not in self.config.client_ids or msg.sender in self._got:
             raise RemoteProtocolError(f"input from {msg.sender}: stranger or duplicate")
-        if msg.vector.shape != (self.config.dimension,):
-            raise RemoteProtocolError(f"input of shape {msg.vector.shape}")
+        vec = msg.vector
+        if not isinstance(vec, np.ndarray) or vec.dtype != np.uint64 \
+                or vec.shape != (self.config.dimension,):
+            raise RemoteProtocolError(f"input must be a uint64 vector of length "
+                                      f"{self.config.dimension}, got "
+                                      f"{getattr(vec, 'dtype', type(vec).__name__)} "
+                                      f"{getattr(vec, 'shape', '')}")
         np.add(self._acc, msg.vector, out=self._acc)
         self._got.add(msg.sender)
         return self.close_round() if len(self._got) == len(self.config.client_ids) else []

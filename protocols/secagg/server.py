@@ -42,6 +42,7 @@ from ..core import CoordinatorResult, Envelope
 from . import binding, freshness, keycheck
 from .config import SecAggConfig
 from .messages import (
+    SEALED_SHARE_BYTES,
     AdvertiseKeys,
     ConsistencyRequest,
     ConsistencySignature,
@@ -224,6 +225,10 @@ class SecAggServer:
     # -- advertise -----------------------------------------------------------------
     def _check_advertise(self, msg: AdvertiseKeys) -> None:
         cfg = self.config
+        for key in (msg.c_public, msg.s_public):  # objects bypass the codec's length checks
+            if not isinstance(key, bytes) or len(key) != kex.KEY_BYTES:
+                raise ProtocolError(f"client {msg.sender} advertised a key that is not "
+                                    f"{kex.KEY_BYTES} bytes")
         if msg.c_public == msg.s_public:
             raise ProtocolError(f"client {msg.sender} advertised the same key twice")
         for key in (msg.c_public, msg.s_public):
@@ -259,6 +264,10 @@ class SecAggServer:
     def _check_share_keys(self, msg: ShareKeys) -> None:
         u = msg.sender
         want = self.config.neighbours[u] & self.live["advertise"]
+        if any(not isinstance(s.ciphertext, bytes) or len(s.ciphertext) != SEALED_SHARE_BYTES
+               for s in msg.shares):
+            raise ProtocolError(f"client {u} sent a sealed share that is not "
+                                f"{SEALED_SHARE_BYTES} bytes")
         got = {s.peer for s in msg.shares}
         if got != want or len(msg.shares) != len(want):
             raise ProtocolError(

@@ -136,6 +136,9 @@ class FuzzTarget:
             the captured session contains the dropout paths too.
         client_secrets: ``client id -> keyword arguments`` of
             ``descriptor.restore_client`` (signing keys, key pairs, ...).
+        session_secrets: for secrets the session itself makes (for example a
+            threshold decryptor's sealing key), ``(session, client id) ->``
+            more keyword arguments of ``restore_client``.
     """
 
     name: str
@@ -147,6 +150,8 @@ class FuzzTarget:
     dropouts: Mapping[str, frozenset[int]] = field(default_factory=dict)
     client_secrets: Callable[[int], Mapping[str, Any]] = field(
         default=lambda _u: {}, repr=False)
+    session_secrets: Callable[[Session, int], Mapping[str, Any]] | None = field(
+        default=None, repr=False)
 
 
 @dataclass
@@ -183,6 +188,13 @@ class Capture:
         return (f"Capture({self.target.name!r}, {len(self.points)} points, "
                 f"{len(self.corpus)} messages)")
 
+    def secrets(self, address: int) -> dict[str, Any]:
+        """The keyword arguments that restore client ``address`` of this session."""
+        out = dict(self.target.client_secrets(address))
+        if self.target.session_secrets is not None:
+            out.update(self.target.session_secrets(self.session, address))
+        return out
+
     def field_pool(self) -> dict[str, list[Any]]:
         """Field name -> every value it has in a captured message."""
         if self._pool is None:
@@ -216,7 +228,7 @@ class Capture:
             raise ParameterError(f"{type(party).__name__} cannot be deep-copied and has no "
                                  f"export_state: the fuzzer cannot copy it")
         return self.target.descriptor.restore_client(
-            cfg, export(), **self.target.client_secrets(address))
+            cfg, export(), **self.secrets(address))
 
 
 @dataclass
@@ -729,7 +741,7 @@ def fuzz_target(cap: Capture, *, max_examples: int = 200, derandomize: bool = Tr
 def _session_decoders(cap: Capture) -> list[tuple[str, Callable[[bytes], Any], list[bytes]]]:
     desc, cfg = cap.target.descriptor, cap.session.config
     owner = next(iter(cap.client_states))
-    secrets = dict(cap.target.client_secrets(owner))
+    secrets = cap.secrets(owner)
     states = [s for states in cap.client_states.values() for s in states]
     for state in cap.client_states[owner]:  # the captured states must restore as they were
         restored = desc.restore_client(cfg, state, **secrets)
@@ -908,6 +920,12 @@ def _signing_secret(keys: Mapping[int, Any], u: int) -> Mapping[str, Any]:
     return {"signing_key": keys[u]} if keys else {}
 
 
+def _decryptor_secret(session: Session, u: int) -> Mapping[str, Any]:
+    # the sealing key the session gave this decryptor (kept by the party itself)
+    key = getattr(session.clients[u], "_decryptor_key", None)
+    return {} if key is None else {"decryptor_key": key}
+
+
 def _same_secrets(secrets: Mapping[str, Any], _u: int) -> Mapping[str, Any]:
     return secrets
 
@@ -942,12 +960,22 @@ def builtin_targets() -> list[FuzzTarget]:
     pk, sk = insecure_test_keypair()
     for trust in typing.get_args(TrustLayout):
         cross = trust == "cross-silo"
-        secrets = {"insecure_allow_small_key_for_tests": True,
-                   **({"keypair": (pk, sk)} if cross else {"expected_public_key": pk})}
+        pair: tuple[Any, Any] = (pk, sk)
+        secrets: dict[str, Any] = {"insecure_allow_small_key_for_tests": True}
+        session_secrets = None
+        if trust == "threshold":  # safe-prime keys; each decryptor's sealing key
+            from secagg.paillier import threshold
+            pair = threshold.generate_keypair(256, insecure_allow_small_key_for_tests=True)
+            session_secrets = _decryptor_secret
+        elif cross:
+            secrets["keypair"] = pair
+        else:
+            secrets["expected_public_key"] = pk
         targets.append(FuzzTarget(
             f"paillier/{trust}", PAILLIER_SUM,
-            {"trust": trust, "keypair": (pk, sk), "insecure_allow_small_key_for_tests": True},
-            client_ids=(3, 10, 17), client_secrets=functools.partial(_same_secrets, secrets)))
+            {"trust": trust, "keypair": pair, "insecure_allow_small_key_for_tests": True},
+            client_ids=(3, 10, 17), client_secrets=functools.partial(_same_secrets, secrets),
+            session_secrets=session_secrets))
     targets.append(FuzzTarget("plaintext", PLAINTEXT_SUM))
     return targets
 
