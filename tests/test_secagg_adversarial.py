@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from secagg_parties import MessageParty
 
 from protocols.secagg import (
     AdvertiseKeys,
@@ -36,25 +37,7 @@ from secagg import aead
 from secagg.errors import AbortError, IntegrityError, ProtocolError, SecAggError
 from secagg.sign import SigningKey
 
-
-class _Messages:
-    """A party whose verbs return the message objects of its envelopes (every
-    envelope here goes to the message's own ``receiver``)."""
-
-    def __init__(self, party: object) -> None:
-        self.party = party
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.party, name)
-
-    def start(self) -> list[Message]:
-        return [e.message for e in self.party.start()]  # type: ignore[attr-defined]
-
-    def handle(self, msg: Message) -> list[Message]:
-        return [e.message for e in self.party.handle(msg)]  # type: ignore[attr-defined]
-
-    def close_round(self) -> list[Message]:
-        return [e.message for e in self.party.close_round()]  # type: ignore[attr-defined]
+_Messages = MessageParty  # the parties' verbs, as message objects
 
 
 class Net:
