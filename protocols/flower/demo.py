@@ -84,11 +84,13 @@ def run_demo(
     out_dir: Path | None = None,
     out: TextIO | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    extra_config: dict[str, str | int | float] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the demo; returns the round records (also printed to ``out``).
 
     ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` receives
-    ``metrics.json`` when given.
+    ``metrics.json`` when given; ``extra_config`` adds run-config keys of
+    :func:`protocols.flower.fedavg.fedavg_defaults` (e.g. ``dp``).
     """
     if not 2 <= nodes <= 50:
         raise ParameterError(f"nodes={nodes} is outside 2..50")
@@ -124,6 +126,7 @@ def run_demo(
             "num-nodes": nodes, "num-rounds": rounds, "protocol": protocol, "task": task,
             "round-timeout": float(round_timeout),
             "run-dir": str(out_dir.resolve()) if out_dir is not None else ""}
+        run_cfg.update(extra_config or {})
         d.run_app(app, run_cfg, timeout=300 + rounds * (4 * round_timeout + 120), on_line=line)
     total = time.monotonic() - t0
     if records:
