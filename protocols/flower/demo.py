@@ -62,6 +62,13 @@ seed = 0
 round-timeout = 30.0
 train-timeout = 120.0
 run-dir = ""
+dp = "none"
+target-epsilon = 8.0
+noise-multiplier = 0.0
+epsilon-budget = 0.0
+delta = 1e-5
+max-grad-norm = 1.0
+accountant = "pld"
 """
 
 
