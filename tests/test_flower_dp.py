@@ -241,3 +241,22 @@ def test_a_node_that_lost_its_ledger_is_not_trusted_to_reset_silently():
     second = run_fedavg(g, {**cfg, "num-rounds": 1})
     assert IDS[0] not in second[0].included
     assert "IntegrityError" in second[0].dropped[str(IDS[0])]
+
+
+# ------------------------------------------------- Paillier: refused before any message is sent
+
+@pytest.mark.parametrize("trust, words", [
+    ("key-holder", ["key_holder", "auxiliary"]),
+    ("cross-silo", ["FixedPointEncoder", "PaillierQuantizer"]),
+])
+def test_paillier_layouts_are_refused_before_anything_is_sent(trust, words):
+    from protocols.flower import run_session
+    from protocols.paillier_sum import PAILLIER_SUM
+
+    g = FakeGrid(app_for, list(IDS))
+    with pytest.raises(ParameterError) as info:
+        run_session(g, PAILLIER_SUM, list(IDS), 4, round_timeout=1.0, trust=trust,
+                    key_bits=512, insecure_allow_small_key_for_tests=True)
+    for w in words:
+        assert w in str(info.value)
+    assert g.log == [] and g._queue == {}
