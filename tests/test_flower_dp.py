@@ -260,3 +260,22 @@ def test_paillier_layouts_are_refused_before_anything_is_sent(trust, words):
     for w in words:
         assert w in str(info.value)
     assert g.log == [] and g._queue == {}
+
+
+@pytest.mark.slow
+def test_local_dp_demo_over_real_flower_processes(tmp_path):
+    """SuperLink + 2 SuperNodes (TLS, node auth), 2 FedAvg rounds with local DP-SGD:
+    every node's ledger holds both rounds' charges (the fast version above runs
+    the same code over the fake Grid)."""
+    import io
+    import json
+
+    from protocols.flower.demo import run_demo
+
+    records = run_demo(2, rounds=2, task="linear-regression", round_timeout=30.0,
+                       out_dir=tmp_path, out=io.StringIO(),
+                       extra_config={"dp": "local", "target-epsilon": 8.0})
+    assert [r["aborted"] for r in records] == [False, False]
+    assert all(len(r["included"]) == 2 for r in records)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["config"]["dp"] == "local"

@@ -65,6 +65,8 @@ def flower_arguments(args: argparse.Namespace) -> dict[str, Any]:
     for a parsed ``demo --engine flower`` command line; refuses keys it does not run."""
     given = overrides(args)
     given.pop("progress", None)
+    if "num_clients" in given and given.get("clients_per_round") == given["num_clients"]:
+        given.pop("clients_per_round")  # implied by --num-clients, not typed
     # setting --noise-multiplier unsets target_epsilon in overrides(); refuse it here
     extra = sorted(k for k in given if k not in FLOWER_KEYS
                    and not (k == "noise_multiplier" and given[k] is None))
