@@ -1,15 +1,27 @@
-"""``secagg flower-demo``: the FedAvg demo over real Flower processes on this machine."""
+"""``secagg flower-demo`` (= ``secagg demo --engine flower``): the FedAvg demo over
+real Flower processes on this machine."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
+
+from secagg.errors import ParameterError
+
+#: the install hint printed when flwr is missing
+INSTALL_HINT = "needs Flower (flwr 1.42): from the checkout, pip install -e '.[flower]'"
+#: aggregations and DP modes the Flower engine runs
+FLOWER_AGGREGATIONS = ("secagg", "secagg+")
+FLOWER_DP = ("none", "local")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "flower-demo",
-        help="run FedAvg with SecAgg+ over a local Flower deployment (needs the flower extra)",
+        help="run FedAvg with SecAgg+ over a local Flower deployment (needs the flower extra; "
+             "same as demo --engine flower)",
         description=(
             "Generates a throwaway CA and node keys, starts a Flower SuperLink with TLS and "
             "node authentication and N SuperNodes on free loopback ports, runs FedAvg on "
@@ -19,8 +31,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--nodes", type=int, default=3, help="SuperNodes to start (2..50)")
     p.add_argument("--rounds", type=int, default=3, help="FedAvg rounds (1..100)")
-    p.add_argument("--aggregation", choices=["secagg", "secagg+"], default="secagg+")
+    p.add_argument("--aggregation", choices=FLOWER_AGGREGATIONS, default="secagg+")
     p.add_argument("--task", choices=["digits", "linear-regression"], default="digits")
+    p.add_argument("--dp", choices=FLOWER_DP, default="none",
+                   help="local: DP-SGD on every node, its privacy ledger kept in the node's "
+                        "context.state across rounds and restarts")
+    p.add_argument("--target-epsilon", type=float, default=8.0,
+                   help="dp=local: each node's example-level epsilon after all rounds")
     p.add_argument("--round-timeout", type=float, default=30.0,
                    help="seconds each protocol round waits for the nodes")
     p.add_argument("--out-dir", type=Path, help="write metrics.json here")
@@ -28,13 +45,43 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    return run_flower_demo(
+        args.nodes, rounds=args.rounds, aggregation=args.aggregation, task=args.task,
+        dp=args.dp, target_epsilon=args.target_epsilon, round_timeout=args.round_timeout,
+        out_dir=args.out_dir, command="flower-demo")
+
+
+def run_flower_demo(
+    nodes: int,
+    *,
+    rounds: int = 3,
+    aggregation: str = "secagg+",
+    task: str = "digits",
+    dp: str = "none",
+    target_epsilon: float | None = 8.0,
+    round_timeout: float = 30.0,
+    out_dir: Path | None = None,
+    command: str = "demo --engine flower",
+) -> int:
+    """Run :func:`protocols.flower.demo.run_demo`; the exit code (2: flwr missing)."""
+    if aggregation not in FLOWER_AGGREGATIONS:
+        raise ParameterError(f"aggregation={aggregation!r} does not run on the Flower engine "
+                             f"(it runs {', '.join(FLOWER_AGGREGATIONS)})")
+    if dp not in FLOWER_DP:
+        raise ParameterError(f"dp={dp!r} does not run on the Flower engine "
+                             f"(it runs {', '.join(FLOWER_DP)})")
     try:
         from protocols.flower.demo import run_demo
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] == "flwr":
-            print("secagg flower-demo needs Flower: from the checkout, pip install -e '.[flower]'")
+            print(f"secagg {command} {INSTALL_HINT}", file=sys.stderr)
             return 2
         raise
-    records = run_demo(args.nodes, rounds=args.rounds, protocol=args.aggregation,
-                       task=args.task, round_timeout=args.round_timeout, out_dir=args.out_dir)
+    extra: dict[str, Any] = {"dp": dp}
+    if dp == "local":
+        if target_epsilon is None:
+            raise ParameterError("dp='local' on the Flower engine needs target_epsilon")
+        extra["target-epsilon"] = float(target_epsilon)
+    records = run_demo(nodes, rounds=rounds, protocol=aggregation, task=task,
+                       round_timeout=round_timeout, out_dir=out_dir, extra_config=extra)
     return 0 if records and not records[-1]["aborted"] else 1

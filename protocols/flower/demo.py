@@ -62,6 +62,13 @@ seed = 0
 round-timeout = 30.0
 train-timeout = 120.0
 run-dir = ""
+dp = "none"
+target-epsilon = 8.0
+noise-multiplier = 0.0
+epsilon-budget = 0.0
+delta = 1e-5
+max-grad-norm = 1.0
+accountant = "pld"
 """
 
 
@@ -84,11 +91,13 @@ def run_demo(
     out_dir: Path | None = None,
     out: TextIO | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
+    extra_config: dict[str, str | int | float] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the demo; returns the round records (also printed to ``out``).
 
     ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` receives
-    ``metrics.json`` when given.
+    ``metrics.json`` when given; ``extra_config`` adds run-config keys of
+    :func:`protocols.flower.fedavg.fedavg_defaults` (e.g. ``dp``).
     """
     if not 2 <= nodes <= 50:
         raise ParameterError(f"nodes={nodes} is outside 2..50")
@@ -124,6 +133,7 @@ def run_demo(
             "num-nodes": nodes, "num-rounds": rounds, "protocol": protocol, "task": task,
             "round-timeout": float(round_timeout),
             "run-dir": str(out_dir.resolve()) if out_dir is not None else ""}
+        run_cfg.update(extra_config or {})
         d.run_app(app, run_cfg, timeout=300 + rounds * (4 * round_timeout + 120), on_line=line)
     total = time.monotonic() - t0
     if records:

@@ -15,7 +15,14 @@ every node and the server build the same one. A node that drops out in a
 round is left out of that round's sum; a round that aborts (too few nodes)
 keeps the model unchanged and is recorded as aborted.
 
-Differential privacy is not wired in here yet (``dp="none"`` only).
+Differential privacy: ``dp="local"`` trains with DP-SGD on every node
+(:func:`local_dp_trainer`, example-level, add/remove one example), the
+noise calibrated so that ``num-rounds`` rounds of ``local-epochs`` spend
+``target-epsilon`` at ``delta`` (or a fixed ``noise-multiplier`` against an
+``epsilon-budget``). The node's privacy ledger lives in ``context.state``
+(:mod:`protocols.flower.dp_state`), so a round that would pass the budget is
+refused on the node before any data is read, however often the ClientApp
+process restarts; the server sees that node as a dropout of the round.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ from secagg.errors import AbortError, ParameterError
 from ..core import ProtocolDescriptor
 from .server import SecureAggregator, nodes_ready
 
-__all__ = ["FlowerRound", "fedavg_defaults", "run_fedavg", "train_on_node"]
+__all__ = ["DP_MODES", "FlowerRound", "fedavg_defaults", "local_dp_trainer", "run_fedavg",
+           "train_on_node"]
 
 #: run-config keys and defaults of the FedAvg Flower app
 DEFAULTS: dict[str, Any] = {
@@ -55,7 +63,16 @@ DEFAULTS: dict[str, Any] = {
     "round-timeout": 30.0,
     "train-timeout": 120.0,
     "run-dir": "",
+    "dp": "none",
+    "target-epsilon": 8.0,
+    "noise-multiplier": 0.0,
+    "epsilon-budget": 0.0,
+    "delta": 1e-5,
+    "max-grad-norm": 1.0,
+    "accountant": "pld",
 }
+#: DP modes of the Flower FedAvg app
+DP_MODES = ("none", "local")
 
 
 def fedavg_defaults() -> dict[str, Any]:
@@ -118,6 +135,8 @@ def run_fedavg(
     if descriptor is None:
         raise ParameterError(f"protocol {_cfg(run_config, 'protocol')!r} is not one of "
                              f"{sorted(_protocols())}")
+    if str(_cfg(run_config, "dp")) not in DP_MODES:
+        raise ParameterError(f"dp {_cfg(run_config, 'dp')!r} is not one of {list(DP_MODES)}")
     n_nodes = int(_cfg(run_config, "num-nodes"))
     nodes = nodes_ready(grid, n_nodes, timeout=120.0)
     task = _task(run_config, n_nodes)
@@ -210,12 +229,82 @@ def train_on_node(msg: Message, context: Context) -> Message:
     params[:] = incoming
     config: Any = msg.content["config"]
     rnd = int(config["round"])
-    trainer = LocalTrainer(model, task.client_datasets[part], task.loss_fn(),
-                           lr=float(_cfg(cfg, "lr")), batch_size=int(_cfg(cfg, "batch-size")),
-                           seed=int(_cfg(cfg, "seed")) * 1_000_003 + part * 1009 + rnd)
-    with torch.enable_grad():
-        trainer.train(int(_cfg(cfg, "local-epochs")), round=rnd)
+    dp_mode = str(_cfg(cfg, "dp"))
+    if dp_mode == "local":
+        from .dp_state import save_ledger
+
+        dp_trainer, binding = local_dp_trainer(context, task, part, model)
+        params = flatten_model(dp_trainer.model)
+        try:
+            with torch.enable_grad():
+                dp_trainer.train_round(int(_cfg(cfg, "local-epochs")), round=rnd)
+        finally:
+            # the charge (made before any data is read) is saved even if training fails
+            save_ledger(context, dp_trainer.ledger, binding)
+        num_examples = dp_trainer.dataset_size
+    elif dp_mode == "none":
+        trainer = LocalTrainer(model, task.client_datasets[part], task.loss_fn(),
+                               lr=float(_cfg(cfg, "lr")),
+                               batch_size=int(_cfg(cfg, "batch-size")),
+                               seed=int(_cfg(cfg, "seed")) * 1_000_003 + part * 1009 + rnd)
+        with torch.enable_grad():
+            trainer.train(int(_cfg(cfg, "local-epochs")), round=rnd)
+        num_examples = trainer.num_examples
+    else:
+        raise ParameterError(f"dp {dp_mode!r} is not one of {list(DP_MODES)}")
     delta = params.astype(np.float64) - incoming.astype(np.float64)
-    w = min(1.0, trainer.num_examples / float(_cfg(cfg, "max-examples")))
+    w = min(1.0, num_examples / float(_cfg(cfg, "max-examples")))
     vector = np.concatenate([w * delta, [w]])
     return Message(RecordDict({"arrays": ArrayRecord({"update": Array(vector)})}), reply_to=msg)
+
+
+def local_dp_trainer(context: Context, task: Any, part: int,
+                     model: Any) -> tuple[Any, dict[str, Any]]:
+    """This node's :class:`dp.LocalDPTrainer` over ``model``, continuing the ledger
+    saved in ``context.state``; returns it with the ledger's binding.
+
+    Every node uses one Poisson rate, ``batch-size / median partition size``
+    (as the in-process driver), so all nodes' accounting is the same. With
+    ``target-epsilon`` the noise is calibrated for ``num-rounds`` rounds of
+    ``local-epochs``; with ``noise-multiplier > 0`` the budget is
+    ``epsilon-budget`` (0: unlimited). Secure noise always (CryptoRandom).
+    """
+    import math
+
+    from dp import LocalDPTrainer
+    from dp.accounting import steps_for_epochs
+
+    from .dp_state import ledger_binding, load_ledger
+
+    cfg = context.run_config
+    sizes = [len(d) for d in task.client_datasets]
+    delta = float(_cfg(cfg, "delta"))
+    if delta >= 1 / max(sizes):
+        raise ParameterError(f"run config delta={delta} must be below 1/N for the largest "
+                             f"partition, N = {max(sizes)}: 1/N = {1 / max(sizes):.3g}")
+    rate = min(1.0, int(_cfg(cfg, "batch-size")) / float(np.median(sizes)))
+    sigma = float(_cfg(cfg, "noise-multiplier"))
+    target = float(_cfg(cfg, "target-epsilon"))
+    budget = float(_cfg(cfg, "epsilon-budget"))
+    planned = int(_cfg(cfg, "num-rounds")) * steps_for_epochs(int(_cfg(cfg, "local-epochs")),
+                                                               rate)
+    kw: dict[str, Any] = (
+        {"noise_multiplier": sigma, "epsilon_budget": budget if budget > 0 else math.inf}
+        if sigma > 0 else
+        {"target_epsilon": target, "planned_steps": planned,
+         "epsilon_budget": budget if budget > 0 else None})
+    # a throwaway trainer's fresh ledger fixes the accounting parameters of the binding
+    dataset = task.client_datasets[part]
+    common: dict[str, Any] = dict(sample_rate=rate,
+                                  max_grad_norm=float(_cfg(cfg, "max-grad-norm")),
+                                  lr=float(_cfg(cfg, "lr")), loss_fn=task.loss_fn(),
+                                  delta=delta, accountant=str(_cfg(cfg, "accountant")),
+                                  secure_mode=True, **kw)
+    trainer = LocalDPTrainer(model, dataset, **common)
+    binding = ledger_binding(node_id=int(context.node_id), run_id=int(context.run_id),
+                             sample_rate=trainer.sample_rate,
+                             noise_multiplier=trainer.noise_multiplier, ledger=trainer.ledger)
+    saved = load_ledger(context, binding)
+    if saved is not None:
+        trainer.ledger = saved
+    return trainer, binding

@@ -142,10 +142,20 @@ def _prepare(descriptor: ProtocolDescriptor, ids: list[int], dimension: int,
         raise ParameterError(f"give session parameters {sorted(params)} or a session, not both")
     # client parties built here are not used: the real ones live on the nodes
     session.clients.clear()
+    if session.others:
+        # e.g. Paillier's key holder or threshold dealer: they hold the private key, so
+        # they cannot run inside the ServerApp, and Flower addresses nodes only by id
+        roles = sorted(session.others)
+        session.others.clear()
+        raise ParameterError(
+            f"protocol {descriptor.name!r} needs auxiliary parties {roles} that the Flower "
+            "transport cannot address (it carries messages between the server and node ids "
+            "only; running them in the ServerApp would hand the aggregator their secrets)")
     encoder = session.encoder
     if not isinstance(encoder, FixedPointEncoder):
-        raise ParameterError(f"the Flower transport needs a FixedPointEncoder, got "
-                             f"{type(encoder).__name__}")
+        raise ParameterError(f"the Flower transport needs a FixedPointEncoder (the nodes "
+                             f"quantize with its 4 fields), got {type(encoder).__name__} "
+                             f"from protocol {descriptor.name!r}")
     return _Prepared(
         descriptor, session, ids, secrets.token_bytes(16), descriptor.codec(session.config),
         descriptor.config_to_bytes(session.config), encoder,
