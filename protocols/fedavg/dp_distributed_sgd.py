@@ -27,6 +27,7 @@ releases nothing and is not charged; the model does not move.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -37,7 +38,7 @@ import numpy.typing as npt
 import torch
 
 from secagg import profiling
-from secagg.errors import AbortError
+from secagg.errors import AbortError, ParameterError
 
 from .aggregation import SecureSum, make_secure_sum
 from .config import FedAvgConfig
@@ -46,7 +47,15 @@ from .records import FedAvgResult, RoundRecord
 from .tasks import Task
 from .training import evaluate
 
-__all__ = ["DistributedDPSGD", "run_distributed_sgd"]
+__all__ = ["DistributedDPSGD", "make_dpsgd", "run_distributed_sgd"]
+
+#: select_dpsgd_parameters' argument -> the config key that sets it
+_KEYS = {
+    "bits": "dp_bits", "target_epsilon": "target_epsilon", "delta": "delta",
+    "rounds": "rounds", "sample_rate": "example_sample_rate", "l2_clip": "max_grad_norm",
+    "gamma": "max_grad_norm", "noise_variance": "target_epsilon",
+    "total_examples": "dp_bits",
+}
 
 
 class _Client:
@@ -177,12 +186,20 @@ def make_dpsgd(cfg: FedAvgConfig, task: Task, model: torch.nn.Module,
                                            seed=cfg.seed)
     dim = sum(p.numel() for p in model.parameters())
     assert cfg.target_epsilon is not None
-    params = select_dpsgd_parameters(
-        target_epsilon=cfg.target_epsilon, delta=cfg.delta, num_clients=n,
-        min_survivors=secure.threshold(n), total_examples=sum(len(x) for x, _ in clients),
-        sample_rate=cfg.example_sample_rate, steps=cfg.rounds, dimension=dim,
-        l2_clip=cfg.max_grad_norm, bits=cfg.dp_bits, mechanism=cfg.dp_mechanism,
-    )
+    try:
+        params = select_dpsgd_parameters(
+            target_epsilon=cfg.target_epsilon, delta=cfg.delta, num_clients=n,
+            min_survivors=secure.threshold(n), total_examples=sum(len(x) for x, _ in clients),
+            sample_rate=cfg.example_sample_rate, steps=cfg.rounds, dimension=dim,
+            l2_clip=cfg.max_grad_norm, bits=cfg.dp_bits, mechanism=cfg.dp_mechanism,
+        )
+    except ParameterError as exc:
+        m = re.match(r"(\w+)=", str(exc))
+        key = _KEYS.get(m.group(1), "") if m else ""
+        where = f"config key {key!r}: " if key else ""
+        raise ParameterError(
+            f"dp='distributed-sgd' cannot meet its plan ({n} clients, {cfg.rounds} steps, "
+            f"dp_bits={cfg.dp_bits}): {where}{exc}") from None
     return DistributedDPSGD(model, task.loss_fn(), clients, secure, params)
 
 
