@@ -48,7 +48,7 @@ from secagg.errors import ParameterError
 
 from .aggregation import SecureSum
 from .config import FedAvgConfig
-from .pipeline import Contribution, RoundSum, Step
+from .steps import Contribution, RoundSum, Step
 
 __all__ = ["DistributedSecureSumStep", "make_distributed_params"]
 
