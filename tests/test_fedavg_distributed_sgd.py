@@ -168,6 +168,8 @@ def test_config_refuses(change: dict[str, object], key: str) -> None:
         _cfg(**change).validate()
 
 
-def test_too_few_bits_names_the_config_key() -> None:
+def test_too_few_bits_or_too_large_delta_name_the_config_key() -> None:
     with pytest.raises(ParameterError, match="'dp_bits'"):
         run_fedavg(_cfg(dp_bits=10), write=False)
+    with pytest.raises(ParameterError, match="'delta'"):
+        run_fedavg(_cfg(delta=0.01), write=False)  # far above 1/N on digits

@@ -181,6 +181,12 @@ def make_dpsgd(cfg: FedAvgConfig, task: Task, model: torch.nn.Module,
     for ds in task.client_datasets:
         xs, ys = zip(*[ds[i] for i in range(len(ds))], strict=True)  # type: ignore[arg-type]
         clients.append((torch.stack(list(xs)), torch.stack([torch.as_tensor(v) for v in ys])))
+    total = sum(len(x) for x, _ in clients)
+    if cfg.delta >= 1 / total:
+        raise ParameterError(
+            f"config key 'delta' is {cfg.delta}; with dp='distributed-sgd' it must be below "
+            f"1/total_examples = {1 / total:.3g} (a delta that large allows releasing one "
+            "example outright)")
     n = cfg.num_clients
     secure = secure_sum or make_secure_sum(cfg.aggregation, clip=1.0, max_summands=n,
                                            seed=cfg.seed)
@@ -189,7 +195,7 @@ def make_dpsgd(cfg: FedAvgConfig, task: Task, model: torch.nn.Module,
     try:
         params = select_dpsgd_parameters(
             target_epsilon=cfg.target_epsilon, delta=cfg.delta, num_clients=n,
-            min_survivors=secure.threshold(n), total_examples=sum(len(x) for x, _ in clients),
+            min_survivors=secure.threshold(n), total_examples=total,
             sample_rate=cfg.example_sample_rate, steps=cfg.rounds, dimension=dim,
             l2_clip=cfg.max_grad_norm, bits=cfg.dp_bits, mechanism=cfg.dp_mechanism,
         )
