@@ -26,7 +26,7 @@ else:  # pragma: no cover
 __all__ = ["AGGREGATIONS", "DP_MODES", "FIELD_HELP", "FedAvgConfig"]
 
 AGGREGATIONS = ("plain", "secagg", "secagg+", "paillier")
-DP_MODES = ("none", "local", "central", "distributed")
+DP_MODES = ("none", "local", "central", "distributed", "distributed-sgd")
 DP_MECHANISMS = ("dgauss", "skellam")
 TASKS = ("digits", "linear-regression")
 SPLITS = ("iid", "dirichlet")
@@ -59,7 +59,8 @@ FIELD_HELP: dict[str, str] = {
     "dropout_rate": "chance that a sampled client vanishes before sending, in [0, 0.999]",
     "dp": "differential privacy: none, local (DP-SGD on each client, example-level), "
     "central (client-level, noise at the aggregator) or distributed (client-level, "
-    "discrete noise shares added by the clients inside the secure sum)",
+    "discrete noise shares added by the clients inside the secure sum) or distributed-sgd "
+    "(example-level DP-SGD, one step per round, its noise shared the same way)",
     "target_epsilon": "epsilon to reach after all rounds (setting it unsets "
     "noise_multiplier; 'none' to unset), in (0, 100]",
     "noise_multiplier": "noise std / clip norm (setting it unsets target_epsilon; "
@@ -67,12 +68,15 @@ FIELD_HELP: dict[str, str] = {
     "delta": "delta of the guarantee, in [1e-12, 1); keep it below 1/N for N "
     "examples (dp=local) or clients (dp=central)",
     "accountant": "privacy accountant: pld (tightest), prv or rdp",
-    "max_grad_norm": "per-example L2 clip of DP-SGD (dp=local, > 0)",
+    "max_grad_norm": "per-example L2 clip of DP-SGD (dp=local or distributed-sgd, > 0)",
+    "example_sample_rate": "dp=distributed-sgd: Poisson rate of each example per step, "
+    "in (0, 1] (1: full batch)",
     "clip_norm": "L2 clip of each client's update (dp=central or distributed, > 0; the "
     "starting norm with adaptive_clipping)",
-    "dp_bits": "dp=distributed: the noisy sum is computed mod 2^dp_bits, in [2, 32]",
-    "dp_mechanism": "dp=distributed: each client's noise share, dgauss (discrete "
-    "Gaussian) or skellam",
+    "dp_bits": "dp=distributed or distributed-sgd: the noisy sum is computed mod "
+    "2^dp_bits, in [2, 32]",
+    "dp_mechanism": "dp=distributed or distributed-sgd: each client's noise share, "
+    "dgauss (discrete Gaussian) or skellam",
     "adaptive_clipping": "dp=central: move clip_norm towards a quantile of the "
     "update norms, privately (Andrew et al. 2021)",
     "target_quantile": "adaptive clipping: fraction of updates to leave unclipped, in (0, 1)",
@@ -128,7 +132,14 @@ class FedAvgConfig:
         noise is calibrated for the secure sum's threshold of survivors and
         ``target_epsilon`` after ``rounds`` rounds (every round charged in
         full: the server sees who takes part, so no amplification by
-        sampling is claimed).
+        sampling is claimed). ``distributed-sgd`` (example-level, against
+        the server): one DP-SGD step per round; every client takes part,
+        Poisson-samples its examples at ``example_sample_rate``, clips each
+        example's gradient to ``max_grad_norm``, rounds each and adds one
+        discrete noise share to its summed batch inside the secure sum; the
+        server divides the decoded sum by the public expected batch size and
+        steps by ``client_lr * server_lr`` (see
+        :mod:`protocols.fedavg.dp_distributed_sgd`).
     Run:
         seed, out_dir (a new directory per run inside it), progress.
     """
@@ -161,6 +172,7 @@ class FedAvgConfig:
     clip_count_stddev: float | None = None
     dp_bits: int = 16
     dp_mechanism: str = "dgauss"
+    example_sample_rate: float = 1.0
     secure_noise: bool = True
     seed: int = 0
     out_dir: str = "runs"
@@ -302,6 +314,7 @@ class FedAvgConfig:
         rng("clip_norm", 0, lo_open=True)
         rng("target_quantile", 0, 1, lo_open=True, hi_open=True)
         rng("clip_learning_rate", 0, lo_open=True)
+        rng("example_sample_rate", 0, 1, lo_open=True)
         if self.clip_count_stddev is not None:
             rng("clip_count_stddev", 0, lo_open=True)
         if self.paillier_key_bits not in (2048, 3072):
@@ -319,14 +332,14 @@ class FedAvgConfig:
                 rng("target_epsilon", 0, 100, lo_open=True)
             if self.noise_multiplier is not None:
                 rng("noise_multiplier", 0.1, 1000)
-        if self.dp == "distributed":
+        if self.dp in ("distributed", "distributed-sgd"):
             if self.target_epsilon is None:
                 raise ParameterError(
-                    "config key 'noise_multiplier' is set with dp='distributed'; give "
+                    f"config key 'noise_multiplier' is set with dp={self.dp!r}; give "
                     "'target_epsilon' instead (the noise is calibrated from it)")
             if self.aggregation not in ("secagg", "secagg+"):
                 raise ParameterError(
-                    f"config key 'aggregation' is {self.aggregation!r}; dp='distributed' "
+                    f"config key 'aggregation' is {self.aggregation!r}; dp={self.dp!r} "
                     "needs secagg or secagg+ (its noise is calibrated to the secure sum's "
                     "threshold, and the server must see only the noisy sum)")
         if self.dp in ("central", "distributed") and self.delta >= 1 / self.num_clients:
@@ -335,6 +348,11 @@ class FedAvgConfig:
                 f"1/num_clients = {1 / self.num_clients:.3g} (a delta that large allows "
                 "releasing one client's update outright)"
             )
+        if self.dp == "distributed-sgd" and self.clients_per_round != self.num_clients:
+            raise ParameterError(
+                f"config key 'clients_per_round' is {self.clients_per_round}; "
+                f"dp='distributed-sgd' needs every client in every step (num_clients = "
+                f"{self.num_clients}): the examples are what is sampled")
         if self.adaptive_clipping and self.dp != "central":
             raise ParameterError(
                 f"config key 'adaptive_clipping' is true with dp={self.dp!r}; "

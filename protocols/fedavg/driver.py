@@ -20,7 +20,9 @@ clients per round (the fixed-denominator estimator of DP-FedAvg);
 ``dp="distributed"`` (client-level, against the server) has each client
 clip, round and noise its update into integers inside the secure sum
 (:mod:`protocols.fedavg.dp_distributed`) and divides the decoded sum by
-``clients_per_round``.
+``clients_per_round``. ``dp="distributed-sgd"`` (example-level, one
+DP-SGD step per round, noise shares inside the secure sum) runs its own
+loop (:mod:`protocols.fedavg.dp_distributed_sgd`).
 """
 
 from __future__ import annotations
@@ -149,6 +151,13 @@ def _run(
             f"config key 'num_clients' is {cfg.num_clients} but the task has "
             f"{len(task.client_datasets)} client datasets"
         )
+    if cfg.dp == "distributed-sgd":
+        from .dp_distributed_sgd import run_distributed_sgd
+
+        res = run_distributed_sgd(cfg, task, on_round, on_params, secure_sum)
+        if write:
+            res.run_dir = _write_run(cfg, res, res.model)
+        return res
     rng = np.random.default_rng(cfg.seed)  # public choices only: sampling, dropouts
     torch.manual_seed(cfg.seed)
     global_model = task.model_factory()
