@@ -464,7 +464,9 @@ _sa_binding = (
      "configuration digest dropped from associated data, labels and signed payloads")
     ("    return b\"secagg/\" + what + b\"/v1\" + config.digest + struct.pack(\">Q\", config.session_id)",
      "    return b\"secagg/\" + what + b\"/v1\" + config.digest",
-     "session id dropped from associated data, labels and signed payloads")
+     "session id dropped from associated data, labels and signed payloads",
+     "the configuration digest, still in every context, is SHA-256 of an encoding that "
+     "starts with the session id (SecAggConfig.to_bytes), so the id stays bound")
     ("    return kex.context(f\"secagg/{purpose}/{config.digest.hex()}\", config.session_id,",
      "    return kex.context(f\"secagg/{purpose}\", config.session_id,",
      "configuration digest dropped from the key-derivation info")
