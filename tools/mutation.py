@@ -475,7 +475,10 @@ _sa_binding = (
      "key purpose dropped: channel and mask keys coincide")
     ("        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), _ix(config, receiver)",
      "        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), 0",
-     "receiver dropped from the share ciphertext's associated data")
+     "receiver dropped from the share ciphertext's associated data",
+     "the AEAD key is the pairwise key of sender and receiver, so only the two "
+     "directions of one pair share it; those differ in the sender, still in the "
+     "associated data, and the plaintext repeats both indices, which the receiver checks")
     ("        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), _ix(config, receiver)",
      "        \">BII\", ROUNDS.index(\"share_keys\"), 0, _ix(config, receiver)",
      "sender dropped from the share ciphertext's associated data")
@@ -491,7 +494,10 @@ _sa_binding = (
      "            + c_public + s_public)",
      "                                                            0)\n"
      "            + c_public + s_public)",
-     "client dropped from the signed advertisement")
+     "client dropped from the signed advertisement",
+     "the signature must verify under the registry key of the client it is shown "
+     "for, and the configuration refuses a registry holding one key twice, so the "
+     "signer is bound by its key")
     ("    return (_head(config, b\"consistency\") + session",
      "    return (_head(config, b\"consistency\")",
      "session binding dropped from the consistency signature")
