@@ -68,3 +68,78 @@ def test_an_advertised_key_swapped_under_its_signature_is_refused(field: str) ->
     assert clients[1].state == "advertised"
     clients[1].handle(decode(encode(mine, cfg), cfg))
     assert clients[1].state == "shared"
+
+
+def _to_consistency(n: int, t: int, absent: frozenset[int] = frozenset()) -> tuple[
+        SecAggConfig, dict[int, SigningKey], dict[int, SecAggClient], dict[int, Message],
+        dict[int, Message]]:
+    """A malicious-mode run up to the consistency requests; the clients in
+    ``absent`` send no masked input (they drop after sharing keys). Returns
+    the config, identity keys, clients, consistency requests and adverts."""
+    cfg, keys = _malicious(n, t)
+    server = SecAggServer(cfg)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    clients = {u: SecAggClient(cfg, u, signing_key=keys[u],
+                               input=np.zeros(cfg.dimension, dtype=np.uint32))
+               for u in cfg.client_ids}
+    adverts = {u: _messages(c.start())[0] for u, c in clients.items()}
+    msgs: list[Message] = []
+    for m in adverts.values():
+        msgs += _messages(server.handle(wire(m)))
+    for _ in range(2):  # share_keys, then masked_input
+        replies = [r for m in msgs for r in _messages(clients[m.receiver].handle(wire(m)))]
+        if server.round == "masked_input":
+            replies = [r for r in replies if r.sender not in absent]
+        msgs = []
+        for r in replies:
+            msgs += _messages(server.handle(wire(r)))
+        if not msgs:
+            msgs = _messages(server.close_round())
+    assert server.round == "consistency"
+    return cfg, keys, clients, {m.receiver: m for m in msgs}, adverts
+
+
+def test_a_signature_over_another_survivor_set_of_the_same_size_is_refused() -> None:
+    """The consistency signature covers the survivor ids, not only their number."""
+    from protocols.secagg import ConsistencySignature, UnmaskRequest, binding, freshness
+
+    cfg, keys, clients, reqs, _ = _to_consistency(9, 3, absent=frozenset({9}))
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    sigs = {u: m.signature for u in sorted(reqs)
+            for m in _messages(clients[u].handle(wire(reqs[u])))
+            if isinstance(m, ConsistencySignature)}
+    u3 = tuple(range(1, 9))
+    assert sorted(sigs) == list(u3)
+    session = freshness.session_binding(cfg, reqs[1].roster)
+    swapped = (*range(1, 8), 9)  # as many survivors, one of them another client
+    forged = keys[2].sign(binding.consistency_payload(cfg, swapped, session=session))
+    chosen = ((1, sigs[1]), (2, forged), (3, sigs[3]), (4, sigs[4]), (5, sigs[5]))
+    assert len(chosen) == cfg.quorum
+    bad = UnmaskRequest(receiver=1, survivors=u3, dropped=(9,), signatures=chosen)
+    with pytest.raises(IntegrityError):
+        clients[1].handle(wire(bad))
+    assert clients[1].state == "signed"
+    good = UnmaskRequest(receiver=1, survivors=u3, dropped=(9,),
+                         signatures=tuple((u, sigs[u]) for u in (1, 2, 3, 4, 5)))
+    clients[1].handle(wire(good))
+    assert clients[1].state == "done"
+
+
+def test_a_roster_entry_with_another_mask_key_is_refused() -> None:
+    """A roster entry binds both of a client's keys of this run: an entry with
+    this client's channel key but another mask key is a replay."""
+    from protocols.secagg import ConsistencyRequest, freshness
+
+    cfg, _, clients, reqs, adverts = _to_consistency(5, 3)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    req = reqs[1]
+    assert isinstance(req, ConsistencyRequest)
+    other = kex.PrivateKey.generate().public_key().to_bytes()
+    for who in (1, 2):  # this client's own entry, then a neighbour's
+        entry = freshness.roster_entry(adverts[who].c_public, other)  # type: ignore[attr-defined]
+        roster = tuple((u, entry if u == who else e) for u, e in req.roster)
+        with pytest.raises(IntegrityError):
+            clients[1].handle(wire(dataclasses.replace(req, roster=roster)))
+        assert clients[1].state == "masked"
+    clients[1].handle(wire(req))
+    assert clients[1].state == "signed"

@@ -455,7 +455,8 @@ _util = (
 #: The protocol's tests: fast unit files first (``pytest -x`` stops at the first failure).
 _SA_TESTS = ("tests/test_secagg_config.py", "tests/test_secagg_codec.py",
              "tests/test_secagg_checks.py", "tests/test_secagg_adversarial.py",
-             "tests/test_secagg_attacks.py", "tests/test_secagg_protocol.py")
+             "tests/test_secagg_attacks.py", "tests/test_secagg_protocol.py",
+             "tests/test_mutation_kills_secagg.py")
 
 _sa_binding = (
     _m("protocols/secagg/binding.py")
@@ -848,7 +849,8 @@ TARGETS: tuple[Target, ...] = (
     Target("sa-messages", _SA_TESTS, tuple(_sa_messages)),
     Target("sa-client", _SA_TESTS, tuple(_sa_client)),
     Target("sa-server", _SA_TESTS, tuple(_sa_server)),
-    Target("paillier", ("tests/test_paillier_sum.py",), tuple(_paillier)),
+    Target("paillier", ("tests/test_paillier_sum.py", "tests/test_mutation_kills_paillier.py"),
+           tuple(_paillier)),
     Target("dp-ledger", ("tests/test_dp_ledger.py", "tests/test_dp_budget_cli.py"),
            tuple(_dp_ledger)),
     Target("dp-local", ("tests/test_dp_local.py",), tuple(_dp_local)),
@@ -1005,6 +1007,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", action="append", choices=names,
                     help="run only this target (repeatable); default all")
+    ap.add_argument("--match", action="append", metavar="TEXT",
+                    help="run only the mutants whose description contains TEXT "
+                         "(repeatable), for example to recheck survivors")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds per test run before the mutant counts as killed "
                          "(default: 5 times the unmutated run, at least 30)")
@@ -1015,6 +1020,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="print only the summary")
     args = ap.parse_args(argv)
     targets = [t for t in TARGETS if not args.target or t.name in args.target]
+    if args.match:
+        targets = [Target(t.name, t.tests, keep) for t in targets
+                   if (keep := tuple(m for m in t.mutants
+                                     if any(x in m.why for x in args.match)))]
     if args.list:
         for t in targets:
             print(f"[{t.name}] tests: {' '.join(t.tests)}")
