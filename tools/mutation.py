@@ -857,7 +857,8 @@ TARGETS: tuple[Target, ...] = (
     Target("dp-central", ("tests/test_dp_client_level.py", "tests/test_fedavg_dp.py"),
            tuple(_dp_client_level)),
     Target("dp-distributed", ("tests/test_dp_distributed.py",
-                              "tests/test_dp_distributed_accounting.py"), tuple(_dp_distributed)),
+                              "tests/test_dp_distributed_accounting.py",
+                              "tests/test_mutation_kills_dp.py"), tuple(_dp_distributed)),
     Target("kit", ("tests/test_testing_kit_units.py", "tests/test_testing_kit_checks_planted.py",
                    "tests/test_testing_kit_planted.py"), tuple(_kit + _kit_props)),
 )
