@@ -860,7 +860,8 @@ TARGETS: tuple[Target, ...] = (
                               "tests/test_dp_distributed_accounting.py",
                               "tests/test_mutation_kills_dp.py"), tuple(_dp_distributed)),
     Target("kit", ("tests/test_testing_kit_units.py", "tests/test_testing_kit_checks_planted.py",
-                   "tests/test_testing_kit_planted.py"), tuple(_kit + _kit_props)),
+                   "tests/test_testing_kit_planted.py", "tests/test_mutation_kills_kit.py"),
+           tuple(_kit + _kit_props)),
 )
 
 
