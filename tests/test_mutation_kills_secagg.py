@@ -20,7 +20,7 @@ from protocols.secagg import (
     encode,
 )
 from secagg import kex
-from secagg.errors import IntegrityError
+from secagg.errors import IntegrityError, ProtocolError
 from secagg.sign import SigningKey
 
 
@@ -143,3 +143,52 @@ def test_a_roster_entry_with_another_mask_key_is_refused() -> None:
         assert clients[1].state == "masked"
     clients[1].handle(wire(req))
     assert clients[1].state == "signed"
+
+
+def _signed(n: int, absent: frozenset[int]) -> tuple[
+        SecAggConfig, dict[int, SigningKey], dict[int, SecAggClient], dict[int, bytes], bytes]:
+    """A malicious-mode run in which every client not in ``absent`` signed the
+    survivor set; returns the signatures and the session binding."""
+    from protocols.secagg import ConsistencySignature, freshness
+
+    cfg, keys, clients, reqs, _ = _to_consistency(n, 3, absent=absent)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    sigs = {u: m.signature for u in sorted(reqs)
+            for m in _messages(clients[u].handle(wire(reqs[u])))
+            if isinstance(m, ConsistencySignature)}
+    return cfg, keys, clients, sigs, freshness.session_binding(cfg, reqs[1].roster)
+
+
+def test_a_signature_from_a_client_outside_the_survivor_set_does_not_count() -> None:
+    """A (corrupt) client that sent no input signs the very set the others
+    signed: its signature must not help reach the quorum, or the quorum no
+    longer guarantees an honest signer shared by two requests."""
+    from protocols.secagg import UnmaskRequest, binding
+
+    cfg, keys, clients, sigs, session = _signed(9, frozenset({9}))
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    u3 = tuple(range(1, 9))
+    outsider = keys[9].sign(binding.consistency_payload(cfg, u3, session=session))
+    chosen = ((1, sigs[1]), (2, sigs[2]), (3, sigs[3]), (4, sigs[4]), (9, outsider))
+    assert len(chosen) == cfg.quorum
+    with pytest.raises(IntegrityError):
+        clients[1].handle(wire(UnmaskRequest(receiver=1, survivors=u3, dropped=(9,),
+                                             signatures=chosen)))
+    assert clients[1].state == "signed"
+
+
+def test_an_unmask_request_naming_other_survivors_than_the_signed_set_is_refused() -> None:
+    """The survivors of an unmask request are exactly the signed set's members
+    among the client's neighbours: not one more (a client that sent no input)
+    and not one fewer."""
+    from protocols.secagg import UnmaskRequest
+
+    cfg, _, clients, sigs, _ = _signed(9, frozenset({9}))
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    quorum = tuple((u, sigs[u]) for u in (1, 2, 3, 4, 5))
+    for survivors, dropped in (((*range(1, 9), 9), ()), (tuple(range(1, 8)), (9,))):
+        bad = UnmaskRequest(receiver=1, survivors=survivors, dropped=dropped,
+                            signatures=quorum)
+        with pytest.raises(ProtocolError, match="signed survivor set"):
+            clients[1].handle(wire(bad))
+        assert clients[1].state == "signed"
