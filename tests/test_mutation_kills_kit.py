@@ -1,6 +1,7 @@
-"""The testing kit's sum check compares every part of a result: the included
-set and the exact integer sum, not only the float sum (each test fails with
-that comparison dropped). Settings are fixed, derandomized and without an
+"""The testing kit's checks compare every part of a result (the included set
+and the exact integer sum, not only the float sum) and accept only the
+library's refusals of a tampered message (each test fails with that part of
+the check dropped). Settings are fixed, derandomized and without an
 example database, so the outcome does not depend on other tests."""
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import pytest
 from hypothesis import settings
 
 from protocols.results import AggregationResult
-from protocols.secagg import simulate
-from protocols.testing import PropertyFailure, check_sum_property, profiles, secagg_spec
+from protocols.secagg import Message, SecAggClient, ShareForward, simulate
+from protocols.testing import (
+    PropertyFailure,
+    check_sum_property,
+    check_tamper_property,
+    profiles,
+    secagg_spec,
+)
+from secagg.errors import IntegrityError, ParameterError
 
-HUNT = settings(profiles.quick, max_examples=40, derandomize=True, database=None)
+HUNT = settings(profiles.quick, max_examples=60, derandomize=True, database=None)
 
 
 def _verdict(fail: PropertyFailure) -> str:
@@ -49,3 +57,22 @@ def test_a_raw_sum_off_by_one_unit_is_caught() -> None:
     with pytest.raises(PropertyFailure) as info:
         check_sum_property(spec, settings=HUNT)
     assert _verdict(info.value).startswith("raw sum ")
+
+
+class MisfilingClient(SecAggClient):
+    """Planted bug: refuses a tampered share forward, state unchanged, but
+    files it as a parameter error instead of an integrity failure."""
+
+    def _on_forward(self, msg: ShareForward) -> list[Message]:
+        try:
+            return super()._on_forward(msg)
+        except IntegrityError as exc:
+            raise ParameterError(f"bad share forward: {exc}") from None
+
+
+def test_a_tampered_message_refused_with_the_wrong_error_is_caught() -> None:
+    spec = secagg_spec(client_class=MisfilingClient)
+    with pytest.raises(PropertyFailure) as info:
+        check_tamper_property(spec, kinds=("bitflip",), settings=HUNT)
+    verdict = _verdict(info.value)
+    assert "bitflip" in verdict and "refused with ParameterError" in verdict
