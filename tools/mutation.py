@@ -618,7 +618,10 @@ _sa_client = (
      "unmask survivors differ from the signed set")
     ("            if surv != u3 & self._neighbourhood or drop & u3:",
      "            if surv != u3 & self._neighbourhood:",
-     "a signed survivor asked for as a dropout")
+     "a signed survivor asked for as a dropout",
+     "redundant: dropouts must be neighbours (checked first) and the survivors must "
+     "equal the signed set's neighbours, so a signed survivor among the dropouts is "
+     "named as both, which the earlier both-shares check refuses")
     ("        if both:\n            raise ProtocolError(",
      "        if False:\n            raise ProtocolError(",
      "both shares of one neighbour revealed (semi-honest)")
