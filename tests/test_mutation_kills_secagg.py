@@ -192,3 +192,64 @@ def test_an_unmask_request_naming_other_survivors_than_the_signed_set_is_refused
         with pytest.raises(ProtocolError, match="signed survivor set"):
             clients[1].handle(wire(bad))
         assert clients[1].state == "signed"
+
+
+def _corrupt_share_forward(index_shift: int, holder_shift: int) -> tuple[
+        SecAggClient, Message]:
+    """Client 1 (honest) and client 2, played here by hand: 2 seals for 1,
+    under their genuine channel key, its shares with the share index moved
+    by ``index_shift`` and the holder index in the plaintext by ``holder_shift``.
+    Returns client 1 (keys exchanged) and the share forward carrying them."""
+    import struct
+
+    from protocols.secagg import (
+        AdvertiseKeys,
+        KeyEntry,
+        SealedShare,
+        ShareForward,
+        binding,
+    )
+    from secagg import aead, prg, shamir
+
+    cfg = SecAggConfig.create((1, 2, 3), 3, threshold=2, degree="complete", session_id=9)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    one = SecAggClient(cfg, 1, input=np.zeros(cfg.dimension, dtype=np.uint32))
+    (adv1,) = _messages(one.start())
+    assert isinstance(adv1, AdvertiseKeys)
+    c2, s2 = kex.PrivateKey.generate(), kex.PrivateKey.generate()
+    entries = (KeyEntry(1, adv1.c_public, adv1.s_public, b""),
+               KeyEntry(2, c2.public_key().to_bytes(), s2.public_key().to_bytes(), b""))
+    one.handle(wire(KeyBroadcast(receiver=1, keys=entries)))
+    b_shares, s_shares = shamir.split_many([prg.fresh_seed(), s2.to_bytes()],
+                                           len(cfg.holders(2)), cfg.threshold)
+    idx = cfg.share_index(2, 1)
+    pick = (idx - 1 + index_shift) % len(b_shares)
+    pt = (struct.pack(">II", cfg.index_of(2), cfg.index_of(1) + holder_shift)
+          + b_shares[pick].to_bytes() + s_shares[pick].to_bytes())
+    key = kex.agree(c2, kex.PublicKey.from_bytes(adv1.c_public),
+                    binding.kex_info(cfg, binding.SHARE_ENCRYPTION, 2, 1))
+    sealed = aead.seal(key, pt, binding.share_ad(cfg, 2, 1))
+    return one, wire(ShareForward(receiver=1, shares=(SealedShare(2, sealed),)))
+
+
+def test_a_sealed_share_with_another_holders_index_is_refused() -> None:
+    """A corrupt neighbour that seals a share meant for another holder (a
+    valid share, wrong index) is caught when the share arrives, not later
+    at the server, which would then refuse the honest holder's answer."""
+    one, fwd = _corrupt_share_forward(index_shift=1, holder_shift=0)
+    with pytest.raises(ProtocolError, match="index"):
+        one.handle(fwd)
+    assert one.state == "shared"
+
+
+def test_a_sealed_share_naming_another_holder_is_refused() -> None:
+    one, fwd = _corrupt_share_forward(index_shift=0, holder_shift=1)
+    with pytest.raises(IntegrityError, match="indices"):
+        one.handle(fwd)
+    assert one.state == "shared"
+
+
+def test_a_sealed_share_made_by_hand_correctly_is_accepted() -> None:
+    one, fwd = _corrupt_share_forward(index_shift=0, holder_shift=0)
+    one.handle(fwd)
+    assert one.state == "masked"
