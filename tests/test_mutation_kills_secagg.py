@@ -253,3 +253,28 @@ def test_a_sealed_share_made_by_hand_correctly_is_accepted() -> None:
     one, fwd = _corrupt_share_forward(index_shift=0, holder_shift=0)
     one.handle(fwd)
     assert one.state == "masked"
+
+
+@pytest.mark.parametrize("copied", ["own", "neighbour"])
+def test_a_neighbour_showing_a_copied_mask_key_is_left_out(copied: str) -> None:
+    """A mask key that another entry also shows (this client's own, or
+    another neighbour's) is one the server should have refused: the client
+    leaves that neighbour out and shares nothing with it."""
+    from protocols.secagg import AdvertiseKeys, KeyEntry, ShareKeys
+
+    cfg = SecAggConfig.create((1, 2, 3, 4), 3, threshold=2, degree="complete", session_id=9)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    one = SecAggClient(cfg, 1, input=np.zeros(cfg.dimension, dtype=np.uint32))
+    (adv1,) = _messages(one.start())
+    assert isinstance(adv1, AdvertiseKeys)
+    pub = {u: (kex.PrivateKey.generate().public_key().to_bytes(),
+               kex.PrivateKey.generate().public_key().to_bytes()) for u in (2, 3, 4)}
+    s_copy = adv1.s_public if copied == "own" else pub[3][1]
+    entries = (KeyEntry(1, adv1.c_public, adv1.s_public, b""),
+               KeyEntry(2, pub[2][0], s_copy, b""),
+               KeyEntry(3, *pub[3], b""),
+               KeyEntry(4, *pub[4], b""))
+    (out,) = _messages(one.handle(wire(KeyBroadcast(receiver=1, keys=entries))))
+    assert isinstance(out, ShareKeys)
+    left_out = {2, 3} if copied == "neighbour" else {2}
+    assert {s.peer for s in out.shares} == {2, 3, 4} - left_out
