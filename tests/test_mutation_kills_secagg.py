@@ -278,3 +278,24 @@ def test_a_neighbour_showing_a_copied_mask_key_is_left_out(copied: str) -> None:
     assert isinstance(out, ShareKeys)
     left_out = {2, 3} if copied == "neighbour" else {2}
     assert {s.peer for s in out.shares} == {2, 3, 4} - left_out
+
+
+def test_left_out_neighbours_do_not_count_towards_the_threshold() -> None:
+    """With two of four neighbours left out (they show one mask key), two
+    usable members remain, below the threshold 3: the client aborts."""
+    from protocols.secagg import AdvertiseKeys, KeyEntry
+    from secagg.errors import AbortError
+
+    cfg = SecAggConfig.create((1, 2, 3, 4), 3, threshold=3, degree="complete", session_id=9)
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    one = SecAggClient(cfg, 1, input=np.zeros(cfg.dimension, dtype=np.uint32))
+    (adv1,) = _messages(one.start())
+    assert isinstance(adv1, AdvertiseKeys)
+    pub = {u: kex.PrivateKey.generate().public_key().to_bytes() for u in (2, 3, 4, 5)}
+    entries = (KeyEntry(1, adv1.c_public, adv1.s_public, b""),
+               KeyEntry(2, pub[2], pub[5], b""),
+               KeyEntry(3, pub[3], pub[5], b""),
+               KeyEntry(4, pub[4], kex.PrivateKey.generate().public_key().to_bytes(), b""))
+    with pytest.raises(AbortError, match="usable"):
+        one.handle(wire(KeyBroadcast(receiver=1, keys=entries)))
+    assert one.state == "advertised"
