@@ -673,7 +673,10 @@ _sa_server = (
     _m("protocols/secagg/server.py")
     ("        if len(live) < t:\n            raise AbortError(f\"{len(live)} clients {what}, threshold {t}\")",
      "        if len(live) < t - 1:\n            raise AbortError(f\"{len(live)} clients {what}, threshold {t}\")",
-     "server: t-1 live clients accepted")
+     "server: t-1 live clients accepted",
+     "the per-client check right after it still aborts: with t-1 live clients "
+     "(t-1 >= 1) every live client has at most t-1 live neighbourhood members, "
+     "and with none the weakened check itself aborts; only the message differs")
     ("            if k < t:\n                raise AbortError(f\"client {u} has",
      "            if k < t - 1:\n                raise AbortError(f\"client {u} has",
      "server: a neighbourhood of t-1 accepted")
