@@ -299,3 +299,21 @@ def test_left_out_neighbours_do_not_count_towards_the_threshold() -> None:
     with pytest.raises(AbortError, match="usable"):
         one.handle(wire(KeyBroadcast(receiver=1, keys=entries)))
     assert one.state == "advertised"
+
+
+def test_the_server_refuses_an_advertisement_showing_one_key_twice() -> None:
+    """One key as both channel and mask key would make every honest neighbour
+    leave the client out; the server drops it at the advertise round."""
+    from protocols.secagg import AdvertiseKeys
+
+    cfg = SecAggConfig.create((1, 2, 3), 3, threshold=2, degree="complete", session_id=9)
+    server = SecAggServer(cfg)
+    key = kex.PrivateKey.generate().public_key().to_bytes()
+    with pytest.raises(ProtocolError, match="same key twice"):
+        server.handle(decode(encode(AdvertiseKeys(sender=1, c_public=key, s_public=key,
+                                                  signature=b""), cfg), cfg))
+    assert 1 in server.waiting_for
+    other = kex.PrivateKey.generate().public_key().to_bytes()
+    server.handle(decode(encode(AdvertiseKeys(sender=1, c_public=key, s_public=other,
+                                              signature=b""), cfg), cfg))
+    assert 1 not in server.waiting_for
