@@ -317,3 +317,52 @@ def test_the_server_refuses_an_advertisement_showing_one_key_twice() -> None:
     server.handle(decode(encode(AdvertiseKeys(sender=1, c_public=key, s_public=other,
                                               signature=b""), cfg), cfg))
     assert 1 not in server.waiting_for
+
+
+def test_the_server_aborts_when_a_dropped_clients_share_holders_are_below_t() -> None:
+    """SecAgg+ ring: every survivor keeps t answering members of its closed
+    neighbourhood, but the dropped client v has only t-1 answering
+    neighbours, so its mask key cannot be rebuilt: the server aborts (no
+    output) instead of failing inside the reconstruction."""
+    from itertools import combinations
+
+    from secagg.errors import AbortError
+
+    t, v = 3, 8
+    for seed in range(64):
+        cfg = SecAggConfig.create(tuple(range(1, 9)), 3, threshold=t, degree=4,
+                                  session_id=9, graph_seed=bytes([seed + 1]) * 32)
+        nb = cfg.neighbours
+        u3 = [u for u in cfg.client_ids if u != v]
+        answering = next(
+            (set(r) for k in range(t, len(u3) + 1) for r in combinations(u3, k)
+             if len(nb[v] & set(r)) == t - 1
+             and all(len((nb[u] | {u}) & set(r)) >= t for u in u3)), None)
+        if answering is not None:
+            break
+    assert answering is not None
+    wire = lambda m: decode(encode(m, cfg), cfg)  # noqa: E731
+    clients = {u: SecAggClient(cfg, u, input=np.zeros(cfg.dimension, dtype=np.uint32))
+               for u in cfg.client_ids}
+    server = SecAggServer(cfg)
+    msgs: list[Message] = []
+    for c in clients.values():
+        for m in _messages(c.start()):
+            msgs += _messages(server.handle(wire(m)))
+    for rnd in ("share_keys", "masked_input"):
+        assert server.round == rnd
+        nxt: list[Message] = []
+        for m in msgs:
+            for r in _messages(clients[m.receiver].handle(wire(m))):
+                if rnd == "masked_input" and r.sender == v:
+                    continue  # v drops after sharing its keys
+                nxt += _messages(server.handle(wire(r)))
+        msgs = _messages(server.close_round()) if server.round == rnd else nxt
+    assert server.round == "unmask"
+    for m in msgs:
+        if m.receiver in answering:
+            for r in _messages(clients[m.receiver].handle(wire(m))):
+                server.handle(wire(r))
+    with pytest.raises(AbortError, match=f"dropped client {v}"):
+        server.close_round()
+    assert server.result is None
