@@ -13,7 +13,7 @@ reason is written next to them) are listed but neither run nor counted.
 Run from the checkout's root::
 
     .venv/bin/python tools/mutation.py                  # every target
-    .venv/bin/python tools/mutation.py --target shamir  # one target
+    .venv/bin/python tools/mutation.py --target shamir  # one target (repeatable)
     .venv/bin/python tools/mutation.py --list           # the mutants, not run
 
 It prints killed/survived per target, the score ``killed / (killed +
@@ -21,8 +21,13 @@ survived)`` and every survivor, and exits 1 if the score is below
 ``--min-score`` (default 0), 2 if a mutant no longer matches the source (the
 list must follow the code) or the unmutated tests fail.
 
-To cover another module (``protocols/secagg``, ``dp``, ...), add a
-:class:`Target` with its test files and mutants to :data:`TARGETS`.
+Targets cover the primitives (``secagg/``), the SecAgg protocol
+(``sa-*``), the Paillier sum's decrypting parties, the DP ledgers and
+budget checks (``dp-*``) and the testing kit's checks (``kit``); each runs
+only the test files that exercise its modules. ``--match TEXT`` runs only
+the mutants whose description contains TEXT (to recheck survivors). To
+cover another module, add a :class:`Target` with its test files and mutants
+to :data:`TARGETS`.
 """
 
 from __future__ import annotations
