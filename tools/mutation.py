@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (mutants quote source lines exactly)
 """Mutation testing of the security-critical code, with no extra dependency.
 
 Each mutant is a plausible one-line bug (an operator swapped, a bound off by
@@ -12,7 +13,7 @@ reason is written next to them) are listed but neither run nor counted.
 Run from the checkout's root::
 
     .venv/bin/python tools/mutation.py                  # every target
-    .venv/bin/python tools/mutation.py --target shamir  # one target
+    .venv/bin/python tools/mutation.py --target shamir  # one target (repeatable)
     .venv/bin/python tools/mutation.py --list           # the mutants, not run
 
 It prints killed/survived per target, the score ``killed / (killed +
@@ -20,8 +21,13 @@ survived)`` and every survivor, and exits 1 if the score is below
 ``--min-score`` (default 0), 2 if a mutant no longer matches the source (the
 list must follow the code) or the unmutated tests fail.
 
-To cover another module (``protocols/secagg``, ``dp``, ...), add a
-:class:`Target` with its test files and mutants to :data:`TARGETS`.
+Targets cover the primitives (``secagg/``), the SecAgg protocol
+(``sa-*``), the Paillier sum's decrypting parties, the DP ledgers and
+budget checks (``dp-*``) and the testing kit's checks (``kit``); each runs
+only the test files that exercise its modules. ``--match TEXT`` runs only
+the mutants whose description contains TEXT (to recheck survivors). To
+cover another module, add a :class:`Target` with its test files and mutants
+to :data:`TARGETS`.
 """
 
 from __future__ import annotations
@@ -449,6 +455,396 @@ _util = (
      "over-long byte strings accepted")
 ).out
 
+# -- protocols/secagg ----------------------------------------------------------------
+
+#: The protocol's tests: fast unit files first (``pytest -x`` stops at the first failure).
+_SA_TESTS = ("tests/test_secagg_config.py", "tests/test_secagg_codec.py",
+             "tests/test_secagg_checks.py", "tests/test_secagg_adversarial.py",
+             "tests/test_secagg_attacks.py", "tests/test_secagg_protocol.py",
+             "tests/test_mutation_kills_secagg.py")
+
+_sa_binding = (
+    _m("protocols/secagg/binding.py")
+    ("    return b\"secagg/\" + what + b\"/v1\" + config.digest + struct.pack(\">Q\", config.session_id)",
+     "    return b\"secagg/\" + what + b\"/v1\" + struct.pack(\">Q\", config.session_id)",
+     "configuration digest dropped from associated data, labels and signed payloads")
+    ("    return b\"secagg/\" + what + b\"/v1\" + config.digest + struct.pack(\">Q\", config.session_id)",
+     "    return b\"secagg/\" + what + b\"/v1\" + config.digest",
+     "session id dropped from associated data, labels and signed payloads",
+     "the configuration digest, still in every context, is SHA-256 of an encoding that "
+     "starts with the session id (SecAggConfig.to_bytes), so the id stays bound")
+    ("    return kex.context(f\"secagg/{purpose}/{config.digest.hex()}\", config.session_id,",
+     "    return kex.context(f\"secagg/{purpose}\", config.session_id,",
+     "configuration digest dropped from the key-derivation info")
+    ("    return kex.context(f\"secagg/{purpose}/{config.digest.hex()}\", config.session_id,",
+     "    return kex.context(f\"secagg/{config.digest.hex()}\", config.session_id,",
+     "key purpose dropped: channel and mask keys coincide")
+    ("        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), _ix(config, receiver)",
+     "        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), 0",
+     "receiver dropped from the share ciphertext's associated data",
+     "the AEAD key is the pairwise key of sender and receiver, so only the two "
+     "directions of one pair share it; those differ in the sender, still in the "
+     "associated data, and the plaintext repeats both indices, which the receiver checks")
+    ("        \">BII\", ROUNDS.index(\"share_keys\"), _ix(config, sender), _ix(config, receiver)",
+     "        \">BII\", ROUNDS.index(\"share_keys\"), 0, _ix(config, receiver)",
+     "sender dropped from the share ciphertext's associated data")
+    ("    return _head(config, b\"mask/\" + kind.encode())",
+     "    return _head(config, b\"mask/\")",
+     "self-mask and pairwise-mask labels collapse into one")
+    ("                                                            _ix(config, client))\n"
+     "            + c_public + s_public)",
+     "                                                            _ix(config, client))\n"
+     "            + c_public)",
+     "mask public key dropped from the signed advertisement")
+    ("                                                            _ix(config, client))\n"
+     "            + c_public + s_public)",
+     "                                                            0)\n"
+     "            + c_public + s_public)",
+     "client dropped from the signed advertisement",
+     "the signature must verify under the registry key of the client it is shown "
+     "for, and the configuration refuses a registry holding one key twice, so the "
+     "signer is bound by its key")
+    ("    return (_head(config, b\"consistency\") + session",
+     "    return (_head(config, b\"consistency\")",
+     "session binding dropped from the consistency signature")
+    ("            + struct.pack(f\">BI{len(ids)}I\", ROUNDS.index(\"consistency\"), len(ids), *ids))",
+     "            + struct.pack(\">BI\", ROUNDS.index(\"consistency\"), len(ids)))",
+     "survivor ids dropped from the consistency signature (only their count signed)")
+).out
+
+_sa_fresh = (
+    _m("protocols/secagg/freshness.py")
+    ("    return hashlib.sha256(b\"secagg/roster-entry/v1\" + c_public + s_public).digest()",
+     "    return hashlib.sha256(b\"secagg/roster-entry/v1\" + c_public).digest()",
+     "roster entry omits the mask public key")
+    ("        h.update(struct.pack(\">I\", ix) + entry)",
+     "        h.update(struct.pack(\">I\", ix))",
+     "session binding omits the roster entries (not fresh)")
+    ("    h = hashlib.sha256(b\"secagg/session-binding/v1\" + config.digest)",
+     "    h = hashlib.sha256(b\"secagg/session-binding/v1\")",
+     "session binding omits the configuration digest")
+)
+_sa_fresh = _sa_fresh.out
+
+_sa_keycheck = (
+    _m("protocols/secagg/keycheck.py")
+    ("    return u % _P in _SMALL_ORDER_U",
+     "    return u in _SMALL_ORDER_U",
+     "low-order u-coordinates not reduced mod p (u = p accepted)")
+    ("    u = int.from_bytes(public, \"little\") & ((1 << 255) - 1)",
+     "    u = int.from_bytes(public, \"little\")",
+     "top bit of the u-coordinate not masked")
+    ("    0, 1, _P - 1,\n",
+     "    0, _P - 1,\n",
+     "the point of order 1 (u = 1) not refused")
+).out
+
+_sa_partition = (
+    _m("protocols/secagg/partition.py")
+    ("    if config.quorum is None or config.quorum < q:",
+     "    if config.quorum is None or config.quorum < q - 1:",
+     "quorum one below floor((n + c)/2) + 1 accepted")
+    ("    if config.graph_seed == bytes(32):",
+     "    if False:",
+     "all-zero ring seed accepted")
+    ("    if bits < target.security_bits:\n        raise ParameterError(\n            f\"degree",
+     "    if False:\n        raise ParameterError(\n            f\"degree",
+     "degree/threshold security check dropped")
+    ("        if bits < target.security_bits:\n            raise ParameterError(\n"
+     "                f\"threshold {config.threshold} does not exceed",
+     "        if False:\n            raise ParameterError(\n"
+     "                f\"threshold {config.threshold} does not exceed",
+     "complete graph: threshold <= corrupt clients accepted")
+    ("    thin = (cs[h:h + n] - cs[:n]) <= bound",
+     "    thin = (cs[h:h + n] - cs[:n]) < bound",
+     "a window holding exactly the bound not counted as thin")
+    ("    if found.any():",
+     "    if found.all():",
+     "partition refused only when every thin window splits the ring")
+).out
+
+_sa_config = (
+    _m("protocols/secagg/config.py")
+    ("    return (n + c) // 2 + 1",
+     "    return (n + c) // 2",
+     "consistency quorum one too low: two quorums need not share an honest client")
+    ("            if self.quorum is None or not n // 2 + 1 <= self.quorum <= n:",
+     "            if self.quorum is None or not n // 2 <= self.quorum <= n:",
+     "a quorum of n/2 accepted (two quorums may be disjoint)")
+    ("            if len({k.to_bytes() for k in reg.values()}) != n:",
+     "            if False:",
+     "one identity key registered for two clients")
+    ("            2 <= self.threshold <= holders",
+     "            1 <= self.threshold <= holders",
+     "threshold 1 accepted")
+    ("        w.u32(self.quorum or 0).raw(self.graph_seed).u32(self.n)",
+     "        w.u32(self.quorum or 0).u32(self.n)",
+     "ring seed not bound by the digest")
+    ("            for i in self.client_ids:\n                w.raw(self.registry[i].to_bytes())",
+     "            pass",
+     "identity registry not bound by the digest")
+).out
+
+_sa_messages = (
+    _m("protocols/secagg/messages.py")
+    ("    _need(session == config.session_id,",
+     "    _need(True,",
+     "messages of another session decoded")
+    ("    _need(r.raw(32) == config.digest, \"message bound to another configuration (digest)\")",
+     "    r.raw(32)",
+     "messages of another configuration decoded")
+    ("        _need(b > a, f\"{what}: ids must be strictly increasing (duplicate or unordered {b})\")",
+     "        _need(b >= a, f\"{what}: ids must be strictly increasing (duplicate or unordered {b})\")",
+     "a list naming one client twice decoded")
+    ("        _need(r_ix == _SERVER_INDEX, f\"{name} addressed to index {r_ix}, not the server\")",
+     "        pass",
+     "a client message addressed to another client decoded")
+    ("        _need(sig > 0 or n == 0, \"signatures in an UnmaskRequest of the semi-honest mode\")",
+     "        pass",
+     "signatures in a semi-honest unmask request decoded")
+).out
+
+_sa_client = (
+    _m("protocols/secagg/client.py")
+    ("            for e in msg.keys:\n                cfg.registry[e.client].verify(",
+     "            for e in msg.keys[:0]:\n                cfg.registry[e.client].verify(",
+     "advertisement signatures never verified")
+    ("            for c, sig in msg.signatures:\n                cfg.registry[c].verify(sig, payload)",
+     "            for c, sig in msg.signatures[:0]:\n                cfg.registry[c].verify(sig, payload)",
+     "consistency signatures never verified")
+    ("            if len(signers) < cfg.quorum:",
+     "            if len(signers) < cfg.quorum - 1:",
+     "unmask request with quorum-1 signatures answered")
+    ("            if not set(signers) <= u3:",
+     "            if False:",
+     "signatures from outside the survivor set accepted")
+    ("            if surv != u3 & self._neighbourhood or drop & u3:",
+     "            if drop & u3:",
+     "unmask survivors differ from the signed set")
+    ("            if surv != u3 & self._neighbourhood or drop & u3:",
+     "            if surv != u3 & self._neighbourhood:",
+     "a signed survivor asked for as a dropout",
+     "redundant: dropouts must be neighbours (checked first) and the survivors must "
+     "equal the signed set's neighbours, so a signed survivor among the dropouts is "
+     "named as both, which the earlier both-shares check refuses")
+    ("        if both:\n            raise ProtocolError(",
+     "        if False:\n            raise ProtocolError(",
+     "both shares of one neighbour revealed (semi-honest)")
+    ("        if len(u3) < cfg.quorum:",
+     "        if len(u3) < cfg.quorum - 1:",
+     "survivor set one below the quorum signed")
+    ("        partition.check_survivors(cfg, u3, self._window_bound)",
+     "        pass",
+     "survivor set that cuts the ring signed")
+    ("        if roster.get(self.id) != mine:",
+     "        if self.id not in roster:",
+     "roster with this client's keys of another run accepted (replay)")
+    ("            if v in roster and roster[v] != freshness.roster_entry(",
+     "            if False and roster[v] != freshness.roster_entry(",
+     "roster with other keys for a neighbour accepted")
+    ("        missing = set(msg.survivors) - set(roster)\n        if missing:",
+     "        missing = set(msg.survivors) - set(roster)\n        if False:",
+     "survivors missing from the roster accepted")
+    ("                if sh.index != idx or sh.threshold != cfg.threshold:",
+     "                if sh.index != idx:",
+     "the threshold recorded in a received share unchecked")
+    ("                if sh.index != idx or sh.threshold != cfg.threshold:",
+     "                if sh.threshold != cfg.threshold:",
+     "the index of a received share unchecked")
+    ("            if (owner, holder) != (cfg.index_of(v), cfg.index_of(self.id)):",
+     "            if owner != cfg.index_of(v):",
+     "share plaintext's holder index unchecked")
+    ("        if count < t:\n            raise AbortError(\n                f\"client {self.id}: only",
+     "        if count < t - 1:\n            raise AbortError(\n                f\"client {self.id}: only",
+     "client's neighbourhood threshold off by one")
+    ("        if len(set(ids)) != len(ids):",
+     "        if False:",
+     "lists naming one client twice accepted (counts over duplicates)")
+    ("                e.c_public == e.s_public or uses[e.c_public] > 1 or uses[e.s_public] > 1",
+     "                e.c_public == e.s_public or uses[e.c_public] > 1",
+     "a neighbour showing a copied mask key not excluded")
+    ("        self._check_size(len(ids) - len(excluded), \"advertised usable keys\")",
+     "        self._check_size(len(ids), \"advertised usable keys\")",
+     "excluded neighbours counted towards the threshold")
+    ("            prg.expand_into(y, seed, pair_label, subtract=self.id > v)",
+     "            prg.expand_into(y, seed, pair_label, subtract=self.id < v)",
+     "pairwise mask signs flipped")
+    ("        if self.id not in u3:",
+     "        if False:",
+     "survivor set omitting this client signed")
+).out
+
+_sa_server = (
+    _m("protocols/secagg/server.py")
+    ("        if len(live) < t:\n            raise AbortError(f\"{len(live)} clients {what}, threshold {t}\")",
+     "        if len(live) < t - 1:\n            raise AbortError(f\"{len(live)} clients {what}, threshold {t}\")",
+     "server: t-1 live clients accepted",
+     "the per-client check right after it still aborts: with t-1 live clients "
+     "(t-1 >= 1) every live client has at most t-1 live neighbourhood members, "
+     "and with none the weakened check itself aborts; only the message differs")
+    ("            if k < t:\n                raise AbortError(f\"client {u} has",
+     "            if k < t - 1:\n                raise AbortError(f\"client {u} has",
+     "server: a neighbourhood of t-1 accepted")
+    ("            raise AbortError(f\"{len(live)} consistency signatures, quorum {self.config.quorum}\")",
+     "            pass",
+     "server: fewer consistency signatures than the quorum accepted")
+    ("        if len(live) < self.config.quorum:\n            raise AbortError(f\"{len(live)} consistency",
+     "        if len(live) < self.config.quorum - 1:\n            raise AbortError(f\"{len(live)} consistency",
+     "server: quorum-1 consistency signatures accepted")
+    ("            if len(live) < self.config.quorum:\n                raise AbortError(f\"{len(live)} masked inputs",
+     "            if len(live) < self.config.quorum - 1:\n                raise AbortError(f\"{len(live)} masked inputs",
+     "server: quorum-1 masked inputs go on to the consistency round")
+    ("            if keycheck.is_low_order(key):",
+     "            if False:",
+     "server: low-order advertised key accepted")
+    ("            if owner is not None:",
+     "            if False:",
+     "server: a copied advertised key accepted")
+    ("        if msg.c_public == msg.s_public:",
+     "        if False:",
+     "server: the same key advertised twice accepted")
+    ("        if got != want or len(msg.shares) != len(want):",
+     "        if not got <= want:",
+     "server: a client sharing with too few neighbours accepted")
+    ("            if r.share.index != idx or r.share.threshold != cfg.threshold:",
+     "            if r.share.index != idx:",
+     "server: threshold of a revealed share unchecked")
+    ("            if s_priv.public_key().to_bytes() != self._keys[v].s_public:",
+     "            if False:",
+     "server: reconstructed mask key not checked against its advertisement")
+    ("        if u in self._got:\n            raise ProtocolError(f\"duplicate",
+     "        if False:\n            raise ProtocolError(f\"duplicate",
+     "server: duplicate message accepted")
+    ("            k = len(cfg.neighbours[v] & holders)",
+     "            k = len(cfg.neighbours[v] | holders)",
+     "server: holders of a dropped client's shares over-counted")
+    ("        groups = [sorted(g, key=lambda s: s.index)[:t] for g in groups]",
+     "        groups = [sorted(g, key=lambda s: s.index)[:t - 1] for g in groups]",
+     "server: reconstruct from t-1 shares")
+).out
+
+# -- protocols/paillier_sum ----------------------------------------------------------
+
+_paillier = (
+    _m("protocols/paillier_sum/parties.py")
+    ("    if len(msg.included) < config.min_clients:",
+     "    if len(msg.included) < config.min_clients - 1:",
+     "a sum of min_clients-1 inputs decrypted")
+    ("    if vec.summands != len(msg.included):",
+     "    if vec.summands < len(msg.included):",
+     "a sum of more summands than named clients decrypted")
+    ("    if extra:\n        raise ProtocolError(f\"the sum names clients outside",
+     "    if False:\n        raise ProtocolError(f\"the sum names clients outside",
+     "a sum naming clients outside the round decrypted")
+    ("    if vec.layout != layout:",
+     "    if False:",
+     "a sum under another packing layout decrypted")
+    ("    if setup.layout != expected:",
+     "    if False:",
+     "a setup with another packing layout accepted")
+    ("already received the setup\")\n"
+     "        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:",
+     "already received the setup\")\n        if False:",
+     "a setup under an unexpected public key accepted")
+    ("        if msg.sender != KEY_HOLDER:",
+     "        if False:",
+     "a setup from someone other than the key holder accepted")
+    ("        if v.size and int(np.abs(v.astype(np.int64)).max()) > q.max_int:",
+     "        if v.size and int(np.abs(v.astype(np.int64)).max()) > 2 * q.max_int:",
+     "integer inputs past the largest |v| accepted")
+).out
+
+# -- dp ------------------------------------------------------------------------------
+
+_dp_ledger = (
+    _m("dp/ledger.py")
+    ("        self.entries.append(LedgerEntry(seg, round))",
+     "        pass",
+     "a charge records nothing")
+    ("            <= self.epsilon_budget\n        )",
+     "            <= 2 * self.epsilon_budget\n        )",
+     "exact budget check against twice the budget")
+    ("        ok = quick_upper_bound(merged, self.delta) <= self.epsilon_budget or (",
+     "        ok = quick_upper_bound(merged, self.delta) >= 0 or (",
+     "quick bound accepts everything")
+    ("            if self._cleared.get(key, -1) >= s.steps:",
+     "            if self._cleared.get(key, -1) >= 0:",
+     "cleared-budget cache ignores the step count")
+    ("        return max(0.0, self.epsilon_budget - self.spent().epsilon)",
+     "        return self.epsilon_budget",
+     "remaining ignores what was spent")
+    ("        if math.isnan(b) or b <= 0:",
+     "        if math.isnan(b) or b < 0:",
+     "a budget of 0 accepted")
+).out
+
+_dp_local = (
+    _m("dp/local.py")
+    ("        self.ledger.charge(self.sample_rate, self.noise_multiplier, t, round=round)",
+     "        pass",
+     "train_round charges nothing")
+    ("            if self._steps_granted <= 0:",
+     "            if self._steps_granted < 0:",
+     "one optimizer step past the charged ones allowed")
+    ("        if not (math.isfinite(c) and c > 0):",
+     "        if not (math.isfinite(c) and c >= 0):",
+     "max_grad_norm 0 accepted")
+).out
+
+_dp_client_level = (
+    _m("dp/client_level.py")
+    ("            self.ledger.charge(self.client_rate, self.noise_multiplier, 1, round=round)",
+     "            pass",
+     "client-level round charges nothing")
+).out
+
+_dp_distributed = (
+    _m("dp/distributed.py")
+    ("    honest = base.min_survivors - base.colluding_clients",
+     "    honest = base.min_survivors",
+     "colluding clients' noise shares counted as honest")
+    ("    if min_survivors - colluding < 1:",
+     "    if min_survivors - colluding < 0:",
+     "no honest noise share accepted")
+    ("        if not (0.0 < self.sample_rate <= 1.0):",
+     "        if not (0.0 <= self.sample_rate <= 1.0):",
+     "sample rate 0 accepted")
+).out
+
+# -- the testing kit -----------------------------------------------------------------
+
+_kit = (
+    _m("protocols/testing/checks.py")
+    ("        if d.state_changed:\n            return f\"refused",
+     "        if False:\n            return f\"refused",
+     "a refused message that changed its receiver counted as contained")
+    ("    if not np.all(err <= slack):",
+     "    if not np.any(err <= slack):",
+     "a sum wrong in some coordinates passes")
+    ("    except Exception as exc:\n        error = exc\n    else:\n        fail(prop, spec, scenario, f\"returned an output (included",
+     "    except Exception as exc:\n        return exc  # type: ignore[return-value]\n    else:\n        fail(prop, spec, scenario, f\"returned an output (included",
+     "assert_aborts accepts any exception as an abort")
+    ("        if len(by_kind) > 1:",
+     "        if len(by_kind) > 2:",
+     "double reveal never caught")
+    ("    if frozenset(result.included) != want:",
+     "    if False:",
+     "wrong included set passes")
+    ("        if raw.shape != exact.shape or not np.array_equal(raw.astype(exact.dtype), exact):",
+     "        if raw.shape != exact.shape:",
+     "a wrong raw sum passes")
+    ("        if not isinstance(d.error, refusals):",
+     "        if False:",
+     "a refusal with any exception counted as contained")
+).out
+
+_kit_props = (
+    _m("protocols/testing/properties.py")
+    ("            if run.result is not None or not run.aborted:",
+     "            if run.result is not None:",
+     "abort property stops requiring the parties to end aborted")
+).out
+
 #: Every target: its name, the test files that exercise it, its mutants.
 TARGETS: tuple[Target, ...] = (
     Target("encoding", ("tests/test_encoding.py",), tuple(_enc)),
@@ -459,6 +855,24 @@ TARGETS: tuple[Target, ...] = (
     Target("sign", ("tests/test_kex_aead_sign.py",), tuple(_sign)),
     Target("util", ("tests/test_encoding.py", "tests/test_shamir.py",
                     "tests/test_kex_aead_sign.py", "tests/test_prg.py"), tuple(_util)),
+    Target("sa-binding", _SA_TESTS, tuple(_sa_binding + _sa_fresh + _sa_keycheck)),
+    Target("sa-config", _SA_TESTS, tuple(_sa_config + _sa_partition)),
+    Target("sa-messages", _SA_TESTS, tuple(_sa_messages)),
+    Target("sa-client", _SA_TESTS, tuple(_sa_client)),
+    Target("sa-server", _SA_TESTS, tuple(_sa_server)),
+    Target("paillier", ("tests/test_paillier_sum.py", "tests/test_mutation_kills_paillier.py"),
+           tuple(_paillier)),
+    Target("dp-ledger", ("tests/test_dp_ledger.py", "tests/test_dp_budget_cli.py"),
+           tuple(_dp_ledger)),
+    Target("dp-local", ("tests/test_dp_local.py",), tuple(_dp_local)),
+    Target("dp-central", ("tests/test_dp_client_level.py", "tests/test_fedavg_dp.py"),
+           tuple(_dp_client_level)),
+    Target("dp-distributed", ("tests/test_dp_distributed.py",
+                              "tests/test_dp_distributed_accounting.py",
+                              "tests/test_mutation_kills_dp.py"), tuple(_dp_distributed)),
+    Target("kit", ("tests/test_testing_kit_units.py", "tests/test_testing_kit_checks_planted.py",
+                   "tests/test_testing_kit_planted.py", "tests/test_mutation_kills_kit.py"),
+           tuple(_kit + _kit_props)),
 )
 
 
@@ -606,6 +1020,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", action="append", choices=names,
                     help="run only this target (repeatable); default all")
+    ap.add_argument("--match", action="append", metavar="TEXT",
+                    help="run only the mutants whose description contains TEXT "
+                         "(repeatable), for example to recheck survivors")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds per test run before the mutant counts as killed "
                          "(default: 5 times the unmutated run, at least 30)")
@@ -616,6 +1033,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quiet", action="store_true", help="print only the summary")
     args = ap.parse_args(argv)
     targets = [t for t in TARGETS if not args.target or t.name in args.target]
+    if args.match:
+        targets = [Target(t.name, t.tests, keep) for t in targets
+                   if (keep := tuple(m for m in t.mutants
+                                     if any(x in m.why for x in args.match)))]
     if args.list:
         for t in targets:
             print(f"[{t.name}] tests: {' '.join(t.tests)}")
