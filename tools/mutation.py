@@ -739,12 +739,21 @@ _paillier = (
     ("    if vec.layout != layout:",
      "    if False:",
      "a sum under another packing layout decrypted")
-    ("    if setup.layout != expected:",
-     "    if False:",
+    ("    if setup.layout != expected:\n        raise ProtocolError(\n"
+     "            f\"the announced packing layout {setup.layout} differs from the round's "
+     "{expected}\"\n        )",
+     "    if False:\n        raise ProtocolError(\n"
+     "            f\"the announced packing layout {setup.layout} differs from the round's "
+     "{expected}\"\n        )",
      "a setup with another packing layout accepted")
     ("already received the setup\")\n"
-     "        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:",
-     "already received the setup\")\n        if False:",
+     "        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:\n"
+     "            raise ProtocolError(\"the announced public key is not the expected one\")\n"
+     "        layout = _check_setup(",
+     "already received the setup\")\n"
+     "        if False:\n"
+     "            raise ProtocolError(\"the announced public key is not the expected one\")\n"
+     "        layout = _check_setup(",
      "a setup under an unexpected public key accepted")
     ("        if msg.sender != KEY_HOLDER:",
      "        if False:",
