@@ -48,8 +48,6 @@ pseudorandom).
 from __future__ import annotations
 
 import math
-import os
-import threading
 from collections.abc import Callable
 from fractions import Fraction
 from typing import Final
@@ -94,32 +92,21 @@ class DiscreteRandom:
     """
 
     def __init__(self, seed: bytes | None = None) -> None:
-        if seed is None:
-            seed = os.urandom(32)
-        if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
-            raise ParameterError("seed must be 32 bytes")
-        self._seed = bytes(seed)
-        self._counter = 0
-        self._lock = threading.Lock()
-        #: 64-bit words drawn so far
-        self.words_drawn = 0
+        from secagg.prg import WordStream
+
+        self._stream = WordStream(seed, _LABEL)
+
+    @property
+    def words_drawn(self) -> int:
+        """64-bit words drawn so far."""
+        return self._stream.words_drawn
 
     def __repr__(self) -> str:  # never show the seed
         return f"DiscreteRandom(words_drawn={self.words_drawn})"
 
     def words(self, n: int) -> npt.NDArray[np.uint64]:
         """``n`` uniform 64-bit words from a fresh keystream label."""
-        from secagg import prg
-
-        if n < 0:
-            raise ParameterError(f"n={n} must be >= 0")
-        with self._lock:
-            label = _LABEL + self._counter.to_bytes(8, "big")
-            self._counter += 1
-            self.words_drawn += n
-        if n == 0:
-            return np.zeros(0, dtype=np.uint64)
-        return np.asarray(prg.expand(self._seed, n, dtype=np.uint64, label=label), np.uint64)
+        return self._stream.words(n)
 
     def word(self) -> int:
         """One uniform 64-bit word as a Python int (the exact fallback path)."""

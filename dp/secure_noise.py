@@ -24,9 +24,7 @@ is ever reused within one seed.
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -72,30 +70,20 @@ class CryptoRandom:
     """
 
     def __init__(self, seed: bytes | None = None) -> None:
-        if seed is None:
-            seed = os.urandom(32)
-        if not isinstance(seed, (bytes, bytearray)) or len(seed) != 32:
-            raise ParameterError("seed must be 32 bytes")
-        self._seed = bytes(seed)
-        self._counter = 0
-        self._lock = threading.Lock()
-        #: number of 64-bit words drawn so far (lets tests check it is used)
-        self.words_drawn = 0
+        from secagg.prg import WordStream
+
+        self._stream = WordStream(seed, _LABEL)
+
+    @property
+    def words_drawn(self) -> int:
+        """Number of 64-bit words drawn so far (lets tests check it is used)."""
+        return self._stream.words_drawn
 
     def __repr__(self) -> str:  # never show the seed
         return f"CryptoRandom(words_drawn={self.words_drawn})"
 
     def _words(self, n: int) -> npt.NDArray[np.uint64]:
-        from secagg import prg
-
-        with self._lock:
-            label = _LABEL + self._counter.to_bytes(8, "big")
-            self._counter += 1
-            self.words_drawn += n
-        if n == 0:
-            return np.zeros(0, dtype=np.uint64)
-        words = prg.expand(self._seed, n, dtype=np.uint64, label=label)
-        return np.asarray(words, dtype=np.uint64)
+        return self._stream.words(n)
 
     def uniform(self, n: int) -> npt.NDArray[np.float64]:
         """``n`` independent uniforms on [0, 1), each with 53 random bits."""

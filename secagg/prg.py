@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from functools import lru_cache
 
 import numpy as np
@@ -33,7 +34,15 @@ from ._util import check_bytes, check_int
 from .errors import ParameterError
 from .profiling import CRYPTO, HOT_PATH, timed
 
-__all__ = ["SEED_BYTES", "counter_block", "expand", "expand_into", "fresh_seed", "keystream"]
+__all__ = [
+    "SEED_BYTES",
+    "WordStream",
+    "counter_block",
+    "expand",
+    "expand_into",
+    "fresh_seed",
+    "keystream",
+]
 
 SEED_BYTES = 32
 _DOMAIN = b"secagg/prg/v1"
@@ -154,3 +163,45 @@ def expand_into(
         np.subtract(out, mask, out=out)
     else:
         np.add(out, mask, out=out)
+
+
+class WordStream:
+    """Uniform 64-bit words from AES-256-CTR under one secret seed: draw number
+    ``i`` is the keystream of label ``prefix || i`` (8-byte big-endian), so
+    every draw is a fresh, independent stream. Thread-safe.
+
+    Args:
+        seed: 32 secret bytes; ``None`` draws them from ``os.urandom``. Whoever
+            knows the seed can reproduce every word (pass one only in tests).
+        prefix: domain-separation label of this stream's user.
+    """
+
+    def __init__(self, seed: bytes | None, prefix: bytes) -> None:
+        if seed is None:
+            seed = os.urandom(SEED_BYTES)
+        if not isinstance(seed, (bytes, bytearray)) or len(seed) != SEED_BYTES:
+            raise ParameterError(f"seed must be {SEED_BYTES} bytes")
+        self._seed = bytes(seed)
+        self._prefix = check_bytes("prefix", prefix)
+        self._counter = 0
+        self._lock = threading.Lock()
+        #: 64-bit words drawn so far
+        self.words_drawn = 0
+
+    def __repr__(self) -> str:  # never show the seed
+        return f"WordStream(words_drawn={self.words_drawn})"
+
+    def words(self, n: int) -> npt.NDArray[np.uint64]:
+        """``n >= 0`` uniform 64-bit words from the next label."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+            raise ParameterError(f"n must be an int, got {type(n).__name__}")
+        n = int(n)
+        if n < 0:
+            raise ParameterError(f"n={n} must be >= 0")
+        with self._lock:
+            label = self._prefix + self._counter.to_bytes(8, "big")
+            self._counter += 1
+            self.words_drawn += n
+        if n == 0:
+            return np.zeros(0, dtype=np.uint64)
+        return np.asarray(expand(self._seed, n, dtype=np.uint64, label=label), dtype=np.uint64)

@@ -156,3 +156,26 @@ def test_keystream_refuses_bad_arguments():
                    {"key": bytes(32), "nbytes": 4, "counter_block": "x" * 16}):
         with pytest.raises(ParameterError):
             prg.keystream(**kwargs)
+
+
+def test_word_stream_draws_a_fresh_label_per_call():
+    seed = bytes(range(32))
+    ws = prg.WordStream(seed, b"pfx/")
+    first, second = ws.words(5), ws.words(3)
+    want0 = prg.expand(seed, 5, dtype=np.uint64, label=b"pfx/" + (0).to_bytes(8, "big"))
+    want1 = prg.expand(seed, 3, dtype=np.uint64, label=b"pfx/" + (1).to_bytes(8, "big"))
+    assert np.array_equal(first, want0) and np.array_equal(second, want1)
+    assert ws.words_drawn == 8 and ws.words(0).shape == (0,)
+    assert seed.hex() not in repr(ws) and "WordStream" in repr(ws)
+    # another prefix is another stream
+    assert not np.array_equal(prg.WordStream(seed, b"other/").words(5), first)
+
+
+def test_word_stream_refuses_bad_arguments():
+    with pytest.raises(ParameterError):
+        prg.WordStream(b"short", b"p")
+    ws = prg.WordStream(None, b"p")
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ParameterError):
+            ws.words(bad)
+    assert ws.words(np.int64(2)).shape == (2,)
