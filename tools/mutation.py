@@ -807,6 +807,42 @@ _dp_client_level = (
      "client-level round charges nothing")
 ).out
 
+_dp_accounting = (
+    _m("dp/accounting.py")
+    ("    if not (math.isfinite(v) and 0.0 < v <= 1.0):\n        raise ParameterError(f\"{name}={q!r} is outside (0, 1]\")",
+     "    if not (math.isfinite(v) and 0.0 <= v <= 1.0):\n        raise ParameterError(f\"{name}={q!r} is outside (0, 1]\")",
+     "sample rate 0 accepted")
+    ("    if not math.isfinite(s) or s < 0.0:\n        raise ParameterError(f\"noise_multiplier={sigma!r}",
+     "    if s < 0.0:\n        raise ParameterError(f\"noise_multiplier={sigma!r}",
+     "infinite noise multiplier accepted")
+    ("        if 0.0 < s < MIN_NOISE_MULTIPLIER:",
+     "        if 0.0 < s < MIN_NOISE_MULTIPLIER / 10:",
+     "noise below the accountable floor accounted")
+    ("    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:",
+     "    if isinstance(steps, bool) or steps < 0:",
+     "fractional step counts accepted")
+    ("    if not (math.isfinite(d) and 0.0 < d < 1.0):\n        raise ParameterError(f\"delta={delta!r} is outside (0, 1)\")",
+     "    if not (math.isfinite(d) and 0.0 < d <= 1.0):\n        raise ParameterError(f\"delta={delta!r} is outside (0, 1)\")",
+     "delta 1 accepted")
+    ("    if d < MIN_DELTA:",
+     "    if d < MIN_DELTA / 1e6:",
+     "a delta too small to account for accepted")
+    ("        if d >= 1.0 / n:",
+     "        if d > 1.0 / n:",
+     "delta exactly 1/N passes without a warning")
+    ("    if points > MAX_GRID_POINTS:\n        raise AccountantLimitError(",
+     "    if False:\n        raise AccountantLimitError(",
+     "PRV grid past its bound attempted")
+    ("        return 0.0\n    if any(s.noise_multiplier == 0.0 for s in history):\n"
+     "        return math.inf\n    # epsilon is >= 0",
+     "        return 0.0\n    if any(s.noise_multiplier == 0.0 for s in history):\n"
+     "        return 0.0\n    # epsilon is >= 0",
+     "no noise reported as no privacy loss")
+    ("    return max(0.0, _BACKENDS[accountant](history, delta))",
+     "    return _BACKENDS[accountant](history, delta)",
+     "negative epsilon released at large delta")
+).out
+
 _dp_distributed = (
     _m("dp/distributed.py")
     ("    honest = base.min_survivors - base.colluding_clients",
@@ -876,6 +912,8 @@ TARGETS: tuple[Target, ...] = (
     Target("dp-local", ("tests/test_dp_local.py",), tuple(_dp_local)),
     Target("dp-central", ("tests/test_dp_client_level.py", "tests/test_fedavg_dp.py"),
            tuple(_dp_client_level)),
+    Target("dp-accounting", ("tests/test_dp_accounting.py", "tests/test_mutation_kills_dp.py"),
+           tuple(_dp_accounting)),
     Target("dp-distributed", ("tests/test_dp_distributed.py",
                               "tests/test_dp_distributed_accounting.py",
                               "tests/test_mutation_kills_dp.py"), tuple(_dp_distributed)),
