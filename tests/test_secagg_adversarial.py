@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from secagg_parties import MessageParty
+from secagg_parties import MessageParty, WiredParties
 
 from protocols.secagg import (
     AdvertiseKeys,
@@ -40,7 +40,7 @@ from secagg.sign import SigningKey
 _Messages = MessageParty  # the parties' verbs, as message objects
 
 
-class Net:
+class Net(WiredParties):
     """Real parties wired through the codec; tests intercept and forge messages."""
 
     def __init__(self, n: int = 6, *, mode: str = "semi-honest", degree: int | None = None,
@@ -58,31 +58,6 @@ class Net:
                                       input=self.xs[u])) for u in ids}
         self.server: Any = _Messages(SecAggServer(self.cfg))
 
-    def wire(self, m: Message) -> Message:
-        return decode(encode(m, self.cfg), self.cfg)
-
-    def start(self) -> list[Message]:
-        out: list[Message] = []
-        for c in self.clients.values():
-            for m in c.start():
-                out += self.server.handle(self.wire(m))
-        return out
-
-    def to_clients(self, msgs: list[Message], skip: tuple[int, ...] = ()) -> list[Message]:
-        return [r for m in msgs if m.receiver not in skip
-                for r in self.clients[m.receiver].handle(self.wire(m))]
-
-    def to_server(self, msgs: list[Message]) -> list[Message]:
-        out: list[Message] = []
-        rnd = self.server.round
-        for m in msgs:
-            out += self.server.handle(self.wire(m))
-        if self.server.round == rnd:  # someone did not answer: time is up
-            out += self.server.close_round()
-        return out
-
-    def step(self, msgs: list[Message], skip: tuple[int, ...] = ()) -> list[Message]:
-        return self.to_server(self.to_clients(msgs, skip))
 
     def held_share_bytes(self, u: int) -> list[bytes]:
         return [s.to_bytes() for pair in self.clients[u]._held.values() for s in pair]

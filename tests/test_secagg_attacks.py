@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from secagg_parties import MessageParty
+from secagg_parties import MessageParty, WiredParties
 
 from protocols.secagg import (
     AdvertiseKeys,
@@ -35,8 +35,6 @@ from protocols.secagg import (
     UnmaskRequest,
     UnmaskResponse,
     binding,
-    decode,
-    encode,
     partition,
 )
 from protocols.secagg.graph import ring_order
@@ -74,7 +72,7 @@ class _Restarting(_Messages):
         return super().handle(msg)
 
 
-class Run:
+class Run(WiredParties):
     """One run of a configuration: fresh clients (same identities) and a server.
     With ``restart`` every client is saved and restored before each message;
     ``target`` is every client's :class:`partition.SecurityTarget`."""
@@ -89,31 +87,6 @@ class Run:
             self.clients[u] = _Restarting(c, keys.get(u)) if restart else _Messages(c)
         self.server: Any = _Messages(SecAggServer(cfg))
 
-    def wire(self, m: Message) -> Message:
-        return decode(encode(m, self.cfg), self.cfg)
-
-    def start(self) -> list[Message]:
-        out: list[Message] = []
-        for c in self.clients.values():
-            for m in c.start():
-                out += self.server.handle(self.wire(m))
-        return out
-
-    def to_clients(self, msgs: list[Message], skip: tuple[int, ...] = ()) -> list[Message]:
-        return [r for m in msgs if m.receiver not in skip
-                for r in self.clients[m.receiver].handle(self.wire(m))]
-
-    def to_server(self, msgs: list[Message]) -> list[Message]:
-        out: list[Message] = []
-        rnd = self.server.round
-        for m in msgs:
-            out += self.server.handle(self.wire(m))
-        if self.server.round == rnd:
-            out += self.server.close_round()
-        return out
-
-    def step(self, msgs: list[Message], skip: tuple[int, ...] = ()) -> list[Message]:
-        return self.to_server(self.to_clients(msgs, skip))
 
 
 def _malicious(n: int, *, threshold: int, degree: int | None = None,

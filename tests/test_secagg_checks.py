@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from secagg_parties import MessageParty
+from secagg_parties import MessageParty, WiredParties
 
 from protocols.secagg import (
     AdvertiseKeys,
@@ -48,7 +48,7 @@ from secagg.sign import SigningKey
 _Messages = MessageParty  # the parties' verbs, as message objects
 
 
-class Party:
+class Party(WiredParties):
     """Real clients and a server for one configuration."""
 
     def __init__(self, cfg: SecAggConfig, keys: dict[int, SigningKey]) -> None:
@@ -61,22 +61,11 @@ class Party:
             for u in cfg.client_ids}
         self.server: Any = _Messages(SecAggServer(cfg))
 
-    def wire(self, m: Message) -> Message:
-        return decode(encode(m, self.cfg), self.cfg)
-
     def replies(self, msgs: list[Message], only: set[int] | None = None) -> list[Message]:
         return [r for m in msgs if only is None or m.receiver in only
                 for r in self.clients[m.receiver].handle(self.wire(m))]
 
-    def deliver(self, msgs: list[Message]) -> list[Message]:
-        """Hand ``msgs`` to the server; close the round if it is still open."""
-        out: list[Message] = []
-        rnd = self.server.round
-        for m in msgs:
-            out += self.server.handle(self.wire(m))
-        if self.server.round == rnd:
-            out += self.server.close_round()
-        return out
+    deliver = WiredParties.to_server
 
 
 def _keys(n: int) -> dict[int, SigningKey]:
