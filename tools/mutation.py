@@ -739,12 +739,8 @@ _paillier = (
     ("    if vec.layout != layout:",
      "    if False:",
      "a sum under another packing layout decrypted")
-    ("    if setup.layout != expected:\n        raise ProtocolError(\n"
-     "            f\"the announced packing layout {setup.layout} differs from the round's "
-     "{expected}\"\n        )",
-     "    if False:\n        raise ProtocolError(\n"
-     "            f\"the announced packing layout {setup.layout} differs from the round's "
-     "{expected}\"\n        )",
+    ("    if layout != expected:\n        raise ProtocolError(",
+     "    if False:\n        raise ProtocolError(",
      "a setup with another packing layout accepted")
     ("already received the setup\")\n"
      "        if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:\n"

@@ -132,14 +132,22 @@ def _check_sum_request(
 def _check_setup(config: PaillierSumConfig, setup: PublicSetup,
                  insecure: bool) -> paillier.PackingLayout:
     """The layout a setup must carry; raise if it carries another."""
+    return _expected_layout(config, setup.public_key, setup.layout, insecure, "public setup")
+
+
+def _expected_layout(config: PaillierSumConfig, public_key: Any,
+                     layout: paillier.PackingLayout, insecure: bool,
+                     what: str) -> paillier.PackingLayout:
+    """The round's packing layout under ``public_key`` (checked: size, form);
+    raise if the announced ``layout`` is another."""
     try:
-        paillier.check_public_key(setup.public_key, insecure_allow_small_key_for_tests=insecure)
-        expected = config.packing(setup.public_key, insecure_allow_small_key_for_tests=insecure)
+        paillier.check_public_key(public_key, insecure_allow_small_key_for_tests=insecure)
+        expected = config.packing(public_key, insecure_allow_small_key_for_tests=insecure)
     except ParameterError as exc:
-        raise ProtocolError(f"refusing the public setup: {exc}") from exc
-    if setup.layout != expected:
+        raise ProtocolError(f"refusing the {what}: {exc}") from exc
+    if layout != expected:
         raise ProtocolError(
-            f"the announced packing layout {setup.layout} differs from the round's {expected}"
+            f"the announced packing layout {layout} differs from the round's {expected}"
         )
     return expected
 
@@ -161,15 +169,7 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
         raise ProtocolError(
             f"the threshold key is {key.threshold}-of-{key.parties}; the round's committee "
             f"is {config.decrypt_threshold}-of-{len(config.committee)}")
-    try:
-        paillier.check_public_key(key.public_key, insecure_allow_small_key_for_tests=insecure)
-        expected = config.packing(key.public_key, insecure_allow_small_key_for_tests=insecure)
-    except ParameterError as exc:
-        raise ProtocolError(f"refusing the threshold setup: {exc}") from exc
-    if setup.layout != expected:
-        raise ProtocolError(
-            f"the announced packing layout {setup.layout} differs from the round's {expected}")
-    return expected
+    return _expected_layout(config, key.public_key, setup.layout, insecure, "threshold setup")
 
 
 class FaultyDecryptorError(tp.PartialDecryptionError):
