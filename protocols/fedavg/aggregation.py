@@ -130,13 +130,17 @@ class SecureSum:
             AbortError: fewer than :attr:`min_clients` clients would be summed,
                 or the protocol aborted.
         """
-        alive = len(frozenset(inputs) - dropped)
-        if alive < self.min_clients:
-            raise AbortError(
-                f"only {alive} clients reached the {self.name} sum; "
-                f"at least {self.min_clients} are needed"
-            )
+        self._require(inputs, dropped, self.min_clients, "")
         return self._run(inputs, dropped, round_idx)
+
+    def _require(self, inputs: Mapping[int, Any], dropped: frozenset[int], need: int,
+                 why: str) -> None:
+        """Abort before any protocol work when fewer than ``need`` clients remain."""
+        alive = len(frozenset(inputs) - dropped)
+        if alive < need:
+            raise AbortError(
+                f"only {alive} clients reached the {self.name} sum; at least {need} are "
+                f"needed{why}")
 
     def _run(
         self,
@@ -172,11 +176,7 @@ class SecureSum:
                 is not ``uint32``.
         """
         t = self.threshold(len(inputs))
-        alive = len(frozenset(inputs) - dropped)
-        if alive < max(t, self.min_clients):
-            raise AbortError(
-                f"only {alive} clients reached the {self.name} sum; at least "
-                f"{max(t, self.min_clients)} are needed (threshold)")
+        self._require(inputs, dropped, max(t, self.min_clients), " (threshold)")
         return self._run_integer(inputs, dropped, round_idx)
 
     def _run_integer(
