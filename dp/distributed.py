@@ -141,12 +141,15 @@ def hadamard(x: npt.ArrayLike) -> FloatArray:
     Sylvester matrices (``m_i <= 32``; four factors at ``D = 2^20``). Viewing
     the vector as an ``m_1 x R`` matrix ``X``, ``H_{m_1} X`` transforms the
     leading index; writing the product transposed (``R x m_1``) moves that
-    index last, so ``k`` BLAS matrix products, each one pass over the data,
-    apply every factor and restore the order. The ``1/√D`` is folded into
-    the first factor. Float rounding only: the result equals the exact
-    transform within a few ulps times ``log2 D`` relative to ``‖x‖``, and
-    privacy never depends on it (the encoder checks the rounded integer
-    vector's norm exactly).
+    index last, so ``k`` matrix products, each one pass over the data, apply
+    every factor and restore the order. Each product is one stacked
+    ``matmul`` over column blocks of at most ``2^17 / m^2`` columns: small
+    enough that a threaded BLAS runs every block on the calling thread
+    (threaded products stall badly when other processes hold the cores).
+    The ``1/√D`` is folded into the first factor. Float rounding only: the
+    result equals the exact transform within a few ulps times ``log2 D``
+    relative to ``‖x‖``, and privacy never depends on it (the encoder checks
+    the rounded integer vector's norm exactly).
     """
     a = np.asarray(x, dtype=np.float64)
     n = a.shape[0] if a.ndim == 1 else 0
@@ -159,11 +162,17 @@ def hadamard(x: npt.ArrayLike) -> FloatArray:
     bufs = [np.empty(n, dtype=np.float64) for _ in range(min(2, len(factors)))]
     for i, bits in enumerate(factors):
         m = 1 << bits
+        rest = n // m
+        width = min(rest, 1 << max(0, 17 - 2 * bits))  # columns per block
+        blocks = rest // width
         h = _sylvester(bits)
         if i == 0:
             h = h * (1.0 / math.sqrt(n))
         dst = bufs[i % len(bufs)]
-        np.matmul(h, src.reshape(m, n // m), out=dst.reshape(n // m, m).T)
+        # block b: H (m x m) times columns [b w, (b+1) w) of X (m x rest),
+        # written as rows [b w, (b+1) w) of the (rest x m) result
+        np.matmul(h, src.reshape(m, blocks, width).transpose(1, 0, 2),
+                  out=dst.reshape(blocks, width, m).transpose(0, 2, 1))
         src = dst
     return src
 
