@@ -234,7 +234,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", help="JSON output path (default bench-results/distributed_dp.json)")
     args = ap.parse_args(argv)
     dims = [10**5] if args.quick else [10**5, 10**6]
-    repeat = 2 if args.quick else 7
+    repeat = 3 if args.quick else 15
     load_before = os.getloadavg()
     bit_list = [8, 12, 16, 20] if args.quick else list(range(8, 21))
     s_rows = _sampler_rows(dims, repeat)

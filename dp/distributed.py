@@ -532,10 +532,6 @@ class EncodedUpdate:
     rounding_attempts: int
 
 
-def _uniforms(rng: discrete.DiscreteRandom, n: int) -> FloatArray:
-    return (rng.words(n) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 def encode(
     params: DistributedDPParams,
     update: npt.ArrayLike,
@@ -577,17 +573,24 @@ def encode(
         padded *= params.l2_clip / norm
     y = rotate(padded, seed)
     y *= params.scale
-    floor = np.floor(y)
-    frac = y - floor
-    base = floor.astype(np.int64)
+    base_f = np.floor(y)
+    base = base_f.astype(np.int64)
+    # round up where U < frac for U = u / 2^53 (u the top 53 bits of a word):
+    # u / 2^53 < frac iff u < frac * 2^53, both sides exact in float64
+    y -= base_f
+    y *= 2.0**53
+    threshold = y
+    del base_f
     bound = Fraction(params.l2_sensitivity) ** 2
     attempts = 0
     for _ in range(MAX_ROUNDING_ATTEMPTS):
         attempts += 1
-        z = base + (_uniforms(src, d_pad) < frac)
+        u = src.words(d_pad)
+        u >>= np.uint64(11)
+        z = base + (u < threshold)
         # exact in int64: the norm of z is at most 2^30 + 2^15 (scaled norm <= 2^30,
         # rounding moves each of <= 2^30 coordinates by < 1), so the sum is < 2^61
-        if Fraction(int(np.square(z).sum())) <= bound:
+        if Fraction(int(np.dot(z, z))) <= bound:
             break
     else:  # pragma: no cover - probability below beta^1000
         raise EncodingError(
