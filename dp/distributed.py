@@ -44,6 +44,7 @@ bounds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -111,23 +112,69 @@ def rotation_seed(context: bytes, round_index: int) -> bytes:
     return h.digest()
 
 
+#: the largest Kronecker factor of the Hadamard transform is 2^_FACTOR_BITS
+_FACTOR_BITS: Final = 5
+
+
+@functools.cache
+def _sylvester(bits: int) -> FloatArray:
+    """The ``2^bits x 2^bits`` Sylvester Hadamard matrix (entries ±1), read-only."""
+    h = np.ones((1, 1), dtype=np.float64)
+    for _ in range(bits):
+        h = np.block([[h, h], [h, -h]])
+    h.setflags(write=False)
+    return h
+
+
+def _factor_bits(log_n: int) -> list[int]:
+    """Split ``log_n`` into as few parts of at most ``_FACTOR_BITS`` as
+    possible, sizes differing by at most one."""
+    parts = -(-log_n // _FACTOR_BITS)
+    return [log_n // parts + (i < log_n % parts) for i in range(parts)] if parts else []
+
+
 def hadamard(x: npt.ArrayLike) -> FloatArray:
     """The orthonormal Walsh-Hadamard transform ``H x / √D`` of a float64
-    vector whose length ``D`` is a power of two (its own inverse)."""
-    a = np.array(x, dtype=np.float64)
-    n = a.shape[0]
+    vector whose length ``D`` is a power of two (its own inverse).
+
+    ``H_D`` is the Kronecker product ``H_{m_1} ⊗ ... ⊗ H_{m_k}`` of small
+    Sylvester matrices (``m_i <= 32``; four factors at ``D = 2^20``). Viewing
+    the vector as an ``m_1 x R`` matrix ``X``, ``H_{m_1} X`` transforms the
+    leading index; writing the product transposed (``R x m_1``) moves that
+    index last, so ``k`` matrix products, each one pass over the data, apply
+    every factor and restore the order. Each product is one stacked
+    ``matmul`` over column blocks of at most ``2^17 / m^2`` columns: small
+    enough that a threaded BLAS runs every block on the calling thread
+    (threaded products stall badly when other processes hold the cores).
+    The ``1/√D`` is folded into the first factor. Float rounding only: the
+    result equals the exact transform within a few ulps times ``log2 D``
+    relative to ``‖x‖``, and privacy never depends on it (the encoder checks
+    the rounded integer vector's norm exactly).
+    """
+    a = np.asarray(x, dtype=np.float64)
+    n = a.shape[0] if a.ndim == 1 else 0
     if a.ndim != 1 or n < 1 or n & (n - 1):
         raise ParameterError(f"length {n} must be a power of two (1-D)")
-    b = np.empty_like(a)
-    h = 1
-    while h < n:
-        av, bv = a.reshape(-1, 2, h), b.reshape(-1, 2, h)
-        np.add(av[:, 0, :], av[:, 1, :], out=bv[:, 0, :])
-        np.subtract(av[:, 0, :], av[:, 1, :], out=bv[:, 1, :])
-        a, b = b, a
-        h *= 2
-    a *= 1.0 / math.sqrt(n)
-    return a
+    factors = _factor_bits(n.bit_length() - 1)
+    if not factors:
+        return a * 1.0  # a fresh copy: D = 1, H = [1]
+    src = np.ascontiguousarray(a)
+    bufs = [np.empty(n, dtype=np.float64) for _ in range(min(2, len(factors)))]
+    for i, bits in enumerate(factors):
+        m = 1 << bits
+        rest = n // m
+        width = min(rest, 1 << max(0, 17 - 2 * bits))  # columns per block
+        blocks = rest // width
+        h = _sylvester(bits)
+        if i == 0:
+            h = h * (1.0 / math.sqrt(n))
+        dst = bufs[i % len(bufs)]
+        # block b: H (m x m) times columns [b w, (b+1) w) of X (m x rest),
+        # written as rows [b w, (b+1) w) of the (rest x m) result
+        np.matmul(h, src.reshape(m, blocks, width).transpose(1, 0, 2),
+                  out=dst.reshape(blocks, width, m).transpose(0, 2, 1))
+        src = dst
+    return src
 
 
 def _signs(seed: bytes, n: int) -> FloatArray:
@@ -485,10 +532,6 @@ class EncodedUpdate:
     rounding_attempts: int
 
 
-def _uniforms(rng: discrete.DiscreteRandom, n: int) -> FloatArray:
-    return (rng.words(n) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-
 def encode(
     params: DistributedDPParams,
     update: npt.ArrayLike,
@@ -530,17 +573,24 @@ def encode(
         padded *= params.l2_clip / norm
     y = rotate(padded, seed)
     y *= params.scale
-    floor = np.floor(y)
-    frac = y - floor
-    base = floor.astype(np.int64)
+    base_f = np.floor(y)
+    base = base_f.astype(np.int64)
+    # round up where U < frac for U = u / 2^53 (u the top 53 bits of a word):
+    # u / 2^53 < frac iff u < frac * 2^53, both sides exact in float64
+    y -= base_f
+    y *= 2.0**53
+    threshold = y
+    del base_f
     bound = Fraction(params.l2_sensitivity) ** 2
     attempts = 0
     for _ in range(MAX_ROUNDING_ATTEMPTS):
         attempts += 1
-        z = base + (_uniforms(src, d_pad) < frac)
+        u = src.words(d_pad)
+        u >>= np.uint64(11)
+        z = base + (u < threshold)
         # exact in int64: the norm of z is at most 2^30 + 2^15 (scaled norm <= 2^30,
         # rounding moves each of <= 2^30 coordinates by < 1), so the sum is < 2^61
-        if Fraction(int(np.square(z).sum())) <= bound:
+        if Fraction(int(np.dot(z, z))) <= bound:
             break
     else:  # pragma: no cover - probability below beta^1000
         raise EncodingError(

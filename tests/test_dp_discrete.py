@@ -62,6 +62,30 @@ def test_known_answers_under_a_fixed_seed():
         3, -1, -1, 0, -1, 5, -1, -3]
 
 
+def test_draws_within_one_pass_are_unchanged_by_the_pass_size(monkeypatch):
+    # the first pass proposes min(1.45 n + 16, _CHUNK) values from one label:
+    # a draw that fits one pass is the same with or without the cap
+    small = D.discrete_gaussian(1e4, 20_000, D.DiscreteRandom(SEED))
+    monkeypatch.setattr(D, "_CHUNK", 1 << 62)
+    assert np.array_equal(D.discrete_gaussian(1e4, 20_000, D.DiscreteRandom(SEED)), small)
+    # a longer draw continues with fresh labels once the cap is hit
+    monkeypatch.setattr(D, "_CHUNK", 1 << 10)
+    rng = D.DiscreteRandom(SEED)
+    D.discrete_gaussian(1e4, 20_000, rng)
+    assert rng.words_drawn >= 2 * 20_000 and rng._stream._counter >= 2 * 20_000 // (1 << 10)
+
+
+@pytest.mark.parametrize("chunk", [64, 700])
+def test_small_passes_keep_the_laws(monkeypatch, chunk):
+    monkeypatch.setattr(D, "_CHUNK", chunk)
+    assert D.discrete_gaussian(10, 8, D.DiscreteRandom(SEED)).tolist() == [
+        4, -2, -2, -1, 0, -2, 7, -2]  # the known answer fits in one pass
+    x = D.discrete_gaussian(10.0, 20_000, _rng(5))
+    assert _chi2_pvalue(x, lambda k: D.discrete_gaussian_pmf(10.0, k), -12, 12) > 1e-4
+    sk = D.skellam(6.0, 20_000, _rng(6))
+    assert _chi2_pvalue(sk, lambda k: stats.skellam.pmf(k, 3.0, 3.0), -10, 10) > 1e-4
+
+
 def test_discrete_laplace_derived_by_hand_from_the_keystream():
     # Independent derivation: word w -> U in [u/2^53, (u+1)/2^53) with u = w >> 11,
     # X = floor(t * -ln U), sign = w & 1, "minus zero" skipped.

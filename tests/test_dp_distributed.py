@@ -15,7 +15,7 @@ from scipy.linalg import hadamard as scipy_hadamard
 import dp
 from dp import discrete
 from dp import distributed as M
-from secagg.errors import ParameterError
+from secagg.errors import EncodingError, ParameterError
 
 SEED = M.rotation_seed(b"test-session", 0)
 
@@ -34,10 +34,59 @@ def _clip(x: np.ndarray, c: float) -> np.ndarray:
 # ---------------------------------------------------------------- rotation
 
 
+def _butterfly(x: np.ndarray) -> np.ndarray:
+    """An independent oracle: the textbook butterfly, one level at a time."""
+    a = np.array(x, dtype=np.float64)
+    h = 1
+    while h < a.shape[0]:
+        v = a.reshape(-1, 2, h)
+        a = np.stack([v[:, 0] + v[:, 1], v[:, 0] - v[:, 1]], axis=1).reshape(-1)
+        h *= 2
+    return a / math.sqrt(a.shape[0])
+
+
 def test_hadamard_matches_the_sylvester_matrix():
-    for n in (1, 2, 8, 64):
+    # every split into Kronecker factors up to three factors (D = 2^0 .. 2^11)
+    for logn in range(12):
+        n = 1 << logn
         x = np.arange(n, dtype=np.float64) - 3.5
-        assert np.allclose(M.hadamard(x), scipy_hadamard(n) @ x / math.sqrt(n))
+        want = scipy_hadamard(n) @ x / math.sqrt(n)
+        got = M.hadamard(x)
+        assert np.abs(got - want).max() <= 1e-13 * max(1.0, float(np.linalg.norm(x)))
+    # exact small cases: H_2 and H_4 by hand
+    assert M.hadamard([1.0, 2.0]).tolist() == pytest.approx([3 / math.sqrt(2), -1 / math.sqrt(2)])
+    assert M.hadamard([1.0, 0.0, 0.0, 0.0]).tolist() == [0.5, 0.5, 0.5, 0.5]
+    assert M.hadamard([0.0, 0.0, 0.0, 1.0]).tolist() == [0.5, -0.5, -0.5, 0.5]
+
+
+def test_hadamard_factors_cover_the_dimension():
+    for logn in range(0, 41):
+        parts = M._factor_bits(logn)
+        assert sum(parts) == logn and all(1 <= p <= M._FACTOR_BITS for p in parts)
+        assert len(parts) == -(-logn // M._FACTOR_BITS) and (max(parts) - min(parts) <= 1
+                                                             if parts else True)
+
+
+@given(st.integers(0, 14), st.integers(0, 2**32 - 1))
+def test_hadamard_agrees_with_the_butterfly_and_is_its_own_inverse(logn, seed_int):
+    n = 1 << logn
+    x = np.random.default_rng(seed_int).normal(size=n) * 10.0 ** (seed_int % 7 - 3)
+    keep = x.copy()
+    y = M.hadamard(x)
+    norm = float(np.linalg.norm(x))
+    assert np.array_equal(x, keep) and y is not x  # input untouched, fresh output
+    assert np.abs(y - _butterfly(x)).max() <= 1e-13 * norm
+    assert float(np.linalg.norm(y)) == pytest.approx(norm, rel=1e-12)
+    assert np.abs(M.hadamard(y) - x).max() <= 1e-12 * norm
+
+
+def test_hadamard_accepts_strided_and_integer_input():
+    x = np.arange(64, dtype=np.float64)
+    assert np.allclose(M.hadamard(x[::2]), M.hadamard(x[::2].copy()), rtol=0, atol=1e-12)
+    assert np.allclose(M.hadamard(np.arange(32)), M.hadamard(np.arange(32.0)), atol=0)
+    one = np.array([2.5])
+    out = M.hadamard(one)
+    assert out.tolist() == [2.5] and out is not one
 
 
 @given(st.integers(0, 10), st.integers(0, 2**32 - 1))
@@ -48,6 +97,14 @@ def test_rotation_is_orthogonal_and_inverted(logn, seed_int):
     y = M.rotate(x, seed)
     assert np.linalg.norm(y) == pytest.approx(np.linalg.norm(x), rel=1e-12)
     assert np.allclose(M.unrotate(y, seed), x, atol=1e-12)
+
+
+def test_rotation_at_a_million_coordinates_is_inverted_to_1e12():
+    x = np.random.default_rng(3).normal(size=1 << 20)
+    y = M.rotate(x, SEED)
+    norm = float(np.linalg.norm(x))
+    assert float(np.linalg.norm(y)) == pytest.approx(norm, rel=1e-12)
+    assert np.abs(M.unrotate(y, SEED) - x).max() <= 1e-12 * norm
 
 
 def test_rotation_spreads_a_spike():
@@ -101,6 +158,33 @@ def test_rounded_norm_is_bounded_exactly_even_for_huge_updates(params, monkeypat
         # and the rounding is unbiased around the scaled rotated update
         want = M.rotate(np.pad(_clip(x, 1.0), (0, params.padded_dimension - 300)), SEED)
         assert np.abs(z - want * params.scale).max() < 1.0 + 1e-6
+
+
+@pytest.mark.parametrize("inflate", [1.0 + 1e-9, 1.02, 3.0])
+def test_norm_bound_holds_whatever_the_float_rotation_returns(params, monkeypatch, inflate):
+    # privacy must not rest on the float transform: with a rotation that
+    # inflates norms, encode either emits a vector within the exact integer
+    # bound or refuses; it never emits one above it
+    monkeypatch.setattr(discrete, "discrete_gaussian",
+                        lambda v, n, rng=None: np.zeros(n, dtype=np.int64))
+    real = M.hadamard
+    monkeypatch.setattr(M, "hadamard", lambda x: real(x) * inflate)
+    x = np.random.default_rng(2).normal(size=300)  # clipped to the norm bound
+    outcomes = set()
+    for k in range(4):
+        try:
+            e = M.encode(params, x, SEED, rng=discrete.DiscreteRandom(bytes([k]) * 32))
+        except EncodingError:
+            outcomes.add("refused")
+            continue
+        v = e.vector.astype(np.int64)
+        z = np.where(v >= 2 ** (params.bits - 1), v - 2**params.bits, v)
+        assert int(np.dot(z, z)) <= params.l2_sensitivity**2
+        outcomes.add("ok")
+    if inflate > 2:
+        assert outcomes == {"refused"}
+    if inflate < 1.0 + 1e-6:
+        assert outcomes == {"ok"}
 
 
 def test_decoded_sum_is_the_clipped_sum_plus_the_calibrated_noise(params):

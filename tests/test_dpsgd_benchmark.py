@@ -19,3 +19,21 @@ def test_distributed_sgd_rows_run_and_stay_within_budget() -> None:
     assert math.isclose(full["epsilon"], 4.0, rel_tol=1e-3) and full["epsilon"] <= 4.0
     for eps, c in privacy.DISTRIBUTED_SGD.items():
         assert c.sample_rate == 1.0 and c.epochs == privacy.CENTRAL[eps].epochs
+
+
+def test_epsilons_option_is_checked(monkeypatch, capsys) -> None:
+    import pytest
+
+    seen = {}
+
+    def fake(quick, seeds, out, accountant, only=None):  # records what main passes on
+        seen.update(quick=quick, seeds=seeds, only=only)
+        return 0
+
+    monkeypatch.setattr(privacy, "main_distributed_sgd", fake)
+    assert privacy.main(["--distributed-sgd", "--seeds", "2", "--epsilons", "0.5", "4"]) == 0
+    assert seen == {"quick": False, "seeds": [0, 1], "only": [0.5, 4.0]}
+    for bad in (["--distributed-sgd", "--epsilons", "3"], ["--epsilons", "2"]):
+        with pytest.raises(SystemExit):
+            privacy.main(bad)
+    assert "--epsilons" in capsys.readouterr().err
