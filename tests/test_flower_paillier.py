@@ -450,3 +450,49 @@ def test_paillier_quantizer_on_the_wire():
             decode_encoder(tuple(bad))
     with pytest.raises(ParameterError, match="PaillierQuantizer"):
         encode_encoder(object())
+
+
+# ------------------------------------------------------------------- FedAvg rounds
+
+
+def test_fedavg_rounds_with_threshold_paillier(dealt, tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from protocols.flower.fedavg import run_fedavg, train_on_node
+
+    def make_app(node: int) -> ClientApp:
+        app = ClientApp()
+
+        @app.train()
+        def train(msg: Message, context: Context) -> Message:
+            return train_on_node(msg, context)
+
+        secure_train(app, train, **node_options(**INSECURE))
+        return app
+
+    cfg = {"protocol": "paillier", "task": "linear-regression", "num-rounds": 2,
+           "num-nodes": len(NODES), "round-timeout": 1.0, "train-timeout": 10.0, "lr": 0.05,
+           "run-dir": str(tmp_path), "paillier-public": str(dealt[0]),
+           "insecure-allow-small-key-for-tests": True}
+    config = node_config(dealt)
+    for i, n in enumerate(NODES):
+        config[n].update({"partition-id": i, "num-partitions": len(NODES)})
+    victim = COMMITTEE[1]
+    grid = FakeGrid(make_app, list(NODES), run_config=cfg, node_config=config,
+                    faults=[Fault(victim, "decrypt", "drop", times=1)])
+    records = run_fedavg(grid, cfg)
+    assert [r.round for r in records] == [1, 2]
+    assert records[-1].test_loss < records[0].test_loss
+    for r in records:  # a decryptor lost in round 1's decryption: t still answered
+        assert not r.aborted and set(r.included) == set(NODES)
+        assert r.round_trips == 2
+        assert r.bytes_up_per_node > 0
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["config"]["protocol"] == "paillier" and len(saved["rounds"]) == 2
+    # two decryptors lost: the round aborts, the model stays, the next round goes on
+    grid = FakeGrid(make_app, list(NODES), run_config=cfg, node_config=config,
+                    faults=[Fault(n, "decrypt", "drop", times=1) for n in COMMITTEE[:2]])
+    first, second = run_fedavg(grid, cfg)
+    assert first.aborted and first.included == [] and "valid partial" in first.dropped["*"]
+    assert not second.aborted and set(second.included) == set(NODES)

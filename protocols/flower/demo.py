@@ -69,6 +69,8 @@ epsilon-budget = 0.0
 delta = 1e-5
 max-grad-norm = 1.0
 accountant = "pld"
+paillier-public = ""
+paillier-value-bits = 28
 """
 
 

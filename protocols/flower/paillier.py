@@ -218,17 +218,24 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     return descriptor.make_session(clients, dimension, trust="threshold", public=public, **p)
 
 
-def fedavg_params(run_config: Mapping[str, Any], clip: float, nodes: int) -> dict[str, Any]:
+def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     """Session parameters of a FedAvg round with ``protocol = "paillier"``: the
     public material from the run config's ``paillier-public`` (a path on the
-    ServerApp's machine), ``clip`` and ``paillier-value-bits`` (2..48)."""
+    ServerApp's machine), ``clip`` and ``paillier-value-bits`` (2..48). The
+    test-only run-config key ``insecure-allow-small-key-for-tests`` lets the
+    server take a key below 2048 bits (nodes still refuse one unless their
+    own ClientApp passes the flag to :func:`node_options`)."""
     path = str(run_config.get("paillier-public", ""))
     if not path:
         raise ParameterError("protocol 'paillier' needs the run config's paillier-public "
                              "(path of the public material file the dealer wrote)")
-    bits = int(run_config.get("paillier-value-bits", 28))
-    return {"public": read_public(path), "clip": float(clip), "value_bits": bits,
-            "max_summands": max(int(nodes), 1)}
+    bits = run_config.get("paillier-value-bits", 28)
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 48:
+        raise ParameterError(f"paillier-value-bits={bits!r} is not an int in 2..48")
+    insecure = bool(run_config.get("insecure-allow-small-key-for-tests", False))
+    return {"public": read_public(path, insecure_allow_small_key_for_tests=insecure),
+            "clip": float(clip), "value_bits": bits,
+            "insecure_allow_small_key_for_tests": insecure}
 
 
 # --------------------------------------------------------------------- node side

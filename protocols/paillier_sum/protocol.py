@@ -123,9 +123,9 @@ def _build(
                                      f"{len(chosen)} clients")
         else:
             size = len(client_ids) if decryptors is None else decryptors
-            public = derive_seed(seed, "paillier/committee") if seed is not None else (
+            committee_seed = derive_seed(seed, "paillier/committee") if seed is not None else (
                 os.urandom(32))
-            chosen = choose_committee(client_ids, size, public)
+            chosen = choose_committee(client_ids, size, committee_seed)
         t = len(chosen) // 2 + 1 if decrypt_threshold is None else decrypt_threshold
         # checked here so that a bad committee is named before any key work
         PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
