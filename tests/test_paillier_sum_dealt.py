@@ -221,6 +221,7 @@ def test_the_share_never_enters_the_saved_state(dealt):
         restored = PaillierSumClient.restore(s.config, state, threshold_key=public.key,
                                              key_share=share, **INSECURE)
         assert restored.round == "decrypt"
+        assert restored._input is None  # the plaintext input was dropped once encrypted
         s.clients[cid] = restored
     # the restored decryptors answer the aggregator's sum
     es = EncryptedSum(agg.included, agg._sum.to_bytes())

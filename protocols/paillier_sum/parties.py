@@ -639,8 +639,9 @@ class PaillierSumClient:
             self._pk, self.layout = pk_before, layout_before
             raise
         self._tkey, self._share = msg.key, share
-        if share is not None:
+        if share is not None and msg.sealed_share:
             self._sealed = (bytes(msg.dealer_key), bytes(msg.sealed_share))
+        self._input = None  # sent: the plaintext is not kept (nor in the saved state)
         self.state = "sent"
         return [Envelope(SERVER, enc)]
 
