@@ -19,6 +19,7 @@ from flwr.clientapp import ClientApp
 from protocols.core import Envelope
 from protocols.flower.client import secure_train
 from protocols.flower.paillier import (
+    MIN_CLIENTS_CONFIG_KEY,
     PUBLIC_CONFIG_KEY,
     SHARE_CONFIG_KEY,
     deal_to_files,
@@ -406,7 +407,7 @@ def test_a_session_with_an_in_process_dealer_is_refused(dealt, keypair):
 def test_a_session_built_from_public_material_runs(dealt):
     public = read_public(dealt[0], **INSECURE)
     session = PAILLIER_SUM.make_session(NODES, DIM, trust="threshold", public=public,
-                                        clip=CLIP, **INSECURE)
+                                        clip=CLIP, min_clients=2, **INSECURE)
     assert session.clients == {} and session.others == {}
     grid = grid_with(dealt)
     report = run_session(grid, DESCRIPTOR, NODES, DIM, round_timeout=0.5, poll_interval=0.005,
@@ -496,3 +497,18 @@ def test_fedavg_rounds_with_threshold_paillier(dealt, tmp_path):
     first, second = run_fedavg(grid, cfg)
     assert first.aborted and first.included == [] and "valid partial" in first.dropped["*"]
     assert not second.aborted and set(second.included) == set(NODES)
+
+
+def test_nodes_refuse_sums_of_too_few_inputs(dealt):
+    grid = grid_with(dealt)
+    with pytest.raises(SessionAborted) as info:
+        run(grid, dealt[0], min_clients=1)  # a "sum" of one input is that input
+    assert all("min_clients=1" in why for why in info.value.rounds[0].dropped.values())
+    # a node may lower its own floor; the server's default is 2
+    config = node_config(dealt)
+    for n in NODES:
+        config[n][MIN_CLIENTS_CONFIG_KEY] = 1
+    check(run(grid_with(dealt, config=config), dealt[0], min_clients=1), NODES)
+    grid = grid_with(dealt, [Fault(n, "encrypt", "drop") for n in NODES[1:]])
+    with pytest.raises(SessionAborted, match="min_clients is 2"):
+        run(grid, dealt[0])

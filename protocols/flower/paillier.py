@@ -70,6 +70,7 @@ from ..paillier_sum import (
 )
 
 __all__ = [
+    "MIN_CLIENTS_CONFIG_KEY",
     "PUBLIC_CONFIG_KEY",
     "SHARE_CONFIG_KEY",
     "deal_to_files",
@@ -85,6 +86,11 @@ __all__ = [
 PUBLIC_CONFIG_KEY = "secagg-paillier-public"
 #: node config key: path of this node's key share file (committee nodes only)
 SHARE_CONFIG_KEY = "secagg-paillier-share"
+#: node config key: the fewest inputs a sum this node helps decrypt may hold (default 2)
+MIN_CLIENTS_CONFIG_KEY = "secagg-paillier-min-clients"
+#: the server's default ``min_clients`` and the nodes' default floor: a decrypted
+#: "sum" of one input is that input
+DEFAULT_MIN_CLIENTS = 2
 
 _THRESHOLD_HINT = ("use trust='threshold' with a key dealt out of band: "
                    "protocols.flower.paillier.deal_to_files (or LocalDeployment(n, "
@@ -183,7 +189,8 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     dealing parameters (``keypair``, ``key_shares``, ``committee``, ...) are
     refused: the ServerApp holds public material only. The session's clients
     are ``node_ids`` and every committee member (one not in ``node_ids`` is
-    never messaged: a dropout). A ``session`` built elsewhere must be of the
+    never messaged: a dropout); ``min_clients`` defaults to 2 (the nodes
+    refuse less by default). A ``session`` built elsewhere must be of the
     threshold layout on pre-dealt material (no dealer party).
     """
     if session is not None:
@@ -215,6 +222,7 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     public = _public(p.pop("public"), insecure)
     ids = check_client_ids(node_ids)
     clients = sorted(set(ids) | set(public.committee))
+    p.setdefault("min_clients", min(DEFAULT_MIN_CLIENTS, len(clients)))
     return descriptor.make_session(clients, dimension, trust="threshold", public=public, **p)
 
 
@@ -254,9 +262,12 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
         Callable[[ProtocolDescriptor, Any, Context], Mapping[str, Any]]]:
     """``(policy, local_secrets)`` for Paillier sessions (other protocols pass).
 
-    ``policy`` refuses a session that is not of the threshold layout or
+    ``policy`` refuses a session that is not of the threshold layout,
     whose threshold key digest, committee or threshold differ from the
-    node's public material file (:class:`~secagg.errors.IntegrityError`).
+    node's public material file (:class:`~secagg.errors.IntegrityError`), or
+    whose ``min_clients`` is below the node config's
+    ``secagg-paillier-min-clients`` (default 2: a decrypted sum of one input
+    is that input).
     ``local_secrets`` reads that file and, on a committee node, its key share
     (checked: this node's id, the committee key, its index, its verification
     key).
@@ -279,6 +290,14 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
         if config.decrypt_threshold != mine.threshold:
             raise IntegrityError(f"the session's threshold {config.decrypt_threshold} differs "
                                  f"from this node's file ({mine.threshold})")
+        floor = context.node_config.get(MIN_CLIENTS_CONFIG_KEY, DEFAULT_MIN_CLIENTS)
+        if isinstance(floor, bool) or not isinstance(floor, int) or floor < 1:
+            raise ProtocolError(f"node config {MIN_CLIENTS_CONFIG_KEY}={floor!r} is not an "
+                                "int >= 1")
+        if config.min_clients < floor:
+            raise ProtocolError(f"the session decrypts sums of as few as min_clients="
+                                f"{config.min_clients} inputs; this node requires at least "
+                                f"{floor} ({MIN_CLIENTS_CONFIG_KEY})")
 
     def local_secrets(descriptor: ProtocolDescriptor, config: Any,
                       context: Context) -> Mapping[str, Any]:
