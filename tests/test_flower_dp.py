@@ -246,8 +246,8 @@ def test_a_node_that_lost_its_ledger_is_not_trusted_to_reset_silently():
 # ------------------------------------------------- Paillier: refused before any message is sent
 
 @pytest.mark.parametrize("trust, words", [
-    ("key-holder", ["key_holder", "auxiliary"]),
-    ("cross-silo", ["FixedPointEncoder", "PaillierQuantizer"]),
+    ("key-holder", ["key_holder", "auxiliary", "trust='threshold'"]),
+    ("cross-silo", ["whole private key", "trust='threshold'"]),
 ])
 def test_paillier_layouts_are_refused_before_anything_is_sent(trust, words):
     from protocols.flower import run_session

@@ -13,7 +13,7 @@ from secagg.errors import ParameterError
 #: the install hint printed when flwr is missing
 INSTALL_HINT = "needs Flower (flwr 1.42): from the checkout, pip install -e '.[flower]'"
 #: aggregations and DP modes the Flower engine runs
-FLOWER_AGGREGATIONS = ("secagg", "secagg+")
+FLOWER_AGGREGATIONS = ("secagg", "secagg+", "paillier")
 FLOWER_DP = ("none", "local")
 
 

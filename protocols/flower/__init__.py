@@ -7,6 +7,9 @@
 * :func:`secure_train` / :func:`secure_aggregation_mod` (node side): the
   node's client party around the user's own train function, its state kept
   in ``context.state``;
+* :mod:`protocols.flower.paillier`: threshold Paillier on a key dealt out of
+  band (the ServerApp holds public material only; each committee node reads
+  its share from its own file);
 * :class:`LocalDeployment`: a SuperLink and N SuperNodes on loopback with TLS
   and node authentication, stopped by pid on every path.
 """

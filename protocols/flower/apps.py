@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from .client import secure_train
 from .fedavg import run_fedavg, train_on_node
+from .paillier import node_options
 
 __all__ = ["PROGRESS_PREFIX", "fedavg_client", "fedavg_server"]
 
@@ -45,4 +46,5 @@ def _train(msg: Message, context: Context) -> Message:
     return train_on_node(msg, context)
 
 
-secure_train(fedavg_client, _train)
+# SecAgg / SecAgg+ (identity registry in malicious mode) and threshold Paillier
+secure_train(fedavg_client, _train, **node_options())

@@ -69,6 +69,8 @@ epsilon-budget = 0.0
 delta = 1e-5
 max-grad-norm = 1.0
 accountant = "pld"
+paillier-public = ""
+paillier-value-bits = 28
 """
 
 
@@ -109,7 +111,14 @@ def run_demo(
     print(f"starting a SuperLink (TLS, node authentication) and {nodes} SuperNodes on "
           "loopback...", file=stream, flush=True)
     cfg = {i: {"partition-id": i, "num-partitions": nodes} for i in range(nodes)}
-    with LocalDeployment(nodes, node_config=cfg, start_timeout=180) as d:
+    # paillier: a trusted dealer in this process deals a threshold key to a committee of
+    # up to 5 nodes (t: a majority) before the run; the ServerApp gets the public file only
+    committee = min(nodes, 5) if protocol == "paillier" else 0
+    if committee:
+        print(f"  dealing a 2048-bit threshold Paillier key to {committee} nodes "
+              f"(any {committee // 2 + 1} decrypt)...", file=stream, flush=True)
+    with LocalDeployment(nodes, node_config=cfg, start_timeout=180,
+                         paillier_committee=committee) as d:
         print(f"  up in {time.monotonic() - t0:.1f} s: SuperLink {d.address}, node ids "
               + ", ".join(str(h.node_id) for h in d.handles), file=stream, flush=True)
         app = write_app(d.root)
@@ -133,6 +142,8 @@ def run_demo(
             "num-nodes": nodes, "num-rounds": rounds, "protocol": protocol, "task": task,
             "round-timeout": float(round_timeout),
             "run-dir": str(out_dir.resolve()) if out_dir is not None else ""}
+        if committee:
+            run_cfg["paillier-public"] = str(d.paillier_public)
         run_cfg.update(extra_config or {})
         d.run_app(app, run_cfg, timeout=300 + rounds * (4 * round_timeout + 120), on_line=line)
     total = time.monotonic() - t0

@@ -161,8 +161,13 @@ def make_node_key(folder: Path, name: str) -> tuple[Path, Path]:
 
 def flower_environment(flwr_home: Path) -> dict[str, str]:
     """The environment every Flower process of a deployment runs with: its own
-    ``FLWR_HOME``, no telemetry, no update check."""
+    ``FLWR_HOME``, no telemetry, no update check, and this copy of the library
+    first on ``PYTHONPATH`` (so ServerApp and ClientApp processes run the same
+    code as the caller, even with Flower's executables from another environment)."""
     env = dict(os.environ)
+    here = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [here, *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != here)])
     env.update({
         "FLWR_HOME": str(flwr_home),
         "FLWR_TELEMETRY_ENABLED": "0",
@@ -227,7 +232,14 @@ class LocalDeployment:
     node also gets an Ed25519 identity key and the registry file of every
     node's key by Flower node id (``registry.json`` in :attr:`root`), named in
     its node config for malicious-mode sessions (see
-    :mod:`protocols.flower.identity`).
+    :mod:`protocols.flower.identity`). With ``paillier_committee=k`` (1..nodes)
+    a trusted dealer runs here, in the launcher's process (never in the
+    ServerApp), after the nodes are registered: it deals a
+    ``paillier_threshold``-of-k threshold Paillier key (default t: a majority)
+    of ``paillier_key_bits`` bits to the first k nodes' ids, writes the public
+    material (:attr:`paillier_public`, named in every node's config) and
+    each member's key share (mode 0600, named in that node's config only),
+    and forgets the key (see :mod:`protocols.flower.paillier`).
     """
 
     nodes: int
@@ -236,10 +248,19 @@ class LocalDeployment:
     workdir: Path | None = None
     keep_logs: bool = False
     identity: bool = False
+    paillier_committee: int = 0
+    paillier_threshold: int = 0
+    paillier_key_bits: int = 2048
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 200:
             raise DeploymentError(f"nodes={self.nodes} is outside 1..200")
+        if not 0 <= self.paillier_committee <= self.nodes:
+            raise DeploymentError(f"paillier_committee={self.paillier_committee} is outside "
+                                  f"0..nodes={self.nodes}")
+        if not 0 <= self.paillier_threshold <= self.paillier_committee:
+            raise DeploymentError(f"paillier_threshold={self.paillier_threshold} is outside "
+                                  f"0..paillier_committee={self.paillier_committee}")
         if not 1.0 <= self.start_timeout <= 3600.0:
             raise DeploymentError(f"start_timeout={self.start_timeout} s is outside 1..3600")
         self._own_dir = self.workdir is None
@@ -303,6 +324,8 @@ class LocalDeployment:
             self.handles.append(NodeHandle(i, node_id, priv, pub, cfg))
         if self.identity:
             self._write_identities()
+        if self.paillier_committee:
+            self._deal_paillier()
         for h in self.handles:
             self.start_node(h)
         self.wait_nodes(self.nodes)
@@ -324,6 +347,24 @@ class LocalDeployment:
             write_signing_key(path, keys[h.node_id])
             h.node_config.update({"secagg-registry": str(self.registry),
                                   "secagg-signing-key": str(path)})
+
+    @property
+    def paillier_public(self) -> Path:
+        """The threshold Paillier public material file (with ``paillier_committee``)."""
+        return self.root / "paillier-public.bin"
+
+    def _deal_paillier(self) -> None:
+        from .paillier import PUBLIC_CONFIG_KEY, SHARE_CONFIG_KEY, deal_to_files
+
+        members = [h.node_id for h in self.handles[:self.paillier_committee]]
+        t = self.paillier_threshold or len(members) // 2 + 1
+        public, shares = deal_to_files(self.root, members, t, key_bits=self.paillier_key_bits)
+        if public != self.paillier_public:  # pragma: no cover - deal_to_files' fixed name
+            raise DeploymentError(f"the dealer wrote {public}, not {self.paillier_public}")
+        for h in self.handles:
+            h.node_config[PUBLIC_CONFIG_KEY] = str(public)
+            if h.node_id in shares:
+                h.node_config[SHARE_CONFIG_KEY] = str(shares[h.node_id])
 
     def start_node(self, handle: NodeHandle) -> None:
         """(Re)start the SuperNode process of ``handle``."""

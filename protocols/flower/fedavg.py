@@ -70,6 +70,10 @@ DEFAULTS: dict[str, Any] = {
     "delta": 1e-5,
     "max-grad-norm": 1.0,
     "accountant": "pld",
+    # protocol "paillier" (threshold layout): the dealer's public material file on the
+    # ServerApp's machine, and the fixed-point bits per value (protocols/flower/paillier.py)
+    "paillier-public": "",
+    "paillier-value-bits": 28,
 }
 #: DP modes of the Flower FedAvg app
 DP_MODES = ("none", "local")
@@ -110,9 +114,10 @@ def _task(run_config: Mapping[str, Any], partitions: int) -> Any:
 
 
 def _protocols() -> dict[str, ProtocolDescriptor]:
+    from ..paillier_sum import PAILLIER_SUM
     from ..secagg import SECAGG, SECAGG_PLUS
 
-    return {d.name: d for d in (SECAGG, SECAGG_PLUS)}
+    return {d.name: d for d in (SECAGG, SECAGG_PLUS, PAILLIER_SUM)}
 
 
 def run_fedavg(
@@ -148,11 +153,17 @@ def run_fedavg(
     frac = min(24, 30 - int(np.ceil(np.log2(clip * len(nodes)))))
     encoder = FixedPointEncoder(clip=clip, frac_bits=frac, max_summands=len(nodes),
                                 modulus_bits=32)
+    session_params: dict[str, Any] = {"encoder": encoder}
+    if descriptor.name == "paillier":
+        # hook: threshold Paillier on the dealer's public material (protocols/flower/paillier.py)
+        from .paillier import fedavg_params
+
+        session_params = fedavg_params(run_config, clip)
     # each round's key advertisement rides on the previous round's last round trip
     agg = SecureAggregator(grid, descriptor, dim,
                            round_timeout=float(_cfg(run_config, "round-timeout")),
                            input_round_timeout=float(_cfg(run_config, "train-timeout")),
-                           encoder=encoder)
+                           **session_params)
     records: list[FlowerRound] = []
     for rnd in range(1, int(_cfg(run_config, "num-rounds")) + 1):
         t0 = time.monotonic()

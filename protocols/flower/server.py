@@ -33,7 +33,6 @@ from typing import Any
 from flwr.app import Message, RecordDict
 from flwr.serverapp import Grid
 
-from secagg.encoding import FixedPointEncoder
 from secagg.errors import AbortError, ParameterError, SecAggError
 
 from ..core import (
@@ -41,6 +40,7 @@ from ..core import (
     CoordinatorResult,
     Envelope,
     ProtocolDescriptor,
+    Quantizer,
     Session,
     check_client_ids,
 )
@@ -86,7 +86,7 @@ class SessionReport:
     protocol: str
     session: bytes
     result: CoordinatorResult
-    encoder: FixedPointEncoder
+    encoder: Quantizer  # a FixedPointEncoder, or Paillier's quantizer
     rounds: list[RoundReport]
     seconds: float
 
@@ -127,7 +127,7 @@ class _Prepared:
     session_id: bytes
     codec: Any
     config_bytes: bytes
-    encoder: FixedPointEncoder
+    encoder: Quantizer
     enc_fields: tuple[float, ...]
     pending: list[Envelope]
     # filled when the session's first round rode on the previous session's last one
@@ -136,7 +136,13 @@ class _Prepared:
 
 def _prepare(descriptor: ProtocolDescriptor, ids: list[int], dimension: int,
              session: Session | None, params: Mapping[str, Any]) -> _Prepared:
-    if session is None:
+    if descriptor.name == "paillier":
+        # hook: Paillier runs its threshold layout only, from pre-dealt public material
+        # (protocols/flower/paillier.py); the other layouts are refused before any key work
+        from .paillier import flower_session
+
+        session = flower_session(descriptor, ids, dimension, session, params)
+    elif session is None:
         session = descriptor.make_session(ids, dimension, **params)
     elif params:
         raise ParameterError(f"give session parameters {sorted(params)} or a session, not both")
@@ -152,12 +158,11 @@ def _prepare(descriptor: ProtocolDescriptor, ids: list[int], dimension: int,
             "transport cannot address (it carries messages between the server and node ids "
             "only; running them in the ServerApp would hand the aggregator their secrets)")
     encoder = session.encoder
-    if not isinstance(encoder, FixedPointEncoder):
-        raise ParameterError(f"the Flower transport needs a FixedPointEncoder (the nodes "
-                             f"quantize with its 4 fields), got {type(encoder).__name__} "
-                             f"from protocol {descriptor.name!r}")
+    # hook: encode_encoder ships a FixedPointEncoder or Paillier's quantizer as 4 fields
+    # (anything else is refused there); the codec takes the session's codec options
     return _Prepared(
-        descriptor, session, ids, secrets.token_bytes(16), descriptor.codec(session.config),
+        descriptor, session, ids, secrets.token_bytes(16),
+        descriptor.codec(session.config, **session.codec_options),
         descriptor.config_to_bytes(session.config), encoder,
         tuple(encode_encoder(encoder)), list(session.coordinator.start()))
 
@@ -216,6 +221,10 @@ class SecureAggregator:
         self.grid, self.descriptor, self.dimension = grid, descriptor, dimension
         self.round_timeout, self.input_round_timeout = round_timeout, input_round_timeout
         self.poll_interval, self.fold, self.on_round = poll_interval, fold, on_round
+        if descriptor.name == "paillier":
+            # hook: a Paillier session's first round is its input round, so no round
+            # can ride on the previous session's last one (protocols/flower/paillier.py)
+            self.fold = False
         self.params = params
         self._next: _Prepared | None = None
 

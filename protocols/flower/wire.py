@@ -14,6 +14,7 @@ reach the server). Fields:
 ``payloads``   list[bytes] the protocol's encoded messages (codec bytes)
 ``config``     bytes      first message only: the protocol configuration
 ``encoder``    list[float] first message only: clip, scale, max summands, modulus bits
+                          (Paillier: clip, scale, value bits, 0)
 ``next.*``     ...        optional, a session's last round only: ``next.session``,
                           ``next.config``, ``next.encoder`` start the next session
                           on the node; its reply carries ``next.payloads`` (that
@@ -32,11 +33,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import ConfigRecord, RecordDict
 
 from secagg.encoding import FixedPointEncoder
 from secagg.errors import ParameterError, ProtocolError
+
+from ..paillier_sum.config import PaillierQuantizer
 
 __all__ = [
     "MESSAGE_TYPE",
@@ -60,8 +64,15 @@ VERSION = 1
 MAX_PAYLOADS = 64
 
 
-def encode_encoder(enc: FixedPointEncoder) -> list[float]:
-    """A power-of-two :class:`FixedPointEncoder` as four numbers."""
+def encode_encoder(enc: Any) -> list[float]:
+    """A power-of-two :class:`FixedPointEncoder` as four numbers (or Paillier's
+    quantizer, see :func:`_encode_paillier`)."""
+    if isinstance(enc, PaillierQuantizer):  # hook: Paillier over Flower
+        return _encode_paillier(enc)
+    if not isinstance(enc, FixedPointEncoder):
+        raise ParameterError(f"the Flower transport ships a FixedPointEncoder or a "
+                             f"PaillierQuantizer (the nodes quantize with its 4 fields), got "
+                             f"{type(enc).__name__}")
     if not enc.power_of_two:
         raise ParameterError("the Flower transport ships FixedPointEncoders mod 2^32 or 2^64 "
                              f"only, not modulus {enc.modulus}")
@@ -69,15 +80,34 @@ def encode_encoder(enc: FixedPointEncoder) -> list[float]:
             float(enc.modulus.bit_length() - 1)]
 
 
-def decode_encoder(values: Sequence[float]) -> FixedPointEncoder:
+def decode_encoder(values: Sequence[float]) -> FixedPointEncoder | PaillierQuantizer:
     """Rebuild the encoder from :func:`encode_encoder`'s numbers (checked)."""
     if len(values) != 4 or not all(isinstance(v, float) and math.isfinite(v) for v in values):
         raise ProtocolError(f"encoder parameters must be 4 finite floats, got {values!r}")
     clip, scale, summands, bits = values
+    if bits == 0.0:  # hook: Paillier over Flower
+        return _decode_paillier(clip, scale, summands)
     if bits not in (32.0, 64.0) or summands != int(summands) or not 1 <= summands <= 2**32:
         raise ProtocolError(f"encoder modulus bits {bits} / summands {summands} are invalid")
     return FixedPointEncoder(clip=clip, scale=scale, max_summands=int(summands),
                              modulus_bits=int(bits))
+
+
+# Paillier's quantizer (signed integers in [-M, M], no modulus) travels as
+# ``[clip, scale, value_bits, 0.0]``: modulus bits 0 names it.
+def _encode_paillier(q: PaillierQuantizer) -> list[float]:
+    return [float(q.clip), float(q.scale), float(q.value_bits), 0.0]
+
+
+def _decode_paillier(clip: float, scale: float, value_bits: float) -> PaillierQuantizer:
+    if value_bits != int(value_bits) or not 2 <= value_bits <= 48 or not clip > 0:
+        raise ProtocolError(f"Paillier quantizer clip {clip} / value bits {value_bits} are "
+                            "invalid (clip > 0, value bits 2..48)")
+    q = PaillierQuantizer(clip, int(value_bits))
+    if q.scale != scale:
+        raise ProtocolError(f"Paillier quantizer scale {scale} is not the one clip {clip} and "
+                            f"{int(value_bits)} value bits give ({q.scale})")
+    return q
 
 
 def _get(rec: ConfigRecord, key: str, kind: type, what: str) -> object:

@@ -73,6 +73,14 @@ from typing import Any
 
 from ..core import Envelope
 from .config import ROUNDS, PaillierQuantizer, PaillierSumConfig, TrustLayout
+from .dealing import (
+    ThresholdPublic,
+    deal_committee,
+    read_key_share,
+    read_public,
+    write_key_share,
+    write_public,
+)
 from .messages import (
     AGGREGATOR,
     DEALER,
@@ -130,8 +138,14 @@ __all__ = [
     "PaillierSumDealer",
     "PaillierSumKeyHolder",
     "PublicSetup",
+    "ThresholdPublic",
     "ThresholdSetup",
     "TrustLayout",
     "choose_committee",
+    "deal_committee",
+    "read_key_share",
+    "read_public",
     "simulate",
+    "write_key_share",
+    "write_public",
 ]

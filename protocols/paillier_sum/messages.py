@@ -15,9 +15,10 @@ PublicSetup        PSPS    key holder (or a client,  setup     public key, layou
 EncryptedInput     PSEI    a client                  encrypt   packed ciphertexts
 EncryptedSum       PSES    aggregator                decrypt   included ids, sum
 DecryptedSum       PSDS    key holder                decrypt   included ids, int64
-ThresholdSetup     PSTS    dealer (threshold)        setup     threshold key, layout,
-                                                               dealer X25519 key,
-                                                               sealed key share
+ThresholdSetup     PSTS    dealer (threshold), or    setup     threshold key, layout,
+                           the aggregator relaying             dealer X25519 key,
+                           a key dealt out of band             sealed key share
+                                                               (relayed: none)
 DecryptionShare    PSPD    a decryptor (threshold)   decrypt   partial decryption
 =================  ======  ========================  ========  =====================
 
@@ -268,8 +269,13 @@ class PaillierSumCodec:
             self._put_ids(w, message.included)
             w.blob(bytes(message.payload))
         elif isinstance(message, ThresholdSetup):
-            if message.sender != DEALER:
-                raise EncodingError("a threshold setup comes from the dealer")
+            if message.sender not in (DEALER, SERVER):
+                raise EncodingError("a threshold setup comes from the dealer (or is relayed "
+                                    "by the aggregator)")
+            if message.sender == SERVER and (message.sealed_share
+                                             or any(message.dealer_key)):
+                raise EncodingError("a relayed threshold setup carries no key share and no "
+                                    "dealer key")
             if not isinstance(message.key, tp.ThresholdKey):
                 raise EncodingError("a threshold setup carries a ThresholdKey")
             if len(message.dealer_key) != _DEALER_KEY_BYTES:
@@ -328,7 +334,7 @@ class PaillierSumCodec:
             included = self._get_ids(r)
             msg = EncryptedSum(included, r.blob(max_len=self._max_payload))
         elif cls is ThresholdSetup:
-            if sender != DEALER or self.config.trust_layout != "threshold":
+            if sender not in (DEALER, SERVER) or self.config.trust_layout != "threshold":
                 raise RemoteProtocolError(f"a threshold setup from {sender!r} under the "
                                           f"{self.config.trust_layout!r} layout")
             try:
@@ -339,7 +345,10 @@ class PaillierSumCodec:
                 raise RemoteProtocolError(f"refusing the threshold key: {exc}") from exc
             layout = PackingLayout.from_bytes(r.blob(max_len=_MAX_LAYOUT_BYTES))
             msg = ThresholdSetup(key, layout, r.raw(_DEALER_KEY_BYTES),
-                                 r.blob(max_len=_MAX_SEALED_BYTES))
+                                 r.blob(max_len=_MAX_SEALED_BYTES), sender=sender)
+            if sender == SERVER and (msg.sealed_share or any(msg.dealer_key)):
+                raise RemoteProtocolError("a relayed threshold setup carries a key share or "
+                                          "a dealer key")
         elif cls is DecryptionShare:
             if sender not in self.config.committee:
                 raise RemoteProtocolError(f"a decryption share from {sender!r}, not a "

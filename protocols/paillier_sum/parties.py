@@ -153,10 +153,19 @@ def _expected_layout(config: PaillierSumConfig, public_key: Any,
 
 
 def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
-                           insecure: bool) -> paillier.PackingLayout:
+                           insecure: bool, *, relayed: bool = False) -> paillier.PackingLayout:
     """The layout a threshold setup must carry; its key must share among the
-    config's committee with the config's threshold."""
-    if setup.sender != DEALER:
+    config's committee with the config's threshold. ``relayed``: the key was
+    dealt out of band and the aggregator relays its public setup (no share)."""
+    if relayed:
+        if setup.sender != SERVER:
+            raise ProtocolError("the key was dealt out of band: only the aggregator's "
+                                "relayed public setup is expected, not one from "
+                                f"{setup.sender!r}")
+        if setup.sealed_share or setup.dealer_key != _NO_DEALER_KEY:
+            raise ProtocolError("a relayed public setup carries a key share or a dealer key; "
+                                "refusing it")
+    elif setup.sender != DEALER:
         raise ProtocolError("the threshold setup must come from the dealer")
     key = setup.key
     if not isinstance(key, tp.ThresholdKey):
@@ -170,6 +179,32 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
             f"the threshold key is {key.threshold}-of-{key.parties}; the round's committee "
             f"is {config.decrypt_threshold}-of-{len(config.committee)}")
     return _expected_layout(config, key.public_key, setup.layout, insecure, "threshold setup")
+
+
+def _check_local_material(client_id: int, config: PaillierSumConfig,
+                          key: tp.ThresholdKey, share: tp.KeyShare | None,
+                          decryptor_key: kex.PrivateKey | None) -> None:
+    """A client's own copy of out-of-band dealt material must be the one the
+    configuration names, and a member's share must be its own."""
+    if config.trust_layout != "threshold":
+        raise ParameterError(f"threshold_key belongs to the 'threshold' layout, not "
+                             f"{config.trust_layout!r}")
+    if not isinstance(key, tp.ThresholdKey):
+        raise ParameterError(f"threshold_key must be a ThresholdKey, got {type(key).__name__}")
+    if key.digest != config.threshold_key_digest:
+        raise ParameterError("the configuration names another threshold key than this "
+                             "client's public material (digest mismatch)")
+    if decryptor_key is not None:
+        raise ParameterError("a key dealt out of band needs no decryptor_key")
+    if client_id in config.committee:
+        if not isinstance(share, tp.KeyShare):
+            raise ParameterError(f"client {client_id} is a decryptor: it needs its key_share")
+        index = config.decryptor_index(client_id)
+        if share.key != key or share.index != index:
+            raise ParameterError(f"client {client_id}'s key_share is not share {index} of "
+                                 "the configured key")
+    elif share is not None:
+        raise ParameterError(f"client {client_id} is not a decryptor but holds a key share")
 
 
 class FaultyDecryptorError(tp.PartialDecryptionError):
@@ -375,6 +410,8 @@ class PaillierSumClient:
         insecure_allow_small_key_for_tests: bool = False,
         mode: EncryptionMode | None = None,
         decryptor_key: kex.PrivateKey | None = None,
+        threshold_key: tp.ThresholdKey | None = None,
+        key_share: tp.KeyShare | None = None,
     ) -> None:
         if mode is not None:
             _deprecated("PaillierSumClient(mode=...)", "encryption=")
@@ -396,11 +433,19 @@ class PaillierSumClient:
         if encryption == "pool" and pool is None:
             raise ParameterError("encryption 'pool' needs a precomputed ObfuscatorPool")
         member = client_id in config.committee
-        if member and not isinstance(decryptor_key, kex.PrivateKey):
+        if threshold_key is not None:
+            _check_local_material(client_id, config, threshold_key, key_share, decryptor_key)
+        elif key_share is not None:
+            raise ParameterError("a key share dealt out of band needs its threshold_key "
+                                 "(the public material) too")
+        elif member and not isinstance(decryptor_key, kex.PrivateKey):
             raise ParameterError(f"client {client_id} is a decryptor: it needs its X25519 "
                                  "decryptor_key (a kex.PrivateKey) to open its key share")
         if not member and decryptor_key is not None:
             raise ParameterError(f"client {client_id} is not a decryptor of this round")
+        # out-of-band dealing: the public material and this member's share, read locally
+        self._local_key = threshold_key
+        self._local_share = key_share
         self.client_id = client_id
         self._decryptor_key = decryptor_key
         self._tkey: tp.ThresholdKey | None = None
@@ -424,6 +469,8 @@ class PaillierSumClient:
             self._pk, self._sk = pk, sk
             self.layout = config.packing(pk, insecure_allow_small_key_for_tests=self._insecure)
         pinned = expected_public_key if expected_public_key is not None else self._pk
+        if pinned is None and threshold_key is not None:
+            pinned = threshold_key.public_key
         self._pinned_fp = paillier.fingerprint(pinned) if pinned is not None else None
         self.state: Literal["new", "sent", "done"] = "new"
         self._input: npt.NDArray[np.int64] | None = None
@@ -575,8 +622,15 @@ class PaillierSumClient:
             raise ProtocolError(f"client {self.client_id} already received the setup")
         if self._pinned_fp is not None and msg.key_fingerprint() != self._pinned_fp:
             raise ProtocolError("the announced public key is not the expected one")
-        layout = _check_threshold_setup(self.config, msg, self._insecure)
-        share = self._take_threshold(msg.key, msg.dealer_key, msg.sealed_share)
+        relayed = self._local_key is not None
+        layout = _check_threshold_setup(self.config, msg, self._insecure, relayed=relayed)
+        if relayed:
+            if msg.key != self._local_key:
+                raise ProtocolError("the relayed threshold key differs from this client's "
+                                    "own copy of the public material")
+            share = self._local_share
+        else:
+            share = self._take_threshold(msg.key, msg.dealer_key, msg.sealed_share)
         pk_before, layout_before = self._pk, self.layout
         self._pk, self.layout = msg.key.public_key, layout
         try:
@@ -585,8 +639,9 @@ class PaillierSumClient:
             self._pk, self.layout = pk_before, layout_before
             raise
         self._tkey, self._share = msg.key, share
-        if share is not None:
+        if share is not None and msg.sealed_share:
             self._sealed = (bytes(msg.dealer_key), bytes(msg.sealed_share))
+        self._input = None  # sent: the plaintext is not kept (nor in the saved state)
         self.state = "sent"
         return [Envelope(SERVER, enc)]
 
@@ -626,7 +681,10 @@ class PaillierSumClient:
         """The client's state as versioned binary (``PSCS`` v1), bound to the
         config digest. Holds the plaintext input: seal it before it leaves
         memory. Keys, pools and tables are not included: pass them to
-        :meth:`restore` again."""
+        :meth:`restore` again. Threshold layout: the public threshold key and,
+        for a decryptor whose share the in-process dealer sent, that share
+        still sealed to its X25519 key; a share dealt out of band
+        (``key_share=``) is never in the state (restore reads it again)."""
         threshold = self.config.trust_layout == "threshold"
         w = wire.Writer(_STATE_MAGIC, _STATE_VERSION_THRESHOLD if threshold
                         else _STATE_VERSION).raw(self.config.digest)
@@ -698,11 +756,20 @@ class PaillierSumClient:
                 saved_key[0], insecure_allow_small_key_for_tests=client._insecure)
             setup = ThresholdSetup(tkey, config.packing(
                 tkey.public_key, insecure_allow_small_key_for_tests=client._insecure),
-                saved_key[1], saved_key[2])
+                saved_key[1], saved_key[2],
+                sender=SERVER if client._local_key is not None else DEALER)
             if client._pinned_fp is not None and setup.key_fingerprint() != client._pinned_fp:
                 raise ProtocolError("the saved threshold key is not the expected one")
-            client.layout = _check_threshold_setup(config, setup, client._insecure)
-            client._share = client._take_threshold(tkey, saved_key[1], saved_key[2])
+            if client._local_key is not None:  # dealt out of band: the share is local
+                if tkey != client._local_key:
+                    raise ProtocolError("the saved threshold key differs from this client's "
+                                        "public material")
+                client.layout = _check_threshold_setup(config, setup, client._insecure,
+                                                       relayed=True)
+                client._share = client._local_share
+            else:
+                client.layout = _check_threshold_setup(config, setup, client._insecure)
+                client._share = client._take_threshold(tkey, saved_key[1], saved_key[2])
             client._tkey, client._pk = tkey, tkey.public_key
             if client._share is not None:
                 client._sealed = (saved_key[1], saved_key[2])
@@ -746,6 +813,7 @@ class PaillierSumAggregator:
         *,
         expected_public_key: Any = None,
         insecure_allow_small_key_for_tests: bool = False,
+        threshold_key: tp.ThresholdKey | None = None,
     ) -> None:
         self.config = config
         self._insecure = insecure_allow_small_key_for_tests
@@ -763,6 +831,25 @@ class PaillierSumAggregator:
         self._result: CoordinatorResult | None = None
         self._tkey: tp.ThresholdKey | None = None
         self._partials: dict[int, tp.PartialDecryption] = {}
+        self._relay: ThresholdSetup | None = None
+        if threshold_key is not None:
+            self._take_dealt(threshold_key)
+
+    def _take_dealt(self, key: tp.ThresholdKey) -> None:
+        """The key was dealt out of band: start collecting, relaying its public setup."""
+        if self.config.trust_layout != "threshold":
+            raise ParameterError(f"threshold_key belongs to the 'threshold' layout, not "
+                                 f"{self.config.trust_layout!r}")
+        if not isinstance(key, tp.ThresholdKey) or key.digest != self.config.threshold_key_digest:
+            raise ParameterError("threshold_key is not the key the configuration names")
+        if self._pinned_fp is not None and paillier.fingerprint(key.public_key) != self._pinned_fp:
+            raise ParameterError("threshold_key does not hold the expected public key")
+        setup = ThresholdSetup(key, self.config.packing(
+            key.public_key, insecure_allow_small_key_for_tests=self._insecure),
+            _NO_DEALER_KEY, sender=SERVER)
+        self.layout = _check_threshold_setup(self.config, setup, self._insecure, relayed=True)
+        self._tkey, self._pk, self._relay = key, key.public_key, setup
+        self.state = "collecting"
 
     @property
     def included(self) -> frozenset[int]:
@@ -772,6 +859,12 @@ class PaillierSumAggregator:
     @property
     def round(self) -> str | None:
         return {"setup": "setup", "collecting": "encrypt", "summed": "decrypt"}.get(self.state)
+
+    @property
+    def dealt_out_of_band(self) -> bool:
+        """True when the threshold key was dealt out of band (``threshold_key=``):
+        no dealer party; this aggregator relays the public setup."""
+        return self._relay is not None
 
     @property
     def valid_decryptors(self) -> frozenset[int]:
@@ -784,8 +877,13 @@ class PaillierSumAggregator:
         return self._result
 
     def start(self) -> list[Envelope]:
-        """Nothing to send first: the setup comes from the key holder or the clients."""
-        return []
+        """Nothing to send first (the setup comes from the key holder, the dealer
+        or the clients), except when the threshold key was dealt out of band
+        (``threshold_key=``): then the public setup, relayed to every client
+        (each checks it against its own copy of the public material)."""
+        if self._relay is None:
+            return []
+        return [Envelope(c, self._relay) for c in self.config.client_ids]
 
     def handle(self, message: Message) -> list[Envelope]:
         """Take a setup, an input or the decrypted sum (``message.sender`` names it)."""
@@ -838,6 +936,9 @@ class PaillierSumAggregator:
     def _on_threshold_setup(self, msg: ThresholdSetup) -> list[Envelope]:
         if self.config.trust_layout != "threshold":
             raise ProtocolError(f"a threshold setup in the {self.config.trust_layout!r} layout")
+        if self._relay is not None:
+            raise ProtocolError("the threshold key was dealt out of band; no setup is "
+                                "accepted during the session")
         if msg.sealed_share or msg.dealer_key != _NO_DEALER_KEY:
             raise ProtocolError("the dealer sent the aggregator a key share or a dealer key; "
                                 "refusing it")

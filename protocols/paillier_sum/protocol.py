@@ -17,13 +17,22 @@ is given). ``keypair`` must then be a safe-prime pair from
 ``key_bits`` otherwise: slow at 2048 bits); the dealer is
 ``session.others["dealer"]``. Each decryptor gets a fresh X25519 key whose
 public half the dealer knows (registration is outside the protocol).
+
+A key dealt out of band (:func:`~protocols.paillier_sum.dealing.deal_committee`,
+for transports whose server must never meet a dealer): ``public=`` the
+:class:`~protocols.paillier_sum.dealing.ThresholdPublic` material (the
+committee and t come from it) and, for in-process clients, ``key_shares=``
+(each member's share by client id; without it the session holds the
+coordinator only). There is no dealer party: the aggregator starts in the
+``"encrypt"`` round and relays the public setup, and each client checks it
+against its own copy (``PaillierSumClient(threshold_key=, key_share=)``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -35,6 +44,7 @@ from secagg.paillier import threshold as tp
 
 from ..core import CoordinatorResult, ProtocolDescriptor, Session, derive_seed
 from .config import MAX_DECRYPTORS, ROUNDS, PaillierSumConfig, TrustLayout
+from .dealing import ThresholdPublic, shares_for
 from .messages import DEALER, KEY_HOLDER, PaillierSumCodec
 from .parties import (
     PaillierSumAggregator,
@@ -79,9 +89,27 @@ def _build(
     decryptors: int | None = None,
     decrypt_threshold: int | None = None,
     committee: Iterable[int] | None = None,
+    public: ThresholdPublic | None = None,
+    key_shares: Mapping[int, tp.KeyShare] | None = None,
 ) -> Session:
     insecure = insecure_allow_small_key_for_tests
     thresh = trust == "threshold"
+    if public is not None or key_shares is not None:
+        if public is None:
+            raise ParameterError("key_shares need the public material they belong to (public=)")
+        if not thresh:
+            raise ParameterError(f"public= (a key dealt out of band) belongs to "
+                                 f"trust='threshold', not {trust!r}")
+        given = {k: v for k, v in (("keypair", keypair), ("decryptors", decryptors),
+                                   ("decrypt_threshold", decrypt_threshold),
+                                   ("committee", committee)) if v is not None}
+        if given:
+            raise ParameterError(f"with public= the key, the committee and its threshold come "
+                                 f"from the public material; drop {sorted(given)}")
+        return _build_dealt(client_ids, dimension, public, key_shares, encryption=encryption,
+                            clip=clip, value_bits=value_bits, max_summands=max_summands,
+                            min_clients=min_clients, round=round, workers=workers,
+                            on_clip=on_clip, insecure=insecure)
     if not thresh and (decryptors, decrypt_threshold, committee) != (None, None, None):
         raise ParameterError("decryptors, decrypt_threshold and committee belong to "
                              f"trust='threshold', not {trust!r}")
@@ -95,9 +123,9 @@ def _build(
                                      f"{len(chosen)} clients")
         else:
             size = len(client_ids) if decryptors is None else decryptors
-            public = derive_seed(seed, "paillier/committee") if seed is not None else (
+            committee_seed = derive_seed(seed, "paillier/committee") if seed is not None else (
                 os.urandom(32))
-            chosen = choose_committee(client_ids, size, public)
+            chosen = choose_committee(client_ids, size, committee_seed)
         t = len(chosen) // 2 + 1 if decrypt_threshold is None else decrypt_threshold
         # checked here so that a bad committee is named before any key work
         PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
@@ -171,6 +199,59 @@ def _build(
                       codec_options={"insecure_allow_small_key_for_tests": True} if insecure
                       else {})
     return session
+
+
+def _build_dealt(
+    client_ids: tuple[int, ...], dimension: int, public: ThresholdPublic,
+    key_shares: Mapping[int, tp.KeyShare] | None, *, encryption: EncryptionMode,
+    clip: float, value_bits: int, max_summands: int | None, min_clients: int, round: int,
+    workers: int | None, on_clip: ClipPolicy, insecure: bool,
+) -> Session:
+    """A threshold session on a key dealt out of band (:mod:`.dealing`): no
+    dealer party; the aggregator holds the public material only and relays
+    its public setup. ``key_shares`` None: a coordinator-only session (the
+    clients run elsewhere and read their own shares); otherwise every
+    member's share, for in-process clients."""
+    if not isinstance(public, ThresholdPublic):
+        raise ParameterError(f"public must be a ThresholdPublic, got {type(public).__name__}")
+    if encryption == "crt":
+        raise ParameterError("encryption 'crt' needs the private key: use trust='cross-silo'")
+    missing = sorted(set(public.committee) - set(client_ids))
+    if missing:
+        raise ParameterError(f"committee members {missing} are not clients of the session; "
+                             "list every member (one that is offline counts as dropped)")
+    config = PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
+                               trust_layout="threshold", clip=clip, value_bits=value_bits,
+                               max_summands=max_summands, min_clients=min_clients,
+                               committee=frozenset(public.committee),
+                               decrypt_threshold=public.threshold,
+                               threshold_key_digest=public.key.digest)
+    pk = public.public_key
+    clients: dict[int, Any] = {}
+    if key_shares is not None:
+        shares = shares_for(public, key_shares)
+        lacking = sorted(set(public.committee) - set(shares))
+        if lacking:
+            raise ParameterError(f"no key share for committee members {lacking}")
+        packing = config.packing(pk, insecure_allow_small_key_for_tests=insecure)
+        for cid in config.client_ids:
+            extra: dict[str, Any] = {}
+            if encryption == "pool":
+                extra["pool"] = ObfuscatorPool.precompute(
+                    pk, packing.ciphertexts, workers=workers,
+                    insecure_allow_small_key_for_tests=insecure)
+            elif encryption == "djn":
+                extra["djn"] = DJNTable(pk, insecure_allow_small_key_for_tests=insecure)
+            clients[cid] = PaillierSumClient(
+                cid, config, encryption=encryption, workers=workers, on_clip=on_clip,
+                insecure_allow_small_key_for_tests=insecure, threshold_key=public.key,
+                key_share=shares.get(cid), **extra)
+    aggregator = PaillierSumAggregator(config, threshold_key=public.key,
+                                       insecure_allow_small_key_for_tests=insecure)
+    return Session(config=config, coordinator=aggregator, clients=clients,
+                   encoder=config.quantizer, rounds=ROUNDS,
+                   codec_options={"insecure_allow_small_key_for_tests": True} if insecure
+                   else {})
 
 
 def _codec(config: PaillierSumConfig, *,

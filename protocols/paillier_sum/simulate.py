@@ -13,10 +13,12 @@ import numpy.typing as npt
 from secagg import paillier
 from secagg.errors import EncodingError, ParameterError
 from secagg.paillier import ClipPolicy, EncryptionMode
+from secagg.paillier.threshold import KeyShare
 
 from ..results import AggregationResult
 from ..simulator import run
 from .config import TrustLayout
+from .dealing import ThresholdPublic
 from .protocol import PAILLIER_SUM
 
 __all__ = ["simulate"]
@@ -54,6 +56,8 @@ def simulate(
     decryptors: int | None = None,
     decrypt_threshold: int | None = None,
     committee: Iterable[int] | None = None,
+    public: ThresholdPublic | None = None,
+    key_shares: Mapping[int, KeyShare] | None = None,
 ) -> AggregationResult:
     """Run one round in process, every message through its byte codec.
 
@@ -82,7 +86,10 @@ def simulate(
     majority) from a trusted dealer; ``keypair`` must be a safe-prime pair
     (:func:`secagg.paillier.threshold.generate_keypair`). Decryptors that
     vanish (``dropouts={"decrypt": [...]}``) are tolerated while t answer;
-    fewer raise :class:`~secagg.errors.AbortError`.
+    fewer raise :class:`~secagg.errors.AbortError`. With a key dealt out of
+    band (:func:`~protocols.paillier_sum.deal_committee`): ``public`` (the
+    committee and t come from it) and every member's ``key_shares``; no
+    dealer party runs.
 
     ``workers`` are the processes the Paillier arithmetic may use (the pool
     precomputation and the decryption; None: the library's default). The
@@ -102,4 +109,5 @@ def simulate(
                value_bits=value_bits, max_summands=max_summands, min_clients=min_clients,
                round=round, workers=workers, client_pool=False, on_clip=on_clip,
                insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
-               decryptors=decryptors, decrypt_threshold=decrypt_threshold, committee=committee)
+               decryptors=decryptors, decrypt_threshold=decrypt_threshold, committee=committee,
+               public=public, key_shares=key_shares)

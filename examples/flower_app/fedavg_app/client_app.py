@@ -5,6 +5,7 @@ from flwr.clientapp import ClientApp
 
 from protocols.flower import secure_train
 from protocols.flower.fedavg import train_on_node
+from protocols.flower.paillier import node_options
 
 app = ClientApp()
 
@@ -14,4 +15,5 @@ def train(msg: Message, context: Context) -> Message:
     return train_on_node(msg, context)
 
 
-secure_train(app, train)
+# SecAgg / SecAgg+ and threshold Paillier (its files named in the node config)
+secure_train(app, train, **node_options())

@@ -6,7 +6,7 @@ from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from protocols.flower import secure_train
-from protocols.flower.identity import node_identity
+from protocols.flower.paillier import node_options
 
 from .common import update_of
 
@@ -21,5 +21,5 @@ def train(msg: Message, context: Context) -> Message:
                    reply_to=msg)
 
 
-policy, local_secrets = node_identity()
-secure_train(app, train, policy=policy, local_secrets=local_secrets)
+# SecAgg / SecAgg+ (identity registry in malicious mode) and threshold Paillier
+secure_train(app, train, **node_options())

@@ -12,12 +12,13 @@ from flwr.serverapp import Grid, ServerApp
 
 from protocols.flower import nodes_ready, run_session
 from protocols.flower.identity import malicious_session, read_registry
+from protocols.paillier_sum import PAILLIER_SUM
 from protocols.secagg import SECAGG, SECAGG_PLUS
 
 from .common import update_of
 
 app = ServerApp()
-PROTOCOLS = {d.name: d for d in (SECAGG, SECAGG_PLUS)}
+PROTOCOLS = {d.name: d for d in (SECAGG, SECAGG_PLUS, PAILLIER_SUM)}
 
 
 @app.main()
@@ -42,12 +43,16 @@ def main(grid: Grid, context: Context) -> None:
         t0 = time.monotonic()
         content = RecordDict({"config": ConfigRecord({"session": s, "dimension": dim})})
         session = None
+        params = {}
+        if descriptor is PAILLIER_SUM:  # threshold layout on the dealer's public material
+            params = {"public": str(cfg["paillier-public"]), "clip": 1.0, "value_bits": 24}
         if cfg["registry-path"]:
             registry = read_registry(str(cfg["registry-path"]))
             session = malicious_session(descriptor, registry, nodes, dim)
         report = run_session(grid, descriptor, nodes, dim,
                              round_timeout=float(cfg["round-timeout"]),
-                             train_content=content, on_round=on_round, session=session)
+                             train_content=content, on_round=on_round, session=session,
+                             **params)
         got = report.sum()
         want = sum(update_of(n, s, dim) for n in sorted(report.result.included))
         out.append({

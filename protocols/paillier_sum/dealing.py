@@ -1,0 +1,240 @@
+"""Out-of-band dealing of a threshold Paillier key to a committee of client ids.
+
+The ``"threshold"`` layout needs a trusted dealer. In process it is an
+auxiliary party of the session (:class:`~protocols.paillier_sum.PaillierSumDealer`);
+on a transport whose server must never hold key material (Flower's
+ServerApp) it runs **once, before any session, out of band**:
+:func:`deal_committee` generates a safe-prime key, splits it t-of-n among
+the committee (share ``i`` for the ``i``-th smallest id) and returns
+
+* :class:`ThresholdPublic`: the public material (threshold key with its
+  public key, t and verification keys; the committee's ids). The server
+  and every client get it; the server builds sessions from it alone
+  (``PAILLIER_SUM.make_session(..., trust="threshold", public=...)``);
+* one :class:`~secagg.paillier.threshold.KeyShare` per committee member,
+  for that member only (written to a file only it reads,
+  :func:`write_key_share`, mode 0600).
+
+Every session of the layout then binds the key's digest, the committee and
+t into its configuration, so a client refuses a session (or a relayed
+public setup) that differs from its own copy of the public material.
+
+File formats (strict, versioned, :mod:`secagg.wire`; never pickle):
+
+* public material, magic ``PSTK`` v1: ``blob ThresholdKey (SGTK) |
+  committee ids (u32 count, u64 each, increasing)``;
+* key share file, magic ``PSKF`` v1: ``u64 client id | blob KeyShare (SGTS)``.
+
+Security assumption: the dealer is trusted to generate honestly, to hand
+each share to its owner only and to forget the factorisation and every
+share (Python cannot wipe memory: run it in a process that exits
+afterwards). See SECURITY.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from secagg import paillier, wire
+from secagg.errors import IntegrityError, ParameterError, ProtocolError
+from secagg.paillier import DEFAULT_KEY_BITS
+from secagg.paillier import threshold as tp
+
+from ..core import check_client_ids
+from .config import MAX_DECRYPTORS
+
+__all__ = [
+    "ThresholdPublic",
+    "deal_committee",
+    "read_key_share",
+    "read_public",
+    "write_key_share",
+    "write_public",
+]
+
+_PUBLIC_MAGIC = b"PSTK"
+_SHARE_MAGIC = b"PSKF"
+_MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
+#: largest public-material or key-share file read (bytes)
+MAX_FILE_BYTES = 4 * _MAX_TKEY_BYTES
+
+
+@dataclass(frozen=True, eq=False)
+class ThresholdPublic:
+    """The public material of a dealt committee key.
+
+    Attributes:
+        key: the :class:`~secagg.paillier.threshold.ThresholdKey` (public key,
+            threshold t, verification keys; its ``digest`` names it).
+        committee: the decryptors' client ids, sorted; ``committee[i - 1]``
+            holds share ``i``. Exactly ``key.parties`` distinct ids in
+            ``[0, 2^64)``.
+
+    Derived: ``threshold`` (t), ``digest`` (SHA-256 of :meth:`to_bytes`).
+    """
+
+    key: tp.ThresholdKey
+    committee: tuple[int, ...]
+    digest: bytes = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, tp.ThresholdKey):
+            raise ParameterError(f"key must be a ThresholdKey, got {type(self.key).__name__}")
+        ids = check_client_ids(self.committee)
+        if len(ids) != self.key.parties:
+            raise ParameterError(f"the committee names {len(ids)} ids but the key has "
+                                 f"{self.key.parties} shares")
+        if len(ids) > MAX_DECRYPTORS:
+            raise ParameterError(f"{len(ids)} decryptors; at most {MAX_DECRYPTORS}")
+        object.__setattr__(self, "committee", ids)
+        object.__setattr__(self, "digest", hashlib.sha256(self.to_bytes()).digest())
+
+    @property
+    def threshold(self) -> int:
+        """t: how many decryptors must answer."""
+        return self.key.threshold
+
+    @property
+    def public_key(self) -> Any:
+        """The ``phe`` public key clients encrypt under."""
+        return self.key.public_key
+
+    def index_of(self, client: int) -> int:
+        """Share index (1..len(committee)) of ``client``; ParameterError otherwise."""
+        try:
+            return self.committee.index(client) + 1
+        except ValueError:
+            raise ParameterError(f"{client!r} is not on the committee") from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ThresholdPublic) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    def to_bytes(self) -> bytes:
+        """``PSTK`` v1 (see the module docstring)."""
+        w = wire.Writer(_PUBLIC_MAGIC, 1).blob(self.key.to_bytes())
+        return wire.write_ids(w, self.committee, width=64).getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *,
+                   insecure_allow_small_key_for_tests: bool = False) -> ThresholdPublic:
+        """Parse and check :meth:`to_bytes` (a malformed file is a ProtocolError)."""
+        r = wire.Reader(data, _PUBLIC_MAGIC, (1,))
+        key = tp.ThresholdKey.from_bytes(
+            r.blob(max_len=_MAX_TKEY_BYTES),
+            insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+        ids = wire.read_ids(r, width=64, max_count=tp.MAX_PARTIES)
+        r.done()
+        try:
+            return cls(key, ids)
+        except ParameterError as exc:
+            raise ProtocolError(f"invalid threshold public material: {exc}") from exc
+
+
+def deal_committee(
+    committee: Iterable[int],
+    threshold: int,
+    *,
+    key_bits: int = DEFAULT_KEY_BITS,
+    keypair: tuple[Any, Any] | None = None,
+    insecure_allow_small_key_for_tests: bool = False,
+) -> tuple[ThresholdPublic, dict[int, tp.KeyShare]]:
+    """The trusted dealer: a ``threshold``-of-``len(committee)`` key for ``committee``.
+
+    Generates a safe-prime key of ``key_bits`` bits (slow: about 10 s at
+    2048 bits), or deals ``keypair`` (from
+    :func:`secagg.paillier.threshold.generate_keypair`; the caller must then
+    destroy the private key). Returns the public material and each
+    member's share by client id. Trust: see the module docstring.
+    """
+    ids = check_client_ids(committee)
+    if not 1 <= len(ids) <= MAX_DECRYPTORS:
+        raise ParameterError(f"the committee has {len(ids)} members; it needs 1 to "
+                             f"{MAX_DECRYPTORS}")
+    key: int | tuple[Any, Any] = key_bits if keypair is None else keypair
+    dealt = tp.deal(key, len(ids), threshold,
+                    insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+    public = ThresholdPublic(dealt.key, ids)
+    return public, {cid: dealt.shares[i] for i, cid in enumerate(ids)}
+
+
+def _read(path: Path | str, what: str) -> bytes:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ParameterError(f"{what} {p} has {size} bytes, limit {MAX_FILE_BYTES}")
+        return p.read_bytes()
+    except OSError as exc:
+        raise ParameterError(f"cannot read the {what} {p}: {exc}") from exc
+
+
+def write_public(path: Path | str, public: ThresholdPublic) -> None:
+    """Write the public material (any mode: it holds nothing secret)."""
+    Path(path).write_bytes(public.to_bytes())
+
+
+def read_public(path: Path | str, *,
+                insecure_allow_small_key_for_tests: bool = False) -> ThresholdPublic:
+    """Read :func:`write_public`'s file, checked."""
+    return ThresholdPublic.from_bytes(
+        _read(path, "threshold public material"),
+        insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+
+
+def write_key_share(path: Path | str, client: int, share: tp.KeyShare) -> None:
+    """Write ``client``'s key share, mode 0600 (SECRET: for that client only)."""
+    check_client_ids([client])
+    if not isinstance(share, tp.KeyShare):
+        raise ParameterError(f"expected a KeyShare, got {type(share).__name__}")
+    data = wire.Writer(_SHARE_MAGIC, 1).u64(client).blob(share.to_bytes()).getvalue()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def read_key_share(path: Path | str, client: int, public: ThresholdPublic, *,
+                   insecure_allow_small_key_for_tests: bool = False) -> tp.KeyShare:
+    """Read ``client``'s share and check it against ``public``: the file must
+    name ``client``, hold the committee key and ``client``'s index, and the
+    share must match its verification key (IntegrityError otherwise)."""
+    r = wire.Reader(_read(path, "key share"), _SHARE_MAGIC, (1,))
+    owner = r.u64()
+    blob = r.blob(max_len=MAX_FILE_BYTES)
+    r.done()
+    if owner != client:
+        raise IntegrityError(f"the key share file {path} belongs to client {owner}, "
+                             f"not {client}")
+    share = tp.KeyShare.from_bytes(
+        blob, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
+    if share.key != public.key:
+        raise IntegrityError(f"the key share in {path} is for another threshold key than "
+                             "the public material")
+    if share.index != public.index_of(client):
+        raise IntegrityError(f"the key share in {path} has index {share.index}; client "
+                             f"{client} holds share {public.index_of(client)}")
+    return share
+
+
+def shares_for(public: ThresholdPublic,
+               shares: Mapping[int, tp.KeyShare]) -> dict[int, tp.KeyShare]:
+    """``shares`` checked against ``public`` (one per member, right key and index)."""
+    if set(shares) - set(public.committee):
+        raise ParameterError(f"key shares for non-members "
+                             f"{sorted(set(shares) - set(public.committee))}")
+    out = {}
+    for cid, share in shares.items():
+        if not isinstance(share, tp.KeyShare) or share.key != public.key:
+            raise ParameterError(f"client {cid}'s key share is not a share of the committee key")
+        if share.index != public.index_of(cid):
+            raise ParameterError(f"client {cid}'s key share has index {share.index}, "
+                                 f"not {public.index_of(cid)}")
+        out[int(cid)] = share
+    return out
