@@ -32,13 +32,16 @@ from protocols.flower.wire import RECORD, STATE, NodeState, Packet, decode_encod
 from protocols.paillier_sum import (
     PAILLIER_SUM,
     DecryptionShare,
+    EncryptedInput,
     PaillierQuantizer,
     PaillierSumClient,
     ThresholdSetup,
     read_key_share,
     read_public,
 )
+from protocols.paillier_sum.messages import open_vector
 from secagg.errors import IntegrityError, ParameterError, ProtocolError
+from secagg.paillier import EncryptedVector
 from secagg.paillier import threshold as tp
 
 INSECURE = {"insecure_allow_small_key_for_tests": True}
@@ -250,6 +253,40 @@ def test_a_faulty_decryptor_below_t_aborts(dealt):
     with pytest.raises(SessionAborted) as info:
         run(grid, dealt[0])
     assert f"decryptor {liar}" in info.value.rounds[-1].dropped[liar]
+
+
+class _Inflating(PaillierSumClient):
+    """A client whose encrypted input is raised to the power 2^40 (out of range)."""
+
+    def handle(self, message):
+        out = super().handle(message)
+        return [Envelope(e.receiver, _inflate(e.message, self._pk))
+                if isinstance(e.message, EncryptedInput) else e for e in out]
+
+
+def _inflate(msg, public_key):
+    vec = open_vector(msg.payload, public_key, True)
+    n2 = public_key.n ** 2
+    cts = [pow(c, 1 << 40, n2) for c in vec.ciphertexts]
+    return EncryptedInput(msg.sender, EncryptedVector(public_key, vec.layout, cts, 1,
+                                                      **INSECURE).to_bytes())
+
+
+def test_an_out_of_range_input_aborts_and_blames_no_decryptor(dealt):
+    cheat = NODES[1]  # not on the committee
+
+    def options(node):
+        opts = node_options(**INSECURE)
+        if node == cheat:
+            opts["factories"] = {PAILLIER_SUM.name: lambda config, cid, **local:
+                                 _Inflating(cid, config, **local)}
+        return opts
+
+    grid = grid_with(dealt, make_app=app_factory(options))
+    with pytest.raises(SessionAborted, match="decrypted sum malformed") as info:
+        run(grid, dealt[0])
+    decrypt = info.value.rounds[-1]
+    assert not set(decrypt.dropped) & set(COMMITTEE)  # no decryptor named as faulty
 
 
 # ------------------------------------------- the relayed public setup vs the node's file

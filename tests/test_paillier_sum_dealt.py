@@ -20,6 +20,7 @@ from protocols.paillier_sum import (
     ThresholdPublic,
     ThresholdSetup,
 )
+from protocols.paillier_sum.messages import open_vector
 from secagg.errors import (
     AbortError,
     EncodingError,
@@ -28,6 +29,7 @@ from secagg.errors import (
     ProtocolError,
     SecAggError,
 )
+from secagg.paillier import EncryptedVector
 from secagg.paillier import threshold as tp
 
 INSECURE = {"insecure_allow_small_key_for_tests": True}
@@ -101,6 +103,51 @@ def test_a_coordinator_only_session_for_a_remote_server(dealt):
     s = ps.PAILLIER_SUM.make_session(IDS, DIM, trust="threshold", public=public, **INSECURE)
     assert s.clients == {} and s.others == {} and s.config.committee == set(COMMITTEE)
     assert s.config.threshold_key_digest == public.key.digest
+
+
+# ------------------------------------------------------ a malicious client's input
+
+
+def _inflated(msg, public_key):
+    """A client's encrypted input raised to the power 2^40: still "one summand",
+    its packed values far past the range (padding slots overflow)."""
+    vec = open_vector(msg.payload, public_key, True)
+    n2 = public_key.n ** 2
+    cts = [pow(c, 1 << 40, n2) for c in vec.ciphertexts]
+    bad = EncryptedVector(public_key, vec.layout, cts, 1, **INSECURE)
+    return ps.EncryptedInput(msg.sender, bad.to_bytes())
+
+
+def test_an_out_of_range_input_aborts_without_blaming_a_decryptor(dealt):
+    public, _ = dealt
+    s = session(dealt)
+    agg = s.coordinator
+    setups = {e.receiver: e.message for e in agg.start()}
+    bad_client = 6  # not on the committee
+    to_committee = []
+    for cid in IDS:
+        s.clients[cid].set_input(np.full(DIM, 5, dtype=np.int64))
+        [e] = s.clients[cid].handle(setups[cid])
+        msg = _inflated(e.message, public.public_key) if cid == bad_client else e.message
+        to_committee += agg.handle(msg)
+    assert sorted(e.receiver for e in to_committee) == COMMITTEE
+    first, second, third = to_committee
+    [answer] = s.clients[first.receiver].handle(first.message)
+    assert agg.handle(answer.message) == []
+    [answer] = s.clients[second.receiver].handle(second.message)
+    with pytest.raises(ps.MalformedSumError) as info:
+        agg.handle(answer.message)
+    assert isinstance(info.value, AbortError)
+    assert not isinstance(info.value, tp.PartialDecryptionError)  # no decryptor is blamed
+    assert "decrypted sum malformed: a client input is out of range" in str(info.value)
+    assert "every decryptor's proof verified" in str(info.value)
+    assert agg.valid_decryptors == {first.receiver, second.receiver}
+    assert agg.round is None and agg.result is None and agg.raw_result is None
+    # nothing more is taken, nothing is output
+    [answer] = s.clients[third.receiver].handle(third.message)
+    with pytest.raises(ProtocolError, match="aborted"):
+        agg.handle(answer.message)
+    assert agg.result is None
 
 
 # -------------------------------------------------------------- bad parameters

@@ -65,8 +65,8 @@ from .messages import (
     open_vector,
 )
 
-__all__ = ["FaultyDecryptorError", "PaillierSumAggregator", "PaillierSumClient",
-           "PaillierSumDealer",
+__all__ = ["FaultyDecryptorError", "MalformedSumError", "PaillierSumAggregator",
+           "PaillierSumClient", "PaillierSumDealer",
            "PaillierSumKeyHolder", "decryption_context", "share_seal_key"]
 
 ProtocolError = RemoteProtocolError  # what a party raises for a peer's bad message
@@ -216,6 +216,14 @@ class FaultyDecryptorError(tp.PartialDecryptionError):
     def __init__(self, decryptor: int, index: int, detail: str) -> None:
         self.decryptor = decryptor
         super().__init__([index], f"decryptor {decryptor}: {detail}")
+
+
+class MalformedSumError(AbortError):
+    """Every needed partial decryption verified, yet the decrypted sum is
+    malformed (a padding slot overflowed or a value lies past the largest
+    possible sum): a client sent an input out of range. No decryptor is to
+    blame; the session aborted and output nothing. The ciphertexts are not
+    signed, so the aggregator cannot tell which client it was."""
 
 
 class PaillierSumDealer:
@@ -800,9 +808,11 @@ class PaillierSumAggregator:
     naming the decryptor and its share, and leaves the aggregator unchanged:
     that decryptor counts as dropped unless a valid answer from it arrives,
     and the round goes on with the others. Once ``decrypt_threshold`` valid
-    answers arrived they are combined into :attr:`result`;
-    :meth:`close_round` with fewer raises :class:`AbortError` and outputs
-    nothing.
+    answers arrived they are combined into :attr:`result`; if that sum then
+    decodes out of range (a client's input was, since every proof verified)
+    the round aborts with :class:`MalformedSumError`, naming no decryptor and
+    outputting nothing. :meth:`close_round` with fewer raises
+    :class:`AbortError` and outputs nothing.
     """
 
     address = SERVER
@@ -979,11 +989,18 @@ class PaillierSumAggregator:
         if len(partials) < self.config.decrypt_threshold:
             self._partials = partials
             return []
-        raw = tp.combine_integers(self._tkey, self._sum, partials.values(),
-                                  context=decryption_context(self.config), verify=False)
         assert self.layout is not None
-        _check_bound(raw, len(self._included), self.layout.max_int)
         self._partials = partials
+        try:  # every proof verified: the plaintext is the true sum of what clients sent
+            raw = tp.combine_integers(self._tkey, self._sum, partials.values(),
+                                      context=decryption_context(self.config), verify=False)
+            _check_bound(raw, len(self._included), self.layout.max_int)
+        except SecAggError as exc:
+            self.state = "aborted"
+            raise MalformedSumError(
+                "decrypted sum malformed: a client input is out of range; every decryptor's "
+                f"proof verified (decryptors {sorted(partials)}); nothing output ({exc})"
+            ) from exc
         self.raw_result = raw
         self._result = CoordinatorResult(raw_sum=raw, included=self.included)
         self.state = "done"
