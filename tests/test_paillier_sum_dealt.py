@@ -5,6 +5,9 @@ the public material and share files are strict."""
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -331,3 +334,46 @@ def test_share_files(dealt, tmp_path):
         ps.read_key_share(tmp_path / "missing", 4, public, **INSECURE)
     with pytest.raises(ParameterError, match="2048"):
         ps.deal_committee(COMMITTEE, 2, key_bits=512)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and FIFOs")
+def test_share_file_writes_are_private_and_follow_no_link(dealt, tmp_path):
+    public, shares = dealt
+    # an existing world-readable file: the share replaces it with mode 0600
+    path = tmp_path / "share"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o644)
+    ps.write_key_share(path, 10, shares[10])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert ps.read_key_share(path, 10, public, **INSECURE).index == 2
+    # a symlink at the path is replaced, its target is never written
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"untouched")
+    os.chmod(target, 0o644)
+    link = tmp_path / "link"
+    os.symlink(target, link)
+    ps.write_key_share(link, 10, shares[10])
+    assert target.read_bytes() == b"untouched"
+    assert not os.path.islink(link) and stat.S_IMODE(os.lstat(link).st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "link", "share"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes and FIFOs")
+def test_share_files_readable_by_others_or_not_regular_are_refused(dealt, tmp_path):
+    public, shares = dealt
+    path = tmp_path / "share"
+    ps.write_key_share(path, 10, shares[10])
+    for mode in (0o640, 0o604, 0o620, 0o660):
+        os.chmod(path, mode)
+        with pytest.raises(IntegrityError, match=f"{path}.*{oct(mode)}"):
+            ps.read_key_share(path, 10, public, **INSECURE)
+    os.chmod(path, 0o400)
+    assert ps.read_key_share(path, 10, public, **INSECURE).index == 2
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ParameterError, match="not a regular file"):
+        ps.read_key_share(fifo, 10, public, **INSECURE)  # refused, never blocks
+    with pytest.raises(ParameterError, match="not a regular file"):
+        ps.read_public(fifo, **INSECURE)
+    with pytest.raises(ParameterError, match="not a regular file"):
+        ps.read_key_share(tmp_path, 10, public, **INSECURE)
