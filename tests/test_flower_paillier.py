@@ -432,6 +432,26 @@ def test_the_server_never_deals_or_takes_key_material(dealt, params, words):
     assert grid.log == []
 
 
+def test_every_session_has_its_own_round_and_digest(dealt):
+    from protocols.flower.paillier import fedavg_params, flower_session
+
+    public = read_public(dealt[0], **INSECURE)
+    params = {"public": public, "clip": CLIP, **INSECURE}
+    a = flower_session(DESCRIPTOR, NODES, DIM, None, params)
+    b = flower_session(DESCRIPTOR, NODES, DIM, None, params)
+    assert a.config.round != b.config.round and a.config.digest != b.config.digest
+    assert 0 <= a.config.round < 2**63 and 0 <= b.config.round < 2**63
+    # the FedAvg parameters too: each of its rounds is a session of its own
+    run_config = {"paillier-public": str(dealt[0]), "insecure-allow-small-key-for-tests": True}
+    fed = fedavg_params(run_config, CLIP)
+    digests = {flower_session(DESCRIPTOR, NODES, DIM, None, fed).config.digest
+               for _ in range(3)}
+    assert len(digests) == 3
+    # a fixed round would repeat across the sessions of one aggregator: refused
+    with pytest.raises(ParameterError, match="round"):
+        flower_session(DESCRIPTOR, NODES, DIM, None, {**params, "round": 7})
+
+
 def test_a_session_with_an_in_process_dealer_is_refused(dealt, keypair):
     session = PAILLIER_SUM.make_session(NODES, DIM, trust="threshold", keypair=keypair,
                                         committee=COMMITTEE, decrypt_threshold=2, **INSECURE)

@@ -46,6 +46,7 @@ only their own copy.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -185,7 +186,9 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     or its file's path; required), ``trust`` (``"threshold"``, the default
     here; any other layout is refused with the reason), and the encoding
     parameters of :data:`~protocols.paillier_sum.PAILLIER_SUM` (``clip``,
-    ``value_bits``, ``min_clients``, ``round``, ...). Key material and
+    ``value_bits``, ``min_clients``, ...). ``round`` is refused: each session
+    draws a fresh 63-bit round number (:mod:`secrets`), so no two sessions
+    share a configuration digest or a decryption context. Key material and
     dealing parameters (``keypair``, ``key_shares``, ``committee``, ...) are
     refused: the ServerApp holds public material only. The session's clients
     are ``node_ids`` and every committee member (one not in ``node_ids`` is
@@ -218,12 +221,21 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
                              "public material of a key dealt out of band): dealing in the "
                              "ServerApp would hand the aggregator the private key; "
                              + _THRESHOLD_HINT)
+    if p.get("round") is not None:
+        raise ParameterError(f"round={p['round']!r}: each Paillier session over Flower draws a "
+                             "fresh round number itself (the same parameters serve every "
+                             "session of a run, and a repeated round repeats the decryption "
+                             "context); drop round")
+    p.pop("round", None)
     insecure = bool(p.get("insecure_allow_small_key_for_tests", False))
     public = _public(p.pop("public"), insecure)
     ids = check_client_ids(node_ids)
     clients = sorted(set(ids) | set(public.committee))
     p.setdefault("min_clients", min(DEFAULT_MIN_CLIENTS, len(clients)))
-    return descriptor.make_session(clients, dimension, trust="threshold", public=public, **p)
+    # a fresh 63-bit round per session: its config digest, and so the context every
+    # partial decryption is bound to, differ from every other session's
+    return descriptor.make_session(clients, dimension, trust="threshold", public=public,
+                                   round=secrets.randbits(63), **p)
 
 
 def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
