@@ -283,6 +283,30 @@ def test_the_share_never_enters_the_saved_state(dealt):
                        atol=len(IDS) / 32767)
 
 
+def test_the_plaintext_input_never_enters_the_saved_state(dealt):
+    # the input is set but no relayed setup arrived (a transport that sends the input
+    # round without it): the saved state must not hold the plaintext
+    public, shares = dealt
+    s = session(dealt)
+    secret = np.arange(DIM, dtype=np.int64) * 1000 + 7
+    for cid in (4, 6):  # a decryptor and a plain client
+        c = s.clients[cid]
+        c.set_input(secret)
+        state = c.export_state()
+        assert secret.view(np.uint64).tobytes() not in state
+        assert secret.tobytes() not in state and secret.astype(">i8").tobytes() not in state
+        local = {"threshold_key": public.key, "key_share": shares.get(cid), **INSECURE}
+        back = PaillierSumClient.restore(s.config, state, **local)
+        assert back.round == "setup" and back._input is None
+        relay = next(e.message for e in s.coordinator.start() if e.receiver == cid)
+        with pytest.raises(ParameterError, match="no input"):
+            back.handle(relay)  # refused, and the client is unchanged
+        assert back.round == "setup"
+        back.set_input(secret)
+        [reply] = back.handle(relay)
+        assert reply.receiver == SERVER and back._input is None
+
+
 def test_a_state_restored_under_other_material_is_refused(dealt, keypair):
     s = session(dealt)
     c = s.clients[4]

@@ -687,8 +687,11 @@ class PaillierSumClient:
     # -- saving and restoring ------------------------------------------------------------
     def export_state(self) -> bytes:
         """The client's state as versioned binary (``PSCS`` v1), bound to the
-        config digest. Holds the plaintext input: seal it before it leaves
-        memory. Keys, pools and tables are not included: pass them to
+        config digest. Holds the plaintext input until it is sent (seal the
+        state before it leaves memory), except for a client whose threshold
+        key was dealt out of band (``threshold_key=``): its input is never
+        saved (restored before sending, it needs :meth:`set_input` again).
+        Keys, pools and tables are not included: pass them to
         :meth:`restore` again. Threshold layout: the public threshold key and,
         for a decryptor whose share the in-process dealer sent, that share
         still sealed to its X25519 key; a share dealt out of band
@@ -697,7 +700,10 @@ class PaillierSumClient:
         w = wire.Writer(_STATE_MAGIC, _STATE_VERSION_THRESHOLD if threshold
                         else _STATE_VERSION).raw(self.config.digest)
         w.u32(self.config.index_of(self.client_id)).u8(_CLIENT_STATES.index(self.state))
-        for v in (self._input, self.raw_result):
+        # a key dealt out of band (the transport path): the plaintext input is never
+        # saved, even before it is sent; a client restored then needs set_input() again
+        kept_input = None if self._local_key is not None else self._input
+        for v in (kept_input, self.raw_result):
             if v is None:
                 w.u8(0)
             else:
