@@ -59,6 +59,7 @@ from secagg.paillier import DEFAULT_KEY_BITS
 from ..core import ClientParty, ProtocolDescriptor, Session, check_client_ids
 from ..paillier_sum import (
     PAILLIER_SUM,
+    PaillierQuantizer,
     PaillierSumClient,
     PaillierSumCodec,
     PaillierSumConfig,
@@ -74,6 +75,7 @@ __all__ = [
     "MIN_CLIENTS_CONFIG_KEY",
     "PUBLIC_CONFIG_KEY",
     "SHARE_CONFIG_KEY",
+    "check_relayed_quantizer",
     "deal_to_files",
     "fedavg_params",
     "flower_session",
@@ -329,6 +331,28 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
                 "insecure_allow_small_key_for_tests": insecure}
 
     return policy, local_secrets
+
+
+def check_relayed_quantizer(config: Any, encoder: Any) -> None:
+    """Refuse a relayed encoder that is not the Paillier session's own quantizer.
+
+    The server sends the encoder beside the configuration; a Paillier
+    configuration already names ``clip`` and ``value_bits``, so the node must
+    encode its update with exactly that quantizer (another clip or scale would
+    make it send its update at a precision or range the configuration does not
+    state). Other protocols' configurations pass. Raises
+    :class:`~secagg.errors.ProtocolError` naming both values."""
+    if not isinstance(config, PaillierSumConfig):
+        return
+    mine = config.quantizer
+    if not isinstance(encoder, PaillierQuantizer):
+        raise ProtocolError(f"a Paillier session relayed a {type(encoder).__name__}, not its "
+                            f"{mine!r}")
+    got = (encoder.clip, encoder.value_bits, encoder.scale)
+    want = (mine.clip, mine.value_bits, mine.scale)
+    if got != want:
+        raise ProtocolError(f"the relayed quantizer (clip, value bits, scale) {got} differs "
+                            f"from the session configuration's {want}")
 
 
 def paillier_client(config: Any, client_id: int, **local_secrets: Any) -> ClientParty:
