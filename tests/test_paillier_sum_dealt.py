@@ -10,7 +10,7 @@ import stat
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocols import paillier_sum as ps
@@ -401,3 +401,66 @@ def test_share_files_readable_by_others_or_not_regular_are_refused(dealt, tmp_pa
         ps.read_public(fifo, **INSECURE)
     with pytest.raises(ParameterError, match="not a regular file"):
         ps.read_key_share(tmp_path, 10, public, **INSECURE)
+
+
+def _write_private(path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def test_files_take_canonical_encodings_only(dealt, keypair, tmp_path):
+    from secagg import wire
+
+    public, shares = dealt
+    kb = public.key.to_bytes()
+    r = wire.Reader(kb, b"SGTK")
+    bits, n = r.u16(), r.blob()
+    padded = kb[:5] + bits.to_bytes(2, "big") + (len(n) + 1).to_bytes(4, "big") + b"\0" + n \
+        + kb[5 + 2 + 4 + len(n):]
+    pstk = wire.write_ids(wire.Writer(b"PSTK", 1).blob(padded), COMMITTEE, width=64).getvalue()
+    with pytest.raises(ProtocolError, match="canonical"):
+        ThresholdPublic.from_bytes(pstk, **INSECURE)
+    # a share s + n*m: the same exponent, another encoding
+    _, sk = keypair
+    s = shares[10]
+    nm = int(public.key.public_key.n) * ((sk.p - 1) // 2) * ((sk.q - 1) // 2)
+    alt = s.share + nm
+    sgts = (wire.Writer(b"SGTS").blob(kb).u16(s.index)
+            .blob(alt.to_bytes((alt.bit_length() + 7) // 8, "big")).getvalue())
+    path = tmp_path / "share"
+    _write_private(path, wire.Writer(b"PSKF", 1).u64(10).blob(sgts).getvalue())
+    with pytest.raises(ProtocolError, match="range"):
+        ps.read_key_share(path, 10, public, **INSECURE)
+
+
+def _mutated(data: bytes, draw) -> bytes:
+    kind = draw(st.sampled_from(["flip", "truncate", "extend", "splice", "zero-pad"]))
+    i = draw(st.integers(0, len(data) - 1))
+    if kind == "flip":
+        return data[:i] + bytes([data[i] ^ (1 << draw(st.integers(0, 7)))]) + data[i + 1:]
+    if kind == "truncate":
+        return data[:i]
+    if kind == "extend":
+        return data + draw(st.binary(min_size=1, max_size=8))
+    if kind == "splice":
+        return data[:i] + draw(st.binary(min_size=1, max_size=8)) + data[i:]
+    return data[:i] + b"\0" + data[i:]  # a zero byte inserted anywhere
+
+
+@settings(max_examples=max(60, settings().max_examples),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzzed_share_files_raise_only_library_errors(dealt, tmp_path, data):
+    public, shares = dealt
+    path = tmp_path / "fuzzed-share"
+    ps.write_key_share(path, 12345, shares[12345])
+    good = path.read_bytes()
+    bad = _mutated(good, data.draw)
+    _write_private(path, bad)
+    try:
+        share = ps.read_key_share(path, 12345, public, **INSECURE)
+    except SecAggError:
+        return
+    # whatever decodes is the one share, in its one encoding
+    assert bad == good and share.share == shares[12345].share

@@ -25,6 +25,10 @@ File formats (strict, versioned, :mod:`secagg.wire`; never pickle):
   committee ids (u32 count, u64 each, increasing)``;
 * key share file, magic ``PSKF`` v1: ``u64 client id | blob KeyShare (SGTS)``.
 
+Each holds one encoding per value: integers minimal (no leading zero byte),
+ids increasing, a share below the public bound on ``n m``; anything else is
+refused.
+
 Security assumption: the dealer is trusted to generate honestly, to hand
 each share to its owner only and to forget the factorisation and every
 share (Python cannot wipe memory: run it in a process that exits
