@@ -207,6 +207,31 @@ def test_a_client_checks_its_own_material_against_the_config(dealt, keypair):
         PaillierSumAggregator(config, threshold_key=other.key, **INSECURE)
 
 
+def test_a_client_given_the_public_material_checks_the_committee(dealt):
+    public, shares = dealt
+    config = session(dealt).config
+    # the whole public material: the committee and t are checked too
+    c = PaillierSumClient(4, config, threshold_key=public, key_share=shares[4], **INSECURE)
+    c.set_input(np.zeros(DIM, dtype=np.int64))
+    relay = next(e.message for e in session(dealt).coordinator.start() if e.receiver == 4)
+    [reply] = c.handle(relay)
+    assert reply.receiver == SERVER
+    PaillierSumClient(6, config, threshold_key=public, **INSECURE)
+    # the same key named for another committee (6 instead of 12345): refused
+    moved = ThresholdPublic(public.key, (4, 6, 10))
+    with pytest.raises(ParameterError, match="committee"):
+        PaillierSumClient(6, config, threshold_key=moved, **INSECURE)
+    with pytest.raises(ParameterError, match="committee"):
+        PaillierSumClient(4, config, threshold_key=moved, key_share=shares[4], **INSECURE)
+    state = c.export_state()
+    with pytest.raises(ParameterError, match="committee"):
+        PaillierSumClient.restore(config, state, threshold_key=moved, key_share=shares[4],
+                                  **INSECURE)
+    back = PaillierSumClient.restore(config, state, threshold_key=public, key_share=shares[4],
+                                     **INSECURE)
+    assert back.round == "decrypt"
+
+
 # ------------------------------------------------- a relay that lies to the clients
 
 

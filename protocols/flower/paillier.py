@@ -327,7 +327,8 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
                                     f"{SHARE_CONFIG_KEY} in its node config")
             share = read_key_share(str(path), me, mine,
                                    insecure_allow_small_key_for_tests=insecure)
-        return {"threshold_key": mine.key, "key_share": share,
+        # the whole public material: the party checks the committee and t itself too
+        return {"threshold_key": mine, "key_share": share,
                 "insecure_allow_small_key_for_tests": insecure}
 
     return policy, local_secrets

@@ -52,6 +52,7 @@ from secagg.paillier import threshold as tp
 
 from ..core import SERVER, CoordinatorResult, Envelope
 from .config import PaillierSumConfig
+from .dealing import ThresholdPublic
 from .messages import (
     DEALER,
     KEY_HOLDER,
@@ -182,15 +183,30 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
 
 
 def _check_local_material(client_id: int, config: PaillierSumConfig,
-                          key: tp.ThresholdKey, share: tp.KeyShare | None,
-                          decryptor_key: kex.PrivateKey | None) -> None:
+                          material: tp.ThresholdKey | ThresholdPublic,
+                          share: tp.KeyShare | None,
+                          decryptor_key: kex.PrivateKey | None) -> tp.ThresholdKey:
     """A client's own copy of out-of-band dealt material must be the one the
-    configuration names, and a member's share must be its own."""
+    configuration names (given the whole :class:`ThresholdPublic`, its
+    committee and t too), and a member's share must be its own. Returns the key."""
     if config.trust_layout != "threshold":
         raise ParameterError(f"threshold_key belongs to the 'threshold' layout, not "
                              f"{config.trust_layout!r}")
+    if isinstance(material, ThresholdPublic):
+        if material.committee != config.decryptor_ids:
+            raise ParameterError(f"the configuration's committee {list(config.decryptor_ids)} "
+                                 f"differs from this client's public material "
+                                 f"{list(material.committee)}")
+        if material.threshold != config.decrypt_threshold:
+            raise ParameterError(f"the configuration's threshold {config.decrypt_threshold} "
+                                 f"differs from this client's public material "
+                                 f"({material.threshold})")
+        key = material.key
+    else:
+        key = material
     if not isinstance(key, tp.ThresholdKey):
-        raise ParameterError(f"threshold_key must be a ThresholdKey, got {type(key).__name__}")
+        raise ParameterError(f"threshold_key must be a ThresholdKey or a ThresholdPublic, "
+                             f"got {type(key).__name__}")
     if key.digest != config.threshold_key_digest:
         raise ParameterError("the configuration names another threshold key than this "
                              "client's public material (digest mismatch)")
@@ -205,6 +221,7 @@ def _check_local_material(client_id: int, config: PaillierSumConfig,
                                  "the configured key")
     elif share is not None:
         raise ParameterError(f"client {client_id} is not a decryptor but holds a key share")
+    return key
 
 
 class FaultyDecryptorError(tp.PartialDecryptionError):
@@ -394,7 +411,10 @@ class PaillierSumClient:
     input; a decryptor (a client in ``config.committee``, built with its
     X25519 ``decryptor_key``) opens its sealed key share from the same
     message and answers the :class:`EncryptedSum` with a
-    :class:`DecryptionShare` (one per round).
+    :class:`DecryptionShare` (one per round). A key dealt out of band comes
+    as ``threshold_key=`` (the :class:`ThresholdPublic` read from the
+    dealer's file, whose committee and t are then checked against the
+    config too, or its bare key) and a member's ``key_share=``.
 
     ``encryption`` picks the encryption path: ``"online"``, ``"pool"`` (needs
     ``pool``), ``"crt"`` (cross-silo only) or ``"djn"`` (the short-exponent
@@ -418,7 +438,7 @@ class PaillierSumClient:
         insecure_allow_small_key_for_tests: bool = False,
         mode: EncryptionMode | None = None,
         decryptor_key: kex.PrivateKey | None = None,
-        threshold_key: tp.ThresholdKey | None = None,
+        threshold_key: tp.ThresholdKey | ThresholdPublic | None = None,
         key_share: tp.KeyShare | None = None,
     ) -> None:
         if mode is not None:
@@ -441,8 +461,10 @@ class PaillierSumClient:
         if encryption == "pool" and pool is None:
             raise ParameterError("encryption 'pool' needs a precomputed ObfuscatorPool")
         member = client_id in config.committee
+        local_key: tp.ThresholdKey | None = None
         if threshold_key is not None:
-            _check_local_material(client_id, config, threshold_key, key_share, decryptor_key)
+            local_key = _check_local_material(client_id, config, threshold_key, key_share,
+                                              decryptor_key)
         elif key_share is not None:
             raise ParameterError("a key share dealt out of band needs its threshold_key "
                                  "(the public material) too")
@@ -452,7 +474,7 @@ class PaillierSumClient:
         if not member and decryptor_key is not None:
             raise ParameterError(f"client {client_id} is not a decryptor of this round")
         # out-of-band dealing: the public material and this member's share, read locally
-        self._local_key = threshold_key
+        self._local_key = local_key
         self._local_share = key_share
         self.client_id = client_id
         self._decryptor_key = decryptor_key
@@ -477,8 +499,8 @@ class PaillierSumClient:
             self._pk, self._sk = pk, sk
             self.layout = config.packing(pk, insecure_allow_small_key_for_tests=self._insecure)
         pinned = expected_public_key if expected_public_key is not None else self._pk
-        if pinned is None and threshold_key is not None:
-            pinned = threshold_key.public_key
+        if pinned is None and local_key is not None:
+            pinned = local_key.public_key
         self._pinned_fp = paillier.fingerprint(pinned) if pinned is not None else None
         self.state: Literal["new", "sent", "done"] = "new"
         self._input: npt.NDArray[np.int64] | None = None
