@@ -40,7 +40,12 @@ digest, committee or threshold differ from the node's public material file.
 Security assumption: the dealer is trusted (SECURITY.md); the files reach
 the nodes out of band (their operators copy them), never through the
 server; the server relays the public setup unauthenticated, so nodes trust
-only their own copy.
+only their own copy. The ServerApp is honest-but-curious: the committee
+decrypts whatever ciphertext the server sends as the sum, so a malicious
+ServerApp can have any single ciphertext it holds decrypted, also one from
+an earlier session of the same dealing (the ``min_clients`` floor guards
+against misconfiguration only); signed ciphertexts with decryptors that
+recompute the sum would close this and are not implemented.
 """
 
 from __future__ import annotations
