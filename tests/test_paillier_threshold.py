@@ -505,3 +505,52 @@ def test_real_2048_bit_threshold_key():
     np.testing.assert_allclose(T.combine(key, total, parts), 0.75 * x, atol=2 / layout.scale)
     share = T.KeyShare.from_bytes(shares[0].to_bytes())
     assert share.index == 1
+
+
+# ------------------------------------------------------- canonical encodings only
+
+
+def _key_bytes(key, *, pad_n=b"", pad_v=b"", pad_vk=b""):
+    """SGTK v1 written field by field, with optional leading zero bytes."""
+    from secagg.wire import Writer
+
+    n = int(key.public_key.n)
+
+    def big(x, pad):
+        return pad + x.to_bytes((x.bit_length() + 7) // 8, "big")
+
+    w = Writer(b"SGTK").u16(n.bit_length()).blob(big(n, pad_n))
+    w.u16(key.parties).u16(key.threshold).blob(big(key.v, pad_v))
+    for i, y in enumerate(key.verification_keys):
+        w.blob(big(y, pad_vk if i == 0 else b""))
+    return w.getvalue()
+
+
+def _share_bytes(share, value, *, pad=b"", key_bytes=None):
+    from secagg.wire import Writer
+
+    raw = pad + value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+    return (Writer(b"SGTS").blob(key_bytes or share.key.to_bytes()).u16(share.index)
+            .blob(raw).getvalue())
+
+
+def test_decoders_take_canonical_encodings_only(keypair, dealt):
+    key, share = dealt.key, dealt.shares[1]
+    assert _key_bytes(key) == key.to_bytes()
+    assert _share_bytes(share, share.share) == share.to_bytes()
+    for kw in ({"pad_n": b"\0"}, {"pad_v": b"\0"}, {"pad_vk": b"\0\0"}):
+        with pytest.raises(ProtocolError, match="canonical"):
+            T.ThresholdKey.from_bytes(_key_bytes(key, **kw), **INSECURE)
+        with pytest.raises(ProtocolError, match="canonical"):
+            T.KeyShare.from_bytes(_share_bytes(share, share.share,
+                                               key_bytes=_key_bytes(key, **kw)), **INSECURE)
+    with pytest.raises(ProtocolError, match="canonical"):
+        T.KeyShare.from_bytes(_share_bytes(share, share.share, pad=b"\0"), **INSECURE)
+    # s_i + n*m: the same exponent of v, past the range s_i < n*m
+    _, sk = keypair
+    nm = int(key.public_key.n) * ((sk.p - 1) // 2) * ((sk.q - 1) // 2)
+    for s in dealt.shares:
+        with pytest.raises(ProtocolError, match="range"):
+            T.KeyShare.from_bytes(_share_bytes(s, s.share + nm), **INSECURE)
+        with pytest.raises(ParameterError, match="range"):
+            T.KeyShare(key, s.index, s.share + nm)

@@ -239,7 +239,10 @@ class LocalDeployment:
     of ``paillier_key_bits`` bits to the first k nodes' ids, writes the public
     material (:attr:`paillier_public`, named in every node's config) and
     each member's key share (mode 0600, named in that node's config only),
-    and forgets the key (see :mod:`protocols.flower.paillier`).
+    and forgets the key (see :mod:`protocols.flower.paillier`). A
+    single-user demo: the share files stay in :attr:`root`, readable by the
+    OS user that also runs the ServerApp process, so nothing there keeps the
+    server from reading every share.
     """
 
     nodes: int

@@ -40,12 +40,18 @@ digest, committee or threshold differ from the node's public material file.
 Security assumption: the dealer is trusted (SECURITY.md); the files reach
 the nodes out of band (their operators copy them), never through the
 server; the server relays the public setup unauthenticated, so nodes trust
-only their own copy.
+only their own copy. The ServerApp is honest-but-curious: the committee
+decrypts whatever ciphertext the server sends as the sum, so a malicious
+ServerApp can have any single ciphertext it holds decrypted, also one from
+an earlier session of the same dealing (the ``min_clients`` floor guards
+against misconfiguration only); signed ciphertexts with decryptors that
+recompute the sum would close this and are not implemented.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,7 @@ from secagg.paillier import DEFAULT_KEY_BITS
 from ..core import ClientParty, ProtocolDescriptor, Session, check_client_ids
 from ..paillier_sum import (
     PAILLIER_SUM,
+    PaillierQuantizer,
     PaillierSumClient,
     PaillierSumCodec,
     PaillierSumConfig,
@@ -73,6 +80,7 @@ __all__ = [
     "MIN_CLIENTS_CONFIG_KEY",
     "PUBLIC_CONFIG_KEY",
     "SHARE_CONFIG_KEY",
+    "check_relayed_quantizer",
     "deal_to_files",
     "fedavg_params",
     "flower_session",
@@ -185,7 +193,9 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     or its file's path; required), ``trust`` (``"threshold"``, the default
     here; any other layout is refused with the reason), and the encoding
     parameters of :data:`~protocols.paillier_sum.PAILLIER_SUM` (``clip``,
-    ``value_bits``, ``min_clients``, ``round``, ...). Key material and
+    ``value_bits``, ``min_clients``, ...). ``round`` is refused: each session
+    draws a fresh 63-bit round number (:mod:`secrets`), so no two sessions
+    share a configuration digest or a decryption context. Key material and
     dealing parameters (``keypair``, ``key_shares``, ``committee``, ...) are
     refused: the ServerApp holds public material only. The session's clients
     are ``node_ids`` and every committee member (one not in ``node_ids`` is
@@ -218,12 +228,21 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
                              "public material of a key dealt out of band): dealing in the "
                              "ServerApp would hand the aggregator the private key; "
                              + _THRESHOLD_HINT)
+    if p.get("round") is not None:
+        raise ParameterError(f"round={p['round']!r}: each Paillier session over Flower draws a "
+                             "fresh round number itself (the same parameters serve every "
+                             "session of a run, and a repeated round repeats the decryption "
+                             "context); drop round")
+    p.pop("round", None)
     insecure = bool(p.get("insecure_allow_small_key_for_tests", False))
     public = _public(p.pop("public"), insecure)
     ids = check_client_ids(node_ids)
     clients = sorted(set(ids) | set(public.committee))
     p.setdefault("min_clients", min(DEFAULT_MIN_CLIENTS, len(clients)))
-    return descriptor.make_session(clients, dimension, trust="threshold", public=public, **p)
+    # a fresh 63-bit round per session: its config digest, and so the context every
+    # partial decryption is bound to, differ from every other session's
+    return descriptor.make_session(clients, dimension, trust="threshold", public=public,
+                                   round=secrets.randbits(63), **p)
 
 
 def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
@@ -313,10 +332,33 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
                                     f"{SHARE_CONFIG_KEY} in its node config")
             share = read_key_share(str(path), me, mine,
                                    insecure_allow_small_key_for_tests=insecure)
-        return {"threshold_key": mine.key, "key_share": share,
+        # the whole public material: the party checks the committee and t itself too
+        return {"threshold_key": mine, "key_share": share,
                 "insecure_allow_small_key_for_tests": insecure}
 
     return policy, local_secrets
+
+
+def check_relayed_quantizer(config: Any, encoder: Any) -> None:
+    """Refuse a relayed encoder that is not the Paillier session's own quantizer.
+
+    The server sends the encoder beside the configuration; a Paillier
+    configuration already names ``clip`` and ``value_bits``, so the node must
+    encode its update with exactly that quantizer (another clip or scale would
+    make it send its update at a precision or range the configuration does not
+    state). Other protocols' configurations pass. Raises
+    :class:`~secagg.errors.ProtocolError` naming both values."""
+    if not isinstance(config, PaillierSumConfig):
+        return
+    mine = config.quantizer
+    if not isinstance(encoder, PaillierQuantizer):
+        raise ProtocolError(f"a Paillier session relayed a {type(encoder).__name__}, not its "
+                            f"{mine!r}")
+    got = (encoder.clip, encoder.value_bits, encoder.scale)
+    want = (mine.clip, mine.value_bits, mine.scale)
+    if got != want:
+        raise ProtocolError(f"the relayed quantizer (clip, value bits, scale) {got} differs "
+                            f"from the session configuration's {want}")
 
 
 def paillier_client(config: Any, client_id: int, **local_secrets: Any) -> ClientParty:

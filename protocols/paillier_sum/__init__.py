@@ -28,7 +28,9 @@ Three trust layouts:
     to the committee; each decryptor answers with a proven partial
     decryption (:class:`DecryptionShare`) bound to the config digest; the
     aggregator verifies them, refuses a faulty one naming its decryptor
-    (:class:`FaultyDecryptorError`), and combines any t valid ones. No
+    (:class:`FaultyDecryptorError`), and combines any t valid ones; a sum
+    that decrypts out of range once t proofs verified is a client's fault and
+    aborts with :class:`MalformedSumError`, blaming no decryptor. No
     single party, the aggregator included, can decrypt.
 
 The parties implement the party contract (:mod:`protocols.core`): each
@@ -96,6 +98,7 @@ from .messages import (
 )
 from .parties import (
     FaultyDecryptorError,
+    MalformedSumError,
     PaillierSumAggregator,
     PaillierSumClient,
     PaillierSumDealer,
@@ -129,6 +132,7 @@ __all__ = [
     "EncryptedInput",
     "EncryptedSum",
     "FaultyDecryptorError",
+    "MalformedSumError",
     "Message",
     "PaillierQuantizer",
     "PaillierSumAggregator",

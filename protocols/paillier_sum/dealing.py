@@ -25,6 +25,10 @@ File formats (strict, versioned, :mod:`secagg.wire`; never pickle):
   committee ids (u32 count, u64 each, increasing)``;
 * key share file, magic ``PSKF`` v1: ``u64 client id | blob KeyShare (SGTS)``.
 
+Each holds one encoding per value: integers minimal (no leading zero byte),
+ids increasing, a share below the public bound on ``n m``; anything else is
+refused.
+
 Security assumption: the dealer is trusted to generate honestly, to hand
 each share to its owner only and to forget the factorisation and every
 share (Python cannot wipe memory: run it in a process that exits
@@ -35,6 +39,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,15 +171,45 @@ def deal_committee(
     return public, {cid: dealt.shares[i] for i, cid in enumerate(ids)}
 
 
-def _read(path: Path | str, what: str) -> bytes:
+def _read(path: Path | str, what: str, *, private: bool = False) -> bytes:
+    """The bytes of the regular file ``path`` (at most :data:`MAX_FILE_BYTES`).
+
+    Opened without blocking (a FIFO or device is refused, never waited on)
+    and checked on the open descriptor. ``private``: on POSIX, refuse a file
+    that group or others may access (like ssh with a private key)."""
     p = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise ParameterError(f"{what} {p} has {size} bytes, limit {MAX_FILE_BYTES}")
-        return p.read_bytes()
+        fd = os.open(p, flags)
     except OSError as exc:
         raise ParameterError(f"cannot read the {what} {p}: {exc}") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ParameterError(f"the {what} {p} is not a regular file "
+                                 f"(mode {stat.filemode(st.st_mode)}); refusing to read it")
+        mode = stat.S_IMODE(st.st_mode)
+        if private and os.name == "posix" and mode & 0o077:
+            raise IntegrityError(
+                f"the {what} {p} has mode {oct(mode)}: group or others may access it; "
+                f"it must be readable by its owner only (chmod 600 {p})")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ParameterError(f"{what} {p} has {st.st_size} bytes, limit {MAX_FILE_BYTES}")
+        chunks, left = [], MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > MAX_FILE_BYTES:
+            raise ParameterError(f"{what} {p} has more than {MAX_FILE_BYTES} bytes")
+        return data
+    except OSError as exc:
+        raise ParameterError(f"cannot read the {what} {p}: {exc}") from exc
+    finally:
+        os.close(fd)
 
 
 def write_public(path: Path | str, public: ThresholdPublic) -> None:
@@ -190,22 +226,45 @@ def read_public(path: Path | str, *,
 
 
 def write_key_share(path: Path | str, client: int, share: tp.KeyShare) -> None:
-    """Write ``client``'s key share, mode 0600 (SECRET: for that client only)."""
+    """Write ``client``'s key share, mode 0600 (SECRET: for that client only).
+
+    Written to a fresh temporary file in the same folder (created exclusively,
+    never through a link, mode 0600) that then atomically replaces ``path``:
+    an existing file's mode is not kept, and a symlink at ``path`` is
+    replaced, its target never written."""
     check_client_ids([client])
     if not isinstance(share, tp.KeyShare):
         raise ParameterError(f"expected a KeyShare, got {type(share).__name__}")
     data = wire.Writer(_SHARE_MAGIC, 1).u64(client).blob(share.to_bytes()).getvalue()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{secrets.token_hex(8)}.tmp")
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except OSError as exc:
+        raise ParameterError(f"cannot write the key share file {p}: {exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o600)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_key_share(path: Path | str, client: int, public: ThresholdPublic, *,
                    insecure_allow_small_key_for_tests: bool = False) -> tp.KeyShare:
     """Read ``client``'s share and check it against ``public``: the file must
-    name ``client``, hold the committee key and ``client``'s index, and the
+    be a regular file only its owner may access (POSIX mode ``0o600`` or
+    stricter, IntegrityError otherwise; a FIFO or folder is a
+    ParameterError), name ``client``, hold the committee key and ``client``'s index, and the
     share must match its verification key (IntegrityError otherwise)."""
-    r = wire.Reader(_read(path, "key share"), _SHARE_MAGIC, (1,))
+    r = wire.Reader(_read(path, "key share file", private=True), _SHARE_MAGIC, (1,))
     owner = r.u64()
     blob = r.blob(max_len=MAX_FILE_BYTES)
     r.done()

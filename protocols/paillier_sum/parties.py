@@ -52,6 +52,7 @@ from secagg.paillier import threshold as tp
 
 from ..core import SERVER, CoordinatorResult, Envelope
 from .config import PaillierSumConfig
+from .dealing import ThresholdPublic
 from .messages import (
     DEALER,
     KEY_HOLDER,
@@ -65,8 +66,8 @@ from .messages import (
     open_vector,
 )
 
-__all__ = ["FaultyDecryptorError", "PaillierSumAggregator", "PaillierSumClient",
-           "PaillierSumDealer",
+__all__ = ["FaultyDecryptorError", "MalformedSumError", "PaillierSumAggregator",
+           "PaillierSumClient", "PaillierSumDealer",
            "PaillierSumKeyHolder", "decryption_context", "share_seal_key"]
 
 ProtocolError = RemoteProtocolError  # what a party raises for a peer's bad message
@@ -182,15 +183,30 @@ def _check_threshold_setup(config: PaillierSumConfig, setup: ThresholdSetup,
 
 
 def _check_local_material(client_id: int, config: PaillierSumConfig,
-                          key: tp.ThresholdKey, share: tp.KeyShare | None,
-                          decryptor_key: kex.PrivateKey | None) -> None:
+                          material: tp.ThresholdKey | ThresholdPublic,
+                          share: tp.KeyShare | None,
+                          decryptor_key: kex.PrivateKey | None) -> tp.ThresholdKey:
     """A client's own copy of out-of-band dealt material must be the one the
-    configuration names, and a member's share must be its own."""
+    configuration names (given the whole :class:`ThresholdPublic`, its
+    committee and t too), and a member's share must be its own. Returns the key."""
     if config.trust_layout != "threshold":
         raise ParameterError(f"threshold_key belongs to the 'threshold' layout, not "
                              f"{config.trust_layout!r}")
+    if isinstance(material, ThresholdPublic):
+        if material.committee != config.decryptor_ids:
+            raise ParameterError(f"the configuration's committee {list(config.decryptor_ids)} "
+                                 f"differs from this client's public material "
+                                 f"{list(material.committee)}")
+        if material.threshold != config.decrypt_threshold:
+            raise ParameterError(f"the configuration's threshold {config.decrypt_threshold} "
+                                 f"differs from this client's public material "
+                                 f"({material.threshold})")
+        key = material.key
+    else:
+        key = material
     if not isinstance(key, tp.ThresholdKey):
-        raise ParameterError(f"threshold_key must be a ThresholdKey, got {type(key).__name__}")
+        raise ParameterError(f"threshold_key must be a ThresholdKey or a ThresholdPublic, "
+                             f"got {type(key).__name__}")
     if key.digest != config.threshold_key_digest:
         raise ParameterError("the configuration names another threshold key than this "
                              "client's public material (digest mismatch)")
@@ -205,6 +221,7 @@ def _check_local_material(client_id: int, config: PaillierSumConfig,
                                  "the configured key")
     elif share is not None:
         raise ParameterError(f"client {client_id} is not a decryptor but holds a key share")
+    return key
 
 
 class FaultyDecryptorError(tp.PartialDecryptionError):
@@ -216,6 +233,14 @@ class FaultyDecryptorError(tp.PartialDecryptionError):
     def __init__(self, decryptor: int, index: int, detail: str) -> None:
         self.decryptor = decryptor
         super().__init__([index], f"decryptor {decryptor}: {detail}")
+
+
+class MalformedSumError(AbortError):
+    """Every needed partial decryption verified, yet the decrypted sum is
+    malformed (a padding slot overflowed or a value lies past the largest
+    possible sum): a client sent an input out of range. No decryptor is to
+    blame; the session aborted and output nothing. The ciphertexts are not
+    signed, so the aggregator cannot tell which client it was."""
 
 
 class PaillierSumDealer:
@@ -386,7 +411,10 @@ class PaillierSumClient:
     input; a decryptor (a client in ``config.committee``, built with its
     X25519 ``decryptor_key``) opens its sealed key share from the same
     message and answers the :class:`EncryptedSum` with a
-    :class:`DecryptionShare` (one per round).
+    :class:`DecryptionShare` (one per round). A key dealt out of band comes
+    as ``threshold_key=`` (the :class:`ThresholdPublic` read from the
+    dealer's file, whose committee and t are then checked against the
+    config too, or its bare key) and a member's ``key_share=``.
 
     ``encryption`` picks the encryption path: ``"online"``, ``"pool"`` (needs
     ``pool``), ``"crt"`` (cross-silo only) or ``"djn"`` (the short-exponent
@@ -410,7 +438,7 @@ class PaillierSumClient:
         insecure_allow_small_key_for_tests: bool = False,
         mode: EncryptionMode | None = None,
         decryptor_key: kex.PrivateKey | None = None,
-        threshold_key: tp.ThresholdKey | None = None,
+        threshold_key: tp.ThresholdKey | ThresholdPublic | None = None,
         key_share: tp.KeyShare | None = None,
     ) -> None:
         if mode is not None:
@@ -433,8 +461,10 @@ class PaillierSumClient:
         if encryption == "pool" and pool is None:
             raise ParameterError("encryption 'pool' needs a precomputed ObfuscatorPool")
         member = client_id in config.committee
+        local_key: tp.ThresholdKey | None = None
         if threshold_key is not None:
-            _check_local_material(client_id, config, threshold_key, key_share, decryptor_key)
+            local_key = _check_local_material(client_id, config, threshold_key, key_share,
+                                              decryptor_key)
         elif key_share is not None:
             raise ParameterError("a key share dealt out of band needs its threshold_key "
                                  "(the public material) too")
@@ -444,7 +474,7 @@ class PaillierSumClient:
         if not member and decryptor_key is not None:
             raise ParameterError(f"client {client_id} is not a decryptor of this round")
         # out-of-band dealing: the public material and this member's share, read locally
-        self._local_key = threshold_key
+        self._local_key = local_key
         self._local_share = key_share
         self.client_id = client_id
         self._decryptor_key = decryptor_key
@@ -469,8 +499,8 @@ class PaillierSumClient:
             self._pk, self._sk = pk, sk
             self.layout = config.packing(pk, insecure_allow_small_key_for_tests=self._insecure)
         pinned = expected_public_key if expected_public_key is not None else self._pk
-        if pinned is None and threshold_key is not None:
-            pinned = threshold_key.public_key
+        if pinned is None and local_key is not None:
+            pinned = local_key.public_key
         self._pinned_fp = paillier.fingerprint(pinned) if pinned is not None else None
         self.state: Literal["new", "sent", "done"] = "new"
         self._input: npt.NDArray[np.int64] | None = None
@@ -679,8 +709,11 @@ class PaillierSumClient:
     # -- saving and restoring ------------------------------------------------------------
     def export_state(self) -> bytes:
         """The client's state as versioned binary (``PSCS`` v1), bound to the
-        config digest. Holds the plaintext input: seal it before it leaves
-        memory. Keys, pools and tables are not included: pass them to
+        config digest. Holds the plaintext input until it is sent (seal the
+        state before it leaves memory), except for a client whose threshold
+        key was dealt out of band (``threshold_key=``): its input is never
+        saved (restored before sending, it needs :meth:`set_input` again).
+        Keys, pools and tables are not included: pass them to
         :meth:`restore` again. Threshold layout: the public threshold key and,
         for a decryptor whose share the in-process dealer sent, that share
         still sealed to its X25519 key; a share dealt out of band
@@ -689,7 +722,10 @@ class PaillierSumClient:
         w = wire.Writer(_STATE_MAGIC, _STATE_VERSION_THRESHOLD if threshold
                         else _STATE_VERSION).raw(self.config.digest)
         w.u32(self.config.index_of(self.client_id)).u8(_CLIENT_STATES.index(self.state))
-        for v in (self._input, self.raw_result):
+        # a key dealt out of band (the transport path): the plaintext input is never
+        # saved, even before it is sent; a client restored then needs set_input() again
+        kept_input = None if self._local_key is not None else self._input
+        for v in (kept_input, self.raw_result):
             if v is None:
                 w.u8(0)
             else:
@@ -800,9 +836,11 @@ class PaillierSumAggregator:
     naming the decryptor and its share, and leaves the aggregator unchanged:
     that decryptor counts as dropped unless a valid answer from it arrives,
     and the round goes on with the others. Once ``decrypt_threshold`` valid
-    answers arrived they are combined into :attr:`result`;
-    :meth:`close_round` with fewer raises :class:`AbortError` and outputs
-    nothing.
+    answers arrived they are combined into :attr:`result`; if that sum then
+    decodes out of range (a client's input was, since every proof verified)
+    the round aborts with :class:`MalformedSumError`, naming no decryptor and
+    outputting nothing. :meth:`close_round` with fewer raises
+    :class:`AbortError` and outputs nothing.
     """
 
     address = SERVER
@@ -979,11 +1017,18 @@ class PaillierSumAggregator:
         if len(partials) < self.config.decrypt_threshold:
             self._partials = partials
             return []
-        raw = tp.combine_integers(self._tkey, self._sum, partials.values(),
-                                  context=decryption_context(self.config), verify=False)
         assert self.layout is not None
-        _check_bound(raw, len(self._included), self.layout.max_int)
         self._partials = partials
+        try:  # every proof verified: the plaintext is the true sum of what clients sent
+            raw = tp.combine_integers(self._tkey, self._sum, partials.values(),
+                                      context=decryption_context(self.config), verify=False)
+            _check_bound(raw, len(self._included), self.layout.max_int)
+        except SecAggError as exc:
+            self.state = "aborted"
+            raise MalformedSumError(
+                "decrypted sum malformed: a client input is out of range; every decryptor's "
+                f"proof verified (decryptors {sorted(partials)}); nothing output ({exc})"
+            ) from exc
         self.raw_result = raw
         self._result = CoordinatorResult(raw_sum=raw, included=self.included)
         self.state = "done"

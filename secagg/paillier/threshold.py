@@ -32,7 +32,8 @@ Wire formats (all :mod:`secagg.wire`, big-endian; never pickle):
 * :class:`ThresholdKey`, magic ``SGTK`` v1: ``u16 bits | bigint n |
   u16 parties | u16 threshold | bigint v | parties x bigint v_i``;
 * :class:`KeyShare`, magic ``SGTS`` v1: ``blob ThresholdKey | u16 index |
-  bigint s_i``. SECRET: seal it to its owner (:func:`seal_share`);
+  bigint s_i``. Key and share integers must be minimal (no leading zero
+  byte): each value has one encoding. SECRET: seal it to its owner (:func:`seal_share`);
 * :class:`PartialDecryption`, magic ``SGTP`` v1: ``32 key digest |
   32 vector digest | u16 index | u32 count | u16 width | count x width bytes |
   16 challenge | bigint response``.
@@ -216,6 +217,26 @@ def _int_bytes(v: int, width: int) -> bytes:
     return int(v).to_bytes(width, "big")
 
 
+def _read_bigint(r: Reader, max_bytes: int, what: str) -> int:
+    """A non-negative integer in its canonical (minimal) big-endian form: no
+    leading zero byte, except the single byte of 0."""
+    b = r.blob(max_len=max_bytes)
+    if not b:
+        raise ProtocolError(f"{what}: empty integer field")
+    if len(b) > 1 and b[0] == 0:
+        raise ProtocolError(f"{what} is not canonically encoded: {len(b)} bytes starting "
+                            "with a zero byte")
+    return int.from_bytes(b, "big")
+
+
+def _share_bound(n: int) -> int:
+    """``n (n - 2 isqrt(n))``: four times a public upper bound on ``n m``.
+
+    ``m = (p-1)(q-1)/4`` and ``p + q >= 2 isqrt(n) + 1`` (n is no square), so
+    ``n m <= n (n - 2 isqrt(n)) / 4``; a share reduced mod ``n m`` is below it."""
+    return n * (n - 2 * int(gmpy2.isqrt(n)))
+
+
 def _check_group_element(n: int, n2: int, value: int, what: str) -> None:
     if not 0 < value < n2 or math.gcd(value, n) != 1:
         raise ProtocolError(f"{what} is not a unit modulo n^2")
@@ -338,7 +359,7 @@ class ThresholdKey:
         a key below the size policy a ParameterError."""
         r = Reader(data, _TK_MAGIC)
         bits = r.u16()
-        n = r.bigint(max_bytes=MAX_KEY_BITS // 8)
+        n = _read_bigint(r, MAX_KEY_BITS // 8, "threshold key modulus n")
         if n.bit_length() != bits:
             raise ProtocolError(f"threshold key declares {bits} bits but n has {n.bit_length()}")
         _check_bits(bits, insecure_allow_small_key_for_tests, "the threshold key")
@@ -352,11 +373,12 @@ class ThresholdKey:
                 f"need 1 <= t <= parties <= {MAX_PARTIES}"
             )
         width = 2 * (MAX_KEY_BITS // 8)
-        v = r.bigint(max_bytes=width)
-        vks = tuple(r.bigint(max_bytes=width) for _ in range(parties))
+        v = _read_bigint(r, width, "threshold key base v")
+        vks = tuple(_read_bigint(r, width, f"verification key v_{i + 1}")
+                    for i in range(parties))
         r.done()
         try:
-            return cls(
+            key = cls(
                 phe.PaillierPublicKey(n),
                 t,
                 v,
@@ -365,6 +387,9 @@ class ThresholdKey:
             )
         except ParameterError as exc:
             raise ProtocolError(f"invalid threshold key: {exc}") from exc
+        if key.to_bytes() != bytes(data):  # one encoding per key
+            raise ProtocolError("the threshold key is not canonically encoded")
+        return key
 
 
 # ---------------------------------------------------------------------- KeyShare
@@ -377,7 +402,9 @@ class KeyShare:
     Attributes:
         key: the :class:`ThresholdKey` it belongs to.
         index: i in [1, key.parties].
-        share: ``s_i = f(i) mod nm``.
+        share: ``s_i = f(i) mod nm``; refused past the public bound
+            ``n (n - 2 isqrt(n)) / 4 >= nm`` (an exact range check needs the
+            secret m, so a few ``s_i + nm`` below the bound still pass).
 
     Construction checks ``v^(Delta s_i) = v_i``. A share never leaves its
     owner except sealed to it (:func:`seal_share`); ``repr`` hides it and it
@@ -396,8 +423,9 @@ class KeyShare:
             raise ParameterError(f"index={i!r} is outside [1, parties={self.key.parties}]")
         s = self.share
         n = int(self.key.public_key.n)
-        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < n * n:
-            raise ParameterError("share must be an int in [0, n^2)")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= 4 * s < _share_bound(n):
+            raise ParameterError("share must be an int in the range [0, n (n - 2 isqrt(n)) / 4) "
+                                 "(a share is reduced mod n m, and n m is below that bound)")
         n2 = gmpy2.mpz(n) ** 2
         expect = self.key.verification_keys[i - 1]
         if gmpy2.powmod(gmpy2.mpz(self.key.v), self.key.delta * s, n2) != expect:
@@ -424,7 +452,7 @@ class KeyShare:
             insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
         )
         index = r.u16()
-        share = r.bigint(max_bytes=2 * MAX_KEY_BITS // 8)
+        share = _read_bigint(r, 2 * MAX_KEY_BITS // 8, f"key share {index}")
         r.done()
         try:
             return cls(key, index, share)
