@@ -28,6 +28,13 @@ order, of the sequential run (``workers=1``): the same seed gives the same
 included set and the same sum. Messages a wave sends to the coordinator are
 handed to it as they come (the coordinator sums masked inputs in place), so
 the masked vectors of a round are never all in memory at once.
+
+Parallel coordinator: a coordinator with ``use_mapper`` (the SecAgg server)
+is given the pool as a :class:`~protocols.parallel.Mapper`, and its heavy
+work items (the unmasking) run in the same workers: a registered task's
+name and the items' bytes go out, result bytes come back, in item order.
+Items handed out during a wave run in this process instead (the pipes are
+busy), with the same results.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import os
 import struct
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any
@@ -51,6 +58,7 @@ import numpy.typing as npt
 from secagg.errors import AbortError, LocalProtocolError, ParameterError, SecAggError
 
 from .core import SERVER, Address, Envelope, ProtocolDescriptor, check_client_ids, check_rounds
+from .parallel import Task, resolve_task, task_name
 from .results import AggregationResult, PartyFigures
 
 __all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run"]
@@ -213,7 +221,7 @@ def _raise_from(r: _R) -> None:
             exc = None
         if exc is not None:
             raise exc
-    raise WorkerError(f"a client worker failed: {module}.{qualname}: {message}")
+    raise WorkerError(f"a worker failed: {module}.{qualname}: {message}")
 
 
 def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
@@ -262,6 +270,12 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
                     out.u8(0).f64(seconds).u32(len(encoded))
                     for receiver, rnd, payload in encoded:
                         out.address(receiver).text(rnd).blob(payload)
+            elif r.tag == b"M":
+                fn = resolve_task(r.text())
+                result = fn(r.blob())
+                if not isinstance(result, bytes):
+                    raise WorkerError(f"task returned {type(result).__name__}, not bytes")
+                out.u8(0).blob(result)
             else:
                 raise WorkerError(f"unknown frame tag {r.tag!r}")
         except Exception as exc:
@@ -270,7 +284,9 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
 
 
 class _Pool:
-    """Client worker processes; each client lives in worker ``position % size``."""
+    """Client worker processes; each client lives in worker ``position % size``.
+    Also a :class:`~protocols.parallel.Mapper` over the same processes, for a
+    coordinator's work items (:meth:`map`)."""
 
     def __init__(self, size: int, descriptor: ProtocolDescriptor,
                  local_secrets: LocalSecrets | None) -> None:
@@ -292,6 +308,62 @@ class _Pool:
             self.close()
             raise
         self.home: dict[int, int] = {}
+        #: worker -> the wave items it is computing (empty between waves)
+        self._outstanding: dict[int, list[int]] = {}
+
+    @property
+    def width(self) -> int:
+        """Worker processes (what :meth:`map` runs at once)."""
+        return len(self.conns)
+
+    def map(self, fn: Task, items: Iterable[bytes]) -> Iterator[bytes]:
+        """``fn(item)`` for each item (``fn`` a registered task), computed in the
+        workers and returned in item order; a task's :class:`SecAggError` is
+        re-raised as itself, anything else (or a worker that died) as
+        :class:`WorkerError`, once every worker has answered. During a wave
+        (client steps in flight on the pipes) the items run in this process."""
+        name = task_name(fn)
+        todo = list(items)
+        if self._outstanding or len(todo) <= 1:
+            return (fn(item) for item in todo)
+        return self._map(name, todo)
+
+    def _map(self, name: str, items: list[bytes]) -> Iterator[bytes]:
+        busy: dict[int, int] = {}  # worker -> item
+        ready: dict[int, bytes] = {}
+        failure: tuple[int, _R] | None = None
+        nxt = want = 0
+        try:
+            while want < len(items):
+                if want in ready:
+                    yield ready.pop(want)
+                    want += 1
+                    continue
+                for w in range(len(self.conns)):  # results buffered: at most 2 per worker
+                    if (failure is None and w not in busy and nxt < len(items)
+                            and nxt - want < 2 * len(self.conns)):
+                        try:
+                            self.conns[w].send_bytes(_W(b"M").text(name).blob(items[nxt]).bytes())
+                        except OSError:
+                            raise WorkerError(f"worker {w} exited") from None
+                        busy[w] = nxt
+                        nxt += 1
+                if not busy:
+                    assert failure is not None
+                    _raise_from(failure[1])
+                for conn in connection.wait([self.conns[w] for w in busy]):
+                    w = self.conns.index(conn)
+                    i = busy.pop(w)
+                    r = self._reply(w)
+                    if r.u8():
+                        if failure is None or i < failure[0]:
+                            failure = (i, r)
+                    else:
+                        ready[i] = r.blob()
+        finally:  # leave no answer on a pipe, whatever happened
+            for w in list(busy):
+                with contextlib.suppress(WorkerError):
+                    self._reply(w)
 
     def _ask(self, w: int, frame: bytes) -> _R:
         self.conns[w].send_bytes(frame)
@@ -347,7 +419,7 @@ class _Pool:
         pending: list[deque[int]] = [deque() for _ in self.conns]
         for i, (u, _, _) in enumerate(items):
             pending[self.home[u]].append(i)
-        outstanding: dict[int, list[int]] = {}
+        outstanding = self._outstanding
         buffered = [0] * len(self.conns)
         results: dict[int, Any] = {}
 
@@ -417,6 +489,7 @@ def run(
     seed: int | None = None,
     workers: int | None = None,
     client_pool: bool = True,
+    server_pool: bool = True,
     local_secrets: LocalSecrets | None = None,
     **params: Any,
 ) -> AggregationResult:
@@ -428,7 +501,10 @@ def run(
     processes (see :func:`resolve_workers`; 1 = everything in this process).
     ``client_pool=False`` keeps the clients in this process whatever
     ``workers`` is (for clients that cannot be restored from their saved
-    state plus ``local_secrets`` alone). ``inputs`` is read one client at a
+    state plus ``local_secrets`` alone). ``server_pool``: when there is a
+    pool and the coordinator takes a mapper (``use_mapper``, e.g. the SecAgg
+    server for its unmasking), its work items run in the pool's processes
+    too; False keeps them in this process. ``inputs`` is read one client at a
     time, so it may be a lazy mapping.
 
     Returns the decoded sum over the included clients, the exact integer
@@ -444,7 +520,7 @@ def run(
     pool = _Pool(n_workers, descriptor, local_secrets) if n_workers > 1 else None
     try:
         return _run(descriptor, inputs, ids, dimension, dropouts, seed, pool, local_secrets,
-                    params)
+                    server_pool, params)
     finally:
         if pool is not None:
             pool.close()
@@ -454,8 +530,11 @@ def _run(descriptor: ProtocolDescriptor, inputs: Mapping[int, npt.ArrayLike],
          ids: tuple[int, ...], dimension: int,
          dropouts: Mapping[str, Iterable[int]] | None,
          seed: int | None, pool: _Pool | None, local_secrets: LocalSecrets | None,
-         params: dict[str, Any]) -> AggregationResult:
+         server_pool: bool, params: dict[str, Any]) -> AggregationResult:
     session = descriptor.make_session(ids, dimension, seed=seed, **params)
+    use_mapper = getattr(session.coordinator, "use_mapper", None)
+    if pool is not None and server_pool and callable(use_mapper):
+        use_mapper(pool)
     codec = descriptor.codec(session.config, **session.codec_options)
     rounds = session.rounds
     order = {r: i for i, r in enumerate(rounds)}
