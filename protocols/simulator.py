@@ -58,10 +58,10 @@ import numpy.typing as npt
 from secagg.errors import AbortError, LocalProtocolError, ParameterError, SecAggError
 
 from .core import SERVER, Address, Envelope, ProtocolDescriptor, check_client_ids, check_rounds
-from .parallel import Task, resolve_task, task_name
+from .parallel import SEQUENTIAL, Mapper, Task, resolve_task, task_name
 from .results import AggregationResult, PartyFigures
 
-__all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run"]
+__all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run", "worker_pool"]
 
 #: ``workers=None`` uses the pool only from this many clients x coordinates on
 #: (below it, forking the workers costs more than it saves).
@@ -224,7 +224,7 @@ def _raise_from(r: _R) -> None:
     raise WorkerError(f"a worker failed: {module}.{qualname}: {message}")
 
 
-def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
+def _worker_main(conn: Any, descriptor: ProtocolDescriptor | None,
                  local_secrets: LocalSecrets | None) -> None:
     """A worker: restores its clients from state bytes and runs their steps."""
     clients: dict[int, Any] = {}
@@ -240,11 +240,15 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
             return
         out = _W(b"R")
         try:
+            if r.tag in (b"C", b"A") and descriptor is None:
+                raise WorkerError("this worker runs tasks only, it holds no clients")
             if r.tag == b"C":
+                assert descriptor is not None
                 config = descriptor.config_from_bytes(r.blob())
                 codec = descriptor.codec(config, **json.loads(r.text()))
                 out.u8(0)
             elif r.tag == b"A":
+                assert descriptor is not None
                 for _ in range(r.u32()):
                     u, state = r.u64(), r.blob()
                     named = {r.text(): r.blob() for _ in range(r.u32())}
@@ -288,7 +292,7 @@ class _Pool:
     Also a :class:`~protocols.parallel.Mapper` over the same processes, for a
     coordinator's work items (:meth:`map`)."""
 
-    def __init__(self, size: int, descriptor: ProtocolDescriptor,
+    def __init__(self, size: int, descriptor: ProtocolDescriptor | None,
                  local_secrets: LocalSecrets | None) -> None:
         import multiprocessing
 
@@ -479,6 +483,23 @@ class _Pool:
                 proc.join(timeout=5)
         for conn in self.conns:
             conn.close()
+
+
+@contextlib.contextmanager
+def worker_pool(size: int) -> Iterator[Mapper]:
+    """``size`` (>= 1) forked worker processes as a :class:`~protocols.parallel.Mapper`,
+    for a coordinator's work items outside a simulated run (a benchmark, a
+    server's own driver); stopped on exit. Where ``fork`` is unavailable it
+    is :data:`~protocols.parallel.SEQUENTIAL`."""
+    size = resolve_workers(size, size, 1)
+    if size == 1:
+        yield SEQUENTIAL
+        return
+    pool = _Pool(size, None, None)
+    try:
+        yield pool
+    finally:
+        pool.close()
 
 
 def run(
