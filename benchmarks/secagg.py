@@ -511,13 +511,31 @@ def _unmask_items(n: int, d: int) -> tuple[SecAggConfig, list[unmask.SelfSecret]
     return cfg, selves, dropped
 
 
-def _unmask_once(mapper: Mapper, cfg: SecAggConfig, items: list[bytes]) -> tuple[float, bytes]:
-    """The server's combine step over ``mapper``: seconds, and the correction."""
-    t0 = time.perf_counter()
+def _proc_cpu(pids: tuple[int, ...]) -> float:
+    """CPU seconds (user + system) this process and the live processes ``pids``
+    have used so far (Linux ``/proc``; this process only elsewhere)."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def _unmask_once(mapper: Mapper, cfg: SecAggConfig, items: list[bytes]
+                 ) -> tuple[float, float, bytes]:
+    """The server's combine step over ``mapper``: wall seconds, CPU seconds in
+    every process involved, and the correction."""
+    pids: tuple[int, ...] = getattr(mapper, "pids", ())
+    c0, t0 = _proc_cpu(pids), time.perf_counter()
     total = np.zeros(cfg.dimension, dtype=cfg.dtype)
     for data in mapper.map(unmask.run_chunk, items):
         np.add(total, unmask.decode_correction(data, cfg.dimension, cfg.dtype), out=total)
-    return time.perf_counter() - t0, total.tobytes()
+    return time.perf_counter() - t0, _proc_cpu(pids) - c0, total.tobytes()
 
 
 def _unmask_ab(n: int, d: int, repeat: int) -> dict[str, Any]:
@@ -526,6 +544,7 @@ def _unmask_ab(n: int, d: int, repeat: int) -> dict[str, Any]:
     cfg, selves, dropped = _unmask_items(n, d)
     labels = binding.mask_label(cfg, "self"), binding.mask_label(cfg, "pair")
     times: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
     with worker_pool(2) as pool:
         mappers: dict[int, Mapper] = {1: SEQUENTIAL, 2: pool}
         items = {w: unmask.plan(d, cfg.dtype, *labels, selves, dropped, m.width)
@@ -533,14 +552,16 @@ def _unmask_ab(n: int, d: int, repeat: int) -> dict[str, Any]:
         results = set()
         for r in range(repeat):
             for w in ((1, 2) if r % 2 == 0 else (2, 1)):
-                seconds, total = _unmask_once(mappers[w], cfg, items[w])
+                seconds, used, total = _unmask_once(mappers[w], cfg, items[w])
                 times[w].append(seconds)
+                cpu[w].append(used)
                 results.add(total)
     if len(results) != 1:
         raise RuntimeError(f"n={n}: the unmasking gave different bits over 1 and 2 workers")
     return {"k": cfg.degree, "t": cfg.threshold, "self": len(selves), "dropped": len(dropped),
             "pairs": sum(len(v.peers) for v in dropped), "one_s": min(times[1]),
-            "two_s": min(times[2]), "all_one_s": times[1], "all_two_s": times[2]}
+            "two_s": min(times[2]), "all_one_s": times[1], "all_two_s": times[2],
+            "one_cpu": min(cpu[1]), "two_cpu": min(cpu[2])}
 
 
 def _unmask_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -551,11 +572,13 @@ def _unmask_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         x = f["one_s"] / f["two_s"]
         print(f"  unmask: n={n} d={d} k={f['k']} t={f['t']}: {f['self']} self masks, "
               f"{f['dropped']} dropped keys, {f['pairs']} pair masks: one process "
-              f"{f['one_s']:.2f} s, 2 workers {f['two_s']:.2f} s ({x:.2f}x), load {load:.1f}",
+              f"{f['one_s']:.2f} s ({f['one_cpu']:.2f} CPU s), 2 workers {f['two_s']:.2f} s "
+              f"({f['two_cpu']:.2f} CPU s): {x:.2f}x, load {load:.1f}",
               flush=True)
         rows.append({"n": n, "d": d, "k": f["k"], "t": f["t"], "self masks": f["self"],
                      "dropped keys": f["dropped"], "pair masks": f["pairs"],
                      "1 process s": f["one_s"], "2 workers s": f["two_s"], "speedup": x,
+                     "1 process CPU s": f["one_cpu"], "2 workers CPU s": f["two_cpu"],
                      "load": load, "_all_one_s": f["all_one_s"],
                      "_all_two_s": f["all_two_s"]})
     return rows

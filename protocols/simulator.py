@@ -21,13 +21,14 @@ processes (forked before the session is built, so they inherit no party).
 Each client crosses into its worker once, as the bytes of its versioned
 state codec (``export_state`` / ``restore_client``) plus any local secrets
 as bytes; afterwards only message bytes cross (``Connection.send_bytes``,
-a small binary framing, never pickle). A run of consecutive deliveries to
-clients (a "wave") is processed in parallel and its results are taken in
-queue order, so every party receives exactly the messages, in exactly the
-order, of the sequential run (``workers=1``): the same seed gives the same
-included set and the same sum. Messages a wave sends to the coordinator are
-handed to it as they come (the coordinator sums masked inputs in place), so
-the masked vectors of a round are never all in memory at once.
+frames of the library's binary codec :mod:`secagg.wire`, never pickle). A
+run of consecutive deliveries to clients (a "wave") is processed in parallel
+and its results are taken in queue order, so every party receives exactly
+the messages, in exactly the order, of the sequential run (``workers=1``):
+the same seed gives the same included set and the same sum. Messages a wave
+sends to the coordinator are handed to it as they come (the coordinator sums
+masked inputs in place), so the masked vectors of a round are never all in
+memory at once.
 
 Parallel coordinator: a coordinator with ``use_mapper`` (the SecAgg server)
 is given the pool as a :class:`~protocols.parallel.Mapper`, and its heavy
@@ -44,7 +45,6 @@ import importlib
 import inspect
 import json
 import os
-import struct
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
@@ -55,7 +55,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from secagg.errors import AbortError, LocalProtocolError, ParameterError, SecAggError
+from secagg.errors import (
+    AbortError,
+    LocalProtocolError,
+    ParameterError,
+    RemoteProtocolError,
+    SecAggError,
+)
+from secagg.wire import Reader, Writer
 
 from .core import SERVER, Address, Envelope, ProtocolDescriptor, check_client_ids, check_rounds
 from .parallel import SEQUENTIAL, Mapper, Task, resolve_task, task_name
@@ -126,30 +133,30 @@ def _check_inputs(inputs: Mapping[int, npt.ArrayLike]) -> tuple[tuple[int, ...],
 
 # -- the byte framing between the simulator and its workers (never pickle) -------------
 class _W:
-    """Append-only frame writer."""
+    """A frame to or from a worker: a one-byte tag, then fields of the shared
+    codec (:class:`secagg.wire.Writer`), plus text and party addresses."""
 
     def __init__(self, tag: bytes) -> None:
-        self.parts: list[bytes] = [tag]
+        self._w = Writer().raw(tag)
 
     def u8(self, v: int) -> _W:
-        self.parts.append(struct.pack(">B", v))
+        self._w.u8(v)
         return self
 
     def u32(self, v: int) -> _W:
-        self.parts.append(struct.pack(">I", v))
+        self._w.u32(v)
         return self
 
     def u64(self, v: int) -> _W:
-        self.parts.append(struct.pack(">Q", v))
+        self._w.u64(v)
         return self
 
     def f64(self, v: float) -> _W:
-        self.parts.append(struct.pack(">d", v))
+        self._w.f64(v)
         return self
 
     def blob(self, b: bytes) -> _W:
-        self.parts.append(struct.pack(">Q", len(b)))
-        self.parts.append(bytes(b))
+        self._w.blob(b)
         return self
 
     def text(self, s: str) -> _W:
@@ -161,37 +168,39 @@ class _W:
         return self.u8(0).u64(int(a))
 
     def bytes(self) -> bytes:
-        return b"".join(self.parts)
+        return self._w.getvalue()
 
 
 class _R:
-    """Frame reader; trusts nothing about lengths."""
+    """Reads a :class:`_W` frame with :class:`secagg.wire.Reader`; a short or
+    malformed frame is the worker link's failure (:class:`WorkerError`)."""
 
     def __init__(self, data: bytes) -> None:
-        self.view, self.pos = memoryview(data), 1
-        self.tag = bytes(self.view[:1])
+        self._r = self._read(Reader, data)
+        self.tag: bytes = self._read(self._r.raw, 1)
 
-    def _take(self, n: int) -> memoryview:
-        if n > len(self.view) - self.pos:
-            raise WorkerError("truncated frame between the simulator and a worker")
-        out = self.view[self.pos:self.pos + n]
-        self.pos += n
-        return out
+    @staticmethod
+    def _read(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RemoteProtocolError as exc:
+            raise WorkerError(f"truncated frame between the simulator and a worker: "
+                              f"{exc}") from None
 
     def u8(self) -> int:
-        return int(self._take(1)[0])
+        return int(self._read(self._r.u8))
 
     def u32(self) -> int:
-        return int(struct.unpack(">I", self._take(4))[0])
+        return int(self._read(self._r.u32))
 
     def u64(self) -> int:
-        return int(struct.unpack(">Q", self._take(8))[0])
+        return int(self._read(self._r.u64))
 
     def f64(self) -> float:
-        return float(struct.unpack(">d", self._take(8))[0])
+        return float(self._read(self._r.f64))
 
     def blob(self) -> bytes:
-        return bytes(self._take(self.u64()))
+        return bytes(self._read(self._r.blob))
 
     def text(self) -> str:
         return self.blob().decode()
@@ -319,6 +328,11 @@ class _Pool:
     def width(self) -> int:
         """Worker processes (what :meth:`map` runs at once)."""
         return len(self.conns)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The worker processes' ids (to read their CPU time, say)."""
+        return tuple(int(p.pid) for p in self.procs)
 
     def map(self, fn: Task, items: Iterable[bytes]) -> Iterator[bytes]:
         """``fn(item)`` for each item (``fn`` a registered task), computed in the

@@ -260,3 +260,13 @@ def test_a_lying_s_share_is_refused_and_the_sum_untouched(pool: Any, pooled: boo
         net.server.handle(net.wire(replies[-1]))
     assert server.result is None and server.round == "unmask"
     np.testing.assert_array_equal(server._acc, acc)
+
+
+def test_worker_pool_is_a_mapper_and_one_worker_is_this_process() -> None:
+    with simulator.worker_pool(1) as one:
+        assert one is SEQUENTIAL
+    with simulator.worker_pool(2) as two:
+        assert two.width == 2
+        assert list(two.map(_echo, [b"ab", b"cd", b"ef"])) == [b"ba", b"dc", b"fe"]
+    with pytest.raises(ParameterError, match="workers"), simulator.worker_pool(0):
+        pass
