@@ -21,11 +21,14 @@ complete-graph mode needs minutes per round beyond that.
 
 ``--scale`` (this library only): one SecAgg+ round of n = 1,000 clients
 with the simulator's client pool off and on (``workers`` 1 and 2, side by
-side in one invocation, so the ratio survives a loaded machine) and one of
+side in one invocation, so the ratio survives a loaded machine) and rounds of
 n = 10,000 with 2 workers, at d = 10^5, 10% dropouts, the degree and
-threshold derived by ``protocols.secagg.config``. Each round runs in its own
+threshold derived by ``protocols.secagg.config``. With 2 workers each n runs
+twice: the server's unmasking in the coordinator process (``unmask workers``
+1) and in the pool's workers (2). Each round runs in its own
 forked process; its sum is checked exactly in the integer domain. Columns:
-mean compute per finishing client, server compute, bytes per client, wall
+mean compute per finishing client, server compute (and the part of it in the
+unmask round: the unmasking), bytes per client, wall
 time of the whole simulated round, CPU seconds the round used in all its
 processes (which a loaded machine does not inflate), peak resident memory the round added to
 the coordinator process (server, simulator and, with ``workers = 1``, every
@@ -34,8 +37,17 @@ started), and the 1-minute load average when the round started.
 Inputs are generated per client on access, so they are never all in memory.
 A last row repeats n = 1,000 with the degree and threshold Hoeffding's bound
 gives for the same targets (k = 78, t = 41), for the cost of the looser
-derivation side by side. ``--scale --quick`` is the derived rows at n = 60,
-d = 2,000.
+derivation side by side.
+
+Then the server's unmasking alone, for n = 1,000 and 10,000: the secrets the
+server rebuilds after that round (same graph, threshold and dropouts; fresh
+keys, real shares) as the server's work items, combined in one process and
+over 2 worker processes, alternated ``UNMASK_REPEAT`` times on the same
+items (best kept; the two must give the same bits), with the wall and CPU
+seconds of every process involved. A whole round's wall time moves with the
+machine's load; this alternation keeps the ratio comparable.
+``--scale --unmask-only`` runs only this part. ``--scale --quick`` is
+n = 60, d = 2,000 for both parts.
 
 How Flower is driven: Flower's own client-side stage functions
 (``flwr.client.mod.secure_aggregation.secaggplus_mod``: ``_setup``,
@@ -59,7 +71,7 @@ Install Flower into the benchmark's environment to get its columns::
 
 Without it the Flower columns are skipped with a message.
 
-    python -m benchmarks secagg [--quick] [--scale] [--repeat R] [--out FILE]
+    python -m benchmarks secagg [--quick] [--scale [--unmask-only]] [--repeat R] [--out FILE]
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from secagg_parties import MessageParty, WiredParties
 
 from protocols import parallel, simulator
@@ -140,6 +142,32 @@ def test_truncated_or_padded_items_are_refused() -> None:
         um.decode_correction(good, 5, np.dtype(np.uint32))
     with pytest.raises(SecAggError, match="dtype"):
         um.decode_correction(good, 4, np.dtype(np.uint64))
+
+
+_FUZZ_SECRETS = _secrets(4, np.uint32)
+_FUZZ_ITEM = um.plan(4, np.dtype(np.uint32), b"s", b"p", _FUZZ_SECRETS[0][:2],
+                     _FUZZ_SECRETS[1][:1], 1)[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(_FUZZ_ITEM) - 1), st.integers(1, 255))
+def test_a_corrupted_item_gives_a_library_error_or_a_correction(pos: int, flip: int) -> None:
+    if 5 <= pos < 13:  # the dimension: a larger valid one only costs memory (below)
+        pos = 13
+    item = bytearray(_FUZZ_ITEM)
+    item[pos] ^= flip
+    try:
+        out = um.run_chunk(bytes(item))
+    except SecAggError:
+        return
+    assert out[:4] == b"SAUR"
+
+
+def test_an_item_beyond_the_vector_limit_is_refused() -> None:
+    item = bytearray(_FUZZ_ITEM)
+    item[5:13] = (2**28 + 1).to_bytes(8, "big")  # 2^28 + 1 uint32 > 1 GiB
+    with pytest.raises(ParameterError, match="exceeds the vector limit"):
+        um.run_chunk(bytes(item))
 
 
 def test_bad_widths_mappers_and_tasks_are_refused() -> None:

@@ -117,7 +117,10 @@ class SecAggServer:
         """Run the unmasking's work items (:mod:`.unmask`) through ``mapper``
         (default :data:`protocols.parallel.SEQUENTIAL`, this process). The
         result does not depend on the mapper; a transport with worker
-        processes passes its own, the server never starts a process."""
+        processes passes its own, the server never starts a process. The
+        items hold shares of clients' secrets and the results sums of masks:
+        a mapper must run them where the server itself runs (its own
+        processes), never on another party's machine."""
         if not isinstance(mapper, Mapper):
             raise LocalProtocolError(f"mapper must have width and map(), got "
                                      f"{type(mapper).__name__}")

@@ -37,7 +37,7 @@ import numpy.typing as npt
 
 from secagg import kex, prg, shamir
 from secagg.errors import EncodingError, IntegrityError, ParameterError
-from secagg.wire import DTYPE_CODES, Reader, Writer
+from secagg.wire import DTYPE_CODES, MAX_FIELD, Reader, Writer
 
 from ..parallel import task
 
@@ -146,6 +146,9 @@ def run_chunk(item: bytes) -> bytes:
     dt = DTYPE_CODES.get(code)
     if dt is None:
         raise ParameterError(f"unknown vector dtype code {code} in an unmask item")
+    if dimension * dt.itemsize > MAX_FIELD:
+        raise ParameterError(f"an unmask item of dimension {dimension} exceeds the vector "
+                             f"limit of {MAX_FIELD} bytes")
     self_label, pair_label = r.blob(), r.blob()
     mine = [(r.u64(), _read_shares(r)) for _ in range(r.u32())]
     theirs = []
