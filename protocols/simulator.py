@@ -249,7 +249,7 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor | None,
             return
         out = _W(b"R")
         try:
-            if r.tag in (b"C", b"A") and descriptor is None:
+            if r.tag in (b"C", b"A", b"J") and descriptor is None:
                 raise WorkerError("this worker runs tasks only, it holds no clients")
             if r.tag == b"C":
                 assert descriptor is not None
@@ -265,6 +265,7 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor | None,
                     clients[u] = descriptor.restore_client(config, state, **extra)
                 out.u8(0)
             elif r.tag == b"J":
+                assert descriptor is not None
                 count = r.u32()
                 out.u32(count)
                 for _ in range(count):
