@@ -34,6 +34,7 @@ def test_scale_quick_runs_both_worker_counts(tmp_path: Path) -> None:
     assert len(u["_all_one_s"]) == len(u["_all_two_s"]) == bench.UNMASK_REPEAT
     assert u["1 process s"] == min(u["_all_one_s"]) and u["2 workers s"] == min(u["_all_two_s"])
     assert u["speedup"] == pytest.approx(u["1 process s"] / u["2 workers s"])
+    assert 0 <= u["2 workers busiest CPU s"] <= u["2 workers CPU s"]
     assert u["self masks"] + u["dropped keys"] == n
     assert payload["unmask_speedup"] == {str(n): u["speedup"]}
     assert set(payload["unmask_speedup_in_round"]) == {str(n)}
