@@ -83,7 +83,14 @@ class Mapper(Protocol):
 
 
 class SequentialMapper:
-    """Every item in this process, one after the other (width 1)."""
+    """Every item in this process, one after the other (width 1). Stateless:
+    a copy of a party that holds it shares it."""
+
+    def __copy__(self) -> SequentialMapper:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> SequentialMapper:
+        return self
 
     @property
     def width(self) -> int:

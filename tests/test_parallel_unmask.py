@@ -298,3 +298,10 @@ def test_worker_pool_is_a_mapper_and_one_worker_is_this_process() -> None:
         assert list(two.map(_echo, [b"ab", b"cd", b"ef"])) == [b"ba", b"dc", b"fe"]
     with pytest.raises(ParameterError, match="workers"), simulator.worker_pool(0):
         pass
+
+
+def test_a_copied_server_shares_the_stateless_default_mapper() -> None:
+    import copy
+
+    server = SecAggServer(SecAggConfig.create(range(1, 4), 4, threshold=2))
+    assert copy.deepcopy(server)._mapper is SEQUENTIAL is copy.copy(SEQUENTIAL)
