@@ -21,11 +21,14 @@ complete-graph mode needs minutes per round beyond that.
 
 ``--scale`` (this library only): one SecAgg+ round of n = 1,000 clients
 with the simulator's client pool off and on (``workers`` 1 and 2, side by
-side in one invocation, so the ratio survives a loaded machine) and one of
+side in one invocation, so the ratio survives a loaded machine) and rounds of
 n = 10,000 with 2 workers, at d = 10^5, 10% dropouts, the degree and
-threshold derived by ``protocols.secagg.config``. Each round runs in its own
+threshold derived by ``protocols.secagg.config``. With 2 workers each n runs
+twice: the server's unmasking in the coordinator process (``unmask workers``
+1) and in the pool's workers (2). Each round runs in its own
 forked process; its sum is checked exactly in the integer domain. Columns:
-mean compute per finishing client, server compute, bytes per client, wall
+mean compute per finishing client, server compute (and the part of it in the
+unmask round: the unmasking), bytes per client, wall
 time of the whole simulated round, CPU seconds the round used in all its
 processes (which a loaded machine does not inflate), peak resident memory the round added to
 the coordinator process (server, simulator and, with ``workers = 1``, every
@@ -34,8 +37,17 @@ started), and the 1-minute load average when the round started.
 Inputs are generated per client on access, so they are never all in memory.
 A last row repeats n = 1,000 with the degree and threshold Hoeffding's bound
 gives for the same targets (k = 78, t = 41), for the cost of the looser
-derivation side by side. ``--scale --quick`` is the derived rows at n = 60,
-d = 2,000.
+derivation side by side.
+
+Then the server's unmasking alone, for n = 1,000 and 10,000: the secrets the
+server rebuilds after that round (same graph, threshold and dropouts; fresh
+keys, real shares) as the server's work items, combined in one process and
+over 2 worker processes, alternated ``UNMASK_REPEAT`` times on the same
+items (best kept; the two must give the same bits), with the wall and CPU
+seconds of every process involved. A whole round's wall time moves with the
+machine's load; this alternation keeps the ratio comparable.
+``--scale --unmask-only`` runs only this part. ``--scale --quick`` is
+n = 60, d = 2,000 for both parts.
 
 How Flower is driven: Flower's own client-side stage functions
 (``flwr.client.mod.secure_aggregation.secaggplus_mod``: ``_setup``,
@@ -59,7 +71,7 @@ Install Flower into the benchmark's environment to get its columns::
 
 Without it the Flower columns are skipped with a message.
 
-    python -m benchmarks secagg [--quick] [--scale] [--repeat R] [--out FILE]
+    python -m benchmarks secagg [--quick] [--scale [--unmask-only]] [--repeat R] [--out FILE]
 """
 
 from __future__ import annotations
@@ -79,7 +91,12 @@ from typing import Any
 
 import numpy as np
 
-from protocols.secagg import SecAggConfig, default_encoder, simulate
+from protocols.parallel import SEQUENTIAL, Mapper
+from protocols.secagg import SecAggConfig, binding, default_encoder, simulate, unmask
+from protocols.secagg.protocol import SECAGG_PLUS
+from protocols.simulator import run as run_protocol
+from protocols.simulator import worker_pool
+from secagg import kex, prg, shamir
 
 from ._common import table, write_json
 
@@ -89,12 +106,20 @@ FULL_DS = (10**4, 10**5, 10**6)
 QUICK_NS = (10,)
 QUICK_DS = (10**4, 10**5)
 DROP_FRACTIONS = (0.0, 0.1)
-#: --scale rows: (n, d, worker counts), run side by side in one invocation.
-SCALE_GRID = ((1000, 10**5, (1, 2)), (10_000, 10**5, (2,)))
-SCALE_QUICK = ((60, 2000, (1, 2)),)
+#: --scale rows: (n, d, (workers, unmask in the pool?) ...), side by side in one
+#: invocation; with 2 workers once with the server's unmasking in this process
+#: and once in the pool, for the unmasking's speedup from a second core.
+SCALE_GRID = ((1000, 10**5, ((1, False), (2, False), (2, True))),
+              (10_000, 10**5, ((2, False), (2, True))))
+SCALE_QUICK = ((60, 2000, ((1, False), (2, False), (2, True))),)
 #: --scale comparison row: n = 1,000 with the degree and threshold that
 #: Hoeffding's bound gives for the same targets (k = 78, t = 41), 2 workers.
 SCALE_HOEFFDING = (1000, 10**5, 2, 78, 41)
+#: --scale: the server's unmasking alone, in one process against 2 workers,
+#: alternated on the same work items (n, d); best of UNMASK_REPEAT each.
+UNMASK_GRID = ((1000, 10**5), (10_000, 10**5))
+UNMASK_QUICK = ((60, 2000),)
+UNMASK_REPEAT = 3
 TARGETS = {"server_speedup": 20.0, "client_speedup": 2.0}
 
 
@@ -374,18 +399,19 @@ def _cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _scale_round(n: int, d: int, workers: int, drop_round: str,
+def _scale_round(n: int, d: int, workers: int, server_pool: bool, drop_round: str,
                  degree: int | None = None, threshold: int | None = None) -> dict[str, Any]:
     """One derived-parameter SecAgg+ round; runs in a fresh forked process so its
-    peak memory is its own. Checks the sum exactly in the integer domain."""
+    peak memory is its own. Checks the sum exactly in the integer domain.
+    ``server_pool``: the server's unmasking runs in the client workers too."""
     inputs = _LazyInputs(n, d, seed=n)
     dropped = _dropouts(n, 0.1, seed=n)
     enc = default_encoder(n)
     start_rss, start_cpu = _rss(), _cpu()
     t0 = time.perf_counter()
-    res = simulate(inputs, dropouts={drop_round: dropped}, seed=1, encoder=enc,
-                   neighbors=degree, threshold=threshold,
-                   workers=workers)
+    res = run_protocol(SECAGG_PLUS, inputs, dropouts={drop_round: dropped}, seed=1,
+                       encoder=enc, neighbors=degree, threshold=threshold,
+                       workers=workers, server_pool=server_pool)
     wall = time.perf_counter() - t0
     cpu = _cpu() - start_cpu  # the workers have exited: their time is in RUSAGE_CHILDREN
     server_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -399,6 +425,7 @@ def _scale_round(n: int, d: int, workers: int, drop_round: str,
         "exact": res.raw_sum is not None and bool(np.array_equal(exact, res.raw_sum)),
         "client_s": float(np.mean([res.figures[u].total_compute for u in done])),
         "server_s": res.figures["server"].total_compute,
+        "unmask_s": res.figures["server"].compute_seconds.get("unmask", 0.0),
         "bytes": float(np.mean([res.figures[u].total_sent + res.figures[u].total_received
                                 for u in done])),
         "wall_s": wall, "cpu_s": cpu, "server_peak": server_rss - start_rss,
@@ -432,27 +459,32 @@ def _in_child(fn: Any, *args: Any) -> dict[str, Any]:
 
 
 def _scale_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-    plan: list[tuple[int, int, int, int | None, int | None, str]] = []
-    for n, d, worker_counts in (SCALE_QUICK if args.quick else SCALE_GRID):
+    plan: list[tuple[int, int, int, bool, int | None, int | None, str]] = []
+    for n, d, setups in (SCALE_QUICK if args.quick else SCALE_GRID):
         cfg = SecAggConfig.create(range(1, n + 1), d)
         label = (f"secagg+ k={cfg.degree}" if cfg.degree is not None else "complete")
-        plan += [(n, d, w, None, None, f"{label} t={cfg.threshold} (derived)")
-                 for w in worker_counts]
+        plan += [(n, d, w, pooled, None, None, f"{label} t={cfg.threshold} (derived)")
+                 for w, pooled in setups]
     if not args.quick:
         n, d, w, k, t = SCALE_HOEFFDING
-        plan.append((n, d, w, k, t, f"secagg+ k={k} t={t} (Hoeffding)"))
+        plan.append((n, d, w, True, k, t, f"secagg+ k={k} t={t} (Hoeffding)"))
     rows = []
-    for n, d, workers, k, t, label in plan:
+    for n, d, workers, pooled, k, t, label in plan:
         load = os.getloadavg()[0]
-        f = _in_child(_scale_round, n, d, workers, args.drop_round, k, t)
+        f = _in_child(_scale_round, n, d, workers, pooled, args.drop_round, k, t)
         if not f["exact"]:
             raise RuntimeError(f"{label} n={n} workers={workers}: the sum is not exact")
-        print(f"  scale: {label} n={n} d={d} workers={workers}: {f['wall_s']:.1f} s wall, "
-              f"{f['client_s'] * 1e3:.1f} ms/client, server {f['server_s']:.2f} s, "
-              f"{f['cpu_s']:.0f} CPU s, load {load:.1f}", flush=True)
+        unmask_workers = workers if pooled else 1
+        print(f"  scale: {label} n={n} d={d} workers={workers} unmask workers "
+              f"{unmask_workers}: {f['wall_s']:.1f} s wall, "
+              f"{f['client_s'] * 1e3:.1f} ms/client, server {f['server_s']:.2f} s "
+              f"(unmask {f['unmask_s']:.2f} s), {f['cpu_s']:.0f} CPU s, load {load:.1f}",
+              flush=True)
         rows.append({
             "graph": label, "n": n, "d": d, "drop": "10%", "workers": workers,
+            "unmask workers": unmask_workers,
             "client ms": f["client_s"] * 1e3, "server s": f["server_s"],
+            "unmask s": f["unmask_s"],
             "KB/client": f["bytes"] / 1e3, "round s": f["wall_s"], "CPU s": f["cpu_s"],
             "server MB": f["server_peak"] / 1e6,
             "worker MB": (f["worker_peak"] / 1e6 if f["worker_peak"] is not None
@@ -462,6 +494,131 @@ def _scale_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _unmask_items(n: int, d: int) -> tuple[SecAggConfig, list[unmask.SelfSecret],
+                                           list[unmask.DroppedSecret]]:
+    """The secrets the server rebuilds after the --scale round (same derived
+    graph and threshold, same 10% dropped before the masked input): each
+    survivor's self-mask seed and each needed dropout's mask key as the t
+    lowest-index shares its live holders return, with the dropout's surviving
+    neighbours' keys and HKDF contexts. Fresh secrets, real shares and keys."""
+    cfg = SecAggConfig.create(range(1, n + 1), d)
+    gone = set(_dropouts(n, 0.1, seed=n))
+    live = set(range(1, n + 1)) - gone
+    t, nb = cfg.threshold, cfg.neighbours
+
+    def shares(owner: int, secret: bytes, holders: set[int]) -> tuple[shamir.Share, ...]:
+        idx = sorted(cfg.share_index(owner, h) for h in holders & live)[:t]
+        return tuple(s for s in shamir.split(secret, max(idx), t) if s.index in idx)
+
+    keys = {u: kex.PrivateKey.generate() for u in range(1, n + 1)}
+    selves = [unmask.SelfSecret(u, shares(u, prg.fresh_seed(), nb[u] | {u}))
+              for u in sorted(live)]
+    dropped = [
+        unmask.DroppedSecret(
+            v, shares(v, keys[v].to_bytes(), nb[v]), keys[v].public_key().to_bytes(),
+            tuple((keys[u].public_key().to_bytes(),
+                   binding.kex_info(cfg, binding.PAIRWISE_MASK, v, u), u < v)
+                  for u in sorted(nb[v] & live)))
+        for v in sorted(gone) if nb[v] & live]
+    return cfg, selves, dropped
+
+
+def _proc_cpu(pids: tuple[int, ...]) -> list[float]:
+    """CPU seconds (user + system) used so far by this process, then by each
+    live process of ``pids`` (Linux ``/proc``; 0 for them elsewhere)."""
+    out = [time.process_time()]
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            out.append(0.0)
+            continue
+        out.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return out
+
+
+def _unmask_once(mapper: Mapper, cfg: SecAggConfig, items: list[bytes]
+                 ) -> tuple[float, float, float, bytes]:
+    """The server's combine step over ``mapper``: wall seconds, CPU seconds of
+    every process involved together and of the busiest one (what the wall
+    time would be with a free core per process), and the correction."""
+    pids: tuple[int, ...] = getattr(mapper, "pids", ())
+    c0, t0 = _proc_cpu(pids), time.perf_counter()
+    total = np.zeros(cfg.dimension, dtype=cfg.dtype)
+    for data in mapper.map(unmask.run_chunk, items):
+        np.add(total, unmask.decode_correction(data, cfg.dimension, cfg.dtype), out=total)
+    wall = time.perf_counter() - t0
+    used = [b - a for a, b in zip(c0, _proc_cpu(pids), strict=True)]
+    return wall, sum(used), max(used), total.tobytes()
+
+
+def _unmask_ab(n: int, d: int, repeat: int) -> dict[str, Any]:
+    """The unmasking of one n-client round in this process and over 2 workers,
+    alternated ``repeat`` times (which goes first alternates too)."""
+    cfg, selves, dropped = _unmask_items(n, d)
+    labels = binding.mask_label(cfg, "self"), binding.mask_label(cfg, "pair")
+    times: dict[int, list[float]] = {1: [], 2: []}
+    cpu: dict[int, list[float]] = {1: [], 2: []}
+    busiest: dict[int, list[float]] = {1: [], 2: []}
+    with worker_pool(2) as pool:
+        mappers: dict[int, Mapper] = {1: SEQUENTIAL, 2: pool}
+        items = {w: unmask.plan(d, cfg.dtype, *labels, selves, dropped, m.width)
+                 for w, m in mappers.items()}
+        results = set()
+        for r in range(repeat):
+            for w in ((1, 2) if r % 2 == 0 else (2, 1)):
+                seconds, used, most, total = _unmask_once(mappers[w], cfg, items[w])
+                times[w].append(seconds)
+                cpu[w].append(used)
+                busiest[w].append(most)
+                results.add(total)
+    if len(results) != 1:
+        raise RuntimeError(f"n={n}: the unmasking gave different bits over 1 and 2 workers")
+    return {"k": cfg.degree, "t": cfg.threshold, "self": len(selves), "dropped": len(dropped),
+            "pairs": sum(len(v.peers) for v in dropped), "one_s": min(times[1]),
+            "two_s": min(times[2]), "all_one_s": times[1], "all_two_s": times[2],
+            "one_cpu": min(cpu[1]), "two_cpu": min(cpu[2]),
+            "one_busiest": min(busiest[1]), "two_busiest": min(busiest[2])}
+
+
+def _unmask_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    rows = []
+    for n, d in (UNMASK_QUICK if args.quick else UNMASK_GRID):
+        load = os.getloadavg()[0]
+        f = _in_child(_unmask_ab, n, d, UNMASK_REPEAT)
+        x = f["one_s"] / f["two_s"]
+        y = f["one_busiest"] / f["two_busiest"] if f["two_busiest"] > 0 else float("nan")
+        print(f"  unmask: n={n} d={d} k={f['k']} t={f['t']}: {f['self']} self masks, "
+              f"{f['dropped']} dropped keys, {f['pairs']} pair masks: one process "
+              f"{f['one_s']:.2f} s ({f['one_cpu']:.2f} CPU s), 2 workers {f['two_s']:.2f} s "
+              f"({f['two_cpu']:.2f} CPU s, busiest process {f['two_busiest']:.2f}): "
+              f"{x:.2f}x wall, {y:.2f}x busiest-process CPU, load {load:.1f}", flush=True)
+        rows.append({"n": n, "d": d, "k": f["k"], "t": f["t"], "self masks": f["self"],
+                     "dropped keys": f["dropped"], "pair masks": f["pairs"],
+                     "1 process s": f["one_s"], "2 workers s": f["two_s"], "speedup": x,
+                     "1 process CPU s": f["one_cpu"], "2 workers CPU s": f["two_cpu"],
+                     "2 workers busiest CPU s": f["two_busiest"], "CPU-path speedup": y,
+                     "load": load, "_all_one_s": f["all_one_s"],
+                     "_all_two_s": f["all_two_s"]})
+    return rows
+
+
+def unmask_speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """n -> the server's unmasking seconds in this process over those in the
+    pool, from the rows with 2 client workers (same round, side by side)."""
+    out: dict[str, float] = {}
+    for n in sorted({r["n"] for r in rows}):
+        alone = [r["unmask s"] for r in rows if r["n"] == n and r["workers"] == 2
+                 and r["unmask workers"] == 1 and "(derived)" in r["graph"]]
+        pooled = [r["unmask s"] for r in rows if r["n"] == n and r["workers"] == 2
+                  and r["unmask workers"] == 2 and "(derived)" in r["graph"]]
+        if alone and pooled and pooled[0] > 0:
+            out[str(n)] = alone[0] / pooled[0]
+    return out
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="secagg bench secagg", description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -469,6 +626,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--scale", action="store_true",
                     help="only the derived-parameter SecAgg+ rounds at n = 1,000 and 10,000, "
                          "d = 10^5 (this library)")
+    ap.add_argument("--unmask-only", action="store_true",
+                    help="with --scale: only the server's unmasking, one process against "
+                         "2 workers")
     ap.add_argument("--repeat", type=int, default=2, help="rounds per row for this library")
     ap.add_argument("--drop-round", choices=("masked_input", "unmask"), default="masked_input",
                     help="where the dropping clients vanish (default: before the masked input)")
@@ -487,8 +647,11 @@ def main(argv: list[str]) -> int:
     if flower:
         run_flower(warm, 4, 3, [], args.drop_round, seed=0)
     rows: list[dict[str, Any]] = []
+    unmask_rows: list[dict[str, Any]] = []
     if args.scale:
-        rows.extend(_scale_rows(args))
+        if not args.unmask_only:
+            rows.extend(_scale_rows(args))
+        unmask_rows = _unmask_rows(args)
     else:
         ns, ds = (QUICK_NS, QUICK_DS) if args.quick else (FULL_NS, FULL_DS)
         grid = [("secagg+", n, d) for n in ns for d in ds]
@@ -499,11 +662,23 @@ def main(argv: list[str]) -> int:
                 rows.append(_row(graph, n, d, frac, args, flower))
     shown = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     print()
-    print(table(shown))
+    if shown:
+        print(table(shown))
+    if unmask_rows:
+        print("\nthe server's unmasking alone:\n")
+        print(table([{k: v for k, v in r.items() if not k.startswith("_")}
+                     for r in unmask_rows]))
     payload: dict[str, Any] = {
         "flwr": version, "drop_round": args.drop_round, "repeat": args.repeat,
         "targets": TARGETS, "rows": rows,
     }
+    if args.scale:
+        payload["unmask_rows"] = unmask_rows
+        payload["unmask_speedup"] = {str(r["n"]): r["speedup"] for r in unmask_rows}
+        payload["unmask_speedup_in_round"] = unmask_speedups(rows)
+        for n, x in payload["unmask_speedup_in_round"].items():
+            print(f"\nserver unmasking inside the n = {n} round: {x:.2f}x faster over 2 "
+                  f"workers than in one process")
     if flower and not args.scale:
         payload["min_server_speedup"] = min(r["server x"] for r in rows)
         payload["min_client_speedup"] = min(r["client x"] for r in rows)

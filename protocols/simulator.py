@@ -21,13 +21,21 @@ processes (forked before the session is built, so they inherit no party).
 Each client crosses into its worker once, as the bytes of its versioned
 state codec (``export_state`` / ``restore_client``) plus any local secrets
 as bytes; afterwards only message bytes cross (``Connection.send_bytes``,
-a small binary framing, never pickle). A run of consecutive deliveries to
-clients (a "wave") is processed in parallel and its results are taken in
-queue order, so every party receives exactly the messages, in exactly the
-order, of the sequential run (``workers=1``): the same seed gives the same
-included set and the same sum. Messages a wave sends to the coordinator are
-handed to it as they come (the coordinator sums masked inputs in place), so
-the masked vectors of a round are never all in memory at once.
+frames of the library's binary codec :mod:`secagg.wire`, never pickle). A
+run of consecutive deliveries to clients (a "wave") is processed in parallel
+and its results are taken in queue order, so every party receives exactly
+the messages, in exactly the order, of the sequential run (``workers=1``):
+the same seed gives the same included set and the same sum. Messages a wave
+sends to the coordinator are handed to it as they come (the coordinator sums
+masked inputs in place), so the masked vectors of a round are never all in
+memory at once.
+
+Parallel coordinator: a coordinator with ``use_mapper`` (the SecAgg server)
+is given the pool as a :class:`~protocols.parallel.Mapper`, and its heavy
+work items (the unmasking) run in the same workers: a registered task's
+name and the items' bytes go out, result bytes come back, in item order.
+Items handed out during a wave run in this process instead (the pipes are
+busy), with the same results.
 """
 
 from __future__ import annotations
@@ -37,10 +45,9 @@ import importlib
 import inspect
 import json
 import os
-import struct
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing import connection
 from typing import Any
@@ -48,12 +55,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from secagg.errors import AbortError, LocalProtocolError, ParameterError, SecAggError
+from secagg.errors import (
+    AbortError,
+    LocalProtocolError,
+    ParameterError,
+    RemoteProtocolError,
+    SecAggError,
+)
+from secagg.wire import Reader, Writer
 
 from .core import SERVER, Address, Envelope, ProtocolDescriptor, check_client_ids, check_rounds
+from .parallel import SEQUENTIAL, Mapper, Task, resolve_task, task_name
 from .results import AggregationResult, PartyFigures
 
-__all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run"]
+__all__ = ["LocalSecrets", "WorkerError", "resolve_workers", "run", "worker_pool"]
 
 #: ``workers=None`` uses the pool only from this many clients x coordinates on
 #: (below it, forking the workers costs more than it saves).
@@ -118,30 +133,30 @@ def _check_inputs(inputs: Mapping[int, npt.ArrayLike]) -> tuple[tuple[int, ...],
 
 # -- the byte framing between the simulator and its workers (never pickle) -------------
 class _W:
-    """Append-only frame writer."""
+    """A frame to or from a worker: a one-byte tag, then fields of the shared
+    codec (:class:`secagg.wire.Writer`), plus text and party addresses."""
 
     def __init__(self, tag: bytes) -> None:
-        self.parts: list[bytes] = [tag]
+        self._w = Writer().raw(tag)
 
     def u8(self, v: int) -> _W:
-        self.parts.append(struct.pack(">B", v))
+        self._w.u8(v)
         return self
 
     def u32(self, v: int) -> _W:
-        self.parts.append(struct.pack(">I", v))
+        self._w.u32(v)
         return self
 
     def u64(self, v: int) -> _W:
-        self.parts.append(struct.pack(">Q", v))
+        self._w.u64(v)
         return self
 
     def f64(self, v: float) -> _W:
-        self.parts.append(struct.pack(">d", v))
+        self._w.f64(v)
         return self
 
     def blob(self, b: bytes) -> _W:
-        self.parts.append(struct.pack(">Q", len(b)))
-        self.parts.append(bytes(b))
+        self._w.blob(b)
         return self
 
     def text(self, s: str) -> _W:
@@ -153,37 +168,39 @@ class _W:
         return self.u8(0).u64(int(a))
 
     def bytes(self) -> bytes:
-        return b"".join(self.parts)
+        return self._w.getvalue()
 
 
 class _R:
-    """Frame reader; trusts nothing about lengths."""
+    """Reads a :class:`_W` frame with :class:`secagg.wire.Reader`; a short or
+    malformed frame is the worker link's failure (:class:`WorkerError`)."""
 
     def __init__(self, data: bytes) -> None:
-        self.view, self.pos = memoryview(data), 1
-        self.tag = bytes(self.view[:1])
+        self._r = self._read(Reader, data)
+        self.tag: bytes = self._read(self._r.raw, 1)
 
-    def _take(self, n: int) -> memoryview:
-        if n > len(self.view) - self.pos:
-            raise WorkerError("truncated frame between the simulator and a worker")
-        out = self.view[self.pos:self.pos + n]
-        self.pos += n
-        return out
+    @staticmethod
+    def _read(fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RemoteProtocolError as exc:
+            raise WorkerError(f"truncated frame between the simulator and a worker: "
+                              f"{exc}") from None
 
     def u8(self) -> int:
-        return int(self._take(1)[0])
+        return int(self._read(self._r.u8))
 
     def u32(self) -> int:
-        return int(struct.unpack(">I", self._take(4))[0])
+        return int(self._read(self._r.u32))
 
     def u64(self) -> int:
-        return int(struct.unpack(">Q", self._take(8))[0])
+        return int(self._read(self._r.u64))
 
     def f64(self) -> float:
-        return float(struct.unpack(">d", self._take(8))[0])
+        return float(self._read(self._r.f64))
 
     def blob(self) -> bytes:
-        return bytes(self._take(self.u64()))
+        return bytes(self._read(self._r.blob))
 
     def text(self) -> str:
         return self.blob().decode()
@@ -213,10 +230,10 @@ def _raise_from(r: _R) -> None:
             exc = None
         if exc is not None:
             raise exc
-    raise WorkerError(f"a client worker failed: {module}.{qualname}: {message}")
+    raise WorkerError(f"a worker failed: {module}.{qualname}: {message}")
 
 
-def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
+def _worker_main(conn: Any, descriptor: ProtocolDescriptor | None,
                  local_secrets: LocalSecrets | None) -> None:
     """A worker: restores its clients from state bytes and runs their steps."""
     clients: dict[int, Any] = {}
@@ -232,11 +249,15 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
             return
         out = _W(b"R")
         try:
+            if r.tag in (b"C", b"A", b"J") and descriptor is None:
+                raise WorkerError("this worker runs tasks only, it holds no clients")
             if r.tag == b"C":
+                assert descriptor is not None
                 config = descriptor.config_from_bytes(r.blob())
                 codec = descriptor.codec(config, **json.loads(r.text()))
                 out.u8(0)
             elif r.tag == b"A":
+                assert descriptor is not None
                 for _ in range(r.u32()):
                     u, state = r.u64(), r.blob()
                     named = {r.text(): r.blob() for _ in range(r.u32())}
@@ -244,6 +265,7 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
                     clients[u] = descriptor.restore_client(config, state, **extra)
                 out.u8(0)
             elif r.tag == b"J":
+                assert descriptor is not None
                 count = r.u32()
                 out.u32(count)
                 for _ in range(count):
@@ -262,6 +284,12 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
                     out.u8(0).f64(seconds).u32(len(encoded))
                     for receiver, rnd, payload in encoded:
                         out.address(receiver).text(rnd).blob(payload)
+            elif r.tag == b"M":
+                fn = resolve_task(r.text())
+                result = fn(r.blob())
+                if not isinstance(result, bytes):
+                    raise WorkerError(f"task returned {type(result).__name__}, not bytes")
+                out.u8(0).blob(result)
             else:
                 raise WorkerError(f"unknown frame tag {r.tag!r}")
         except Exception as exc:
@@ -270,9 +298,11 @@ def _worker_main(conn: Any, descriptor: ProtocolDescriptor,
 
 
 class _Pool:
-    """Client worker processes; each client lives in worker ``position % size``."""
+    """Client worker processes; each client lives in worker ``position % size``.
+    Also a :class:`~protocols.parallel.Mapper` over the same processes, for a
+    coordinator's work items (:meth:`map`)."""
 
-    def __init__(self, size: int, descriptor: ProtocolDescriptor,
+    def __init__(self, size: int, descriptor: ProtocolDescriptor | None,
                  local_secrets: LocalSecrets | None) -> None:
         import multiprocessing
 
@@ -292,6 +322,67 @@ class _Pool:
             self.close()
             raise
         self.home: dict[int, int] = {}
+        #: worker -> the wave items it is computing (empty between waves)
+        self._outstanding: dict[int, list[int]] = {}
+
+    @property
+    def width(self) -> int:
+        """Worker processes (what :meth:`map` runs at once)."""
+        return len(self.conns)
+
+    @property
+    def pids(self) -> tuple[int, ...]:
+        """The worker processes' ids (to read their CPU time, say)."""
+        return tuple(int(p.pid) for p in self.procs)
+
+    def map(self, fn: Task, items: Iterable[bytes]) -> Iterator[bytes]:
+        """``fn(item)`` for each item (``fn`` a registered task), computed in the
+        workers and returned in item order; a task's :class:`SecAggError` is
+        re-raised as itself, anything else (or a worker that died) as
+        :class:`WorkerError`, once every worker has answered. During a wave
+        (client steps in flight on the pipes) the items run in this process."""
+        name = task_name(fn)
+        todo = list(items)
+        if self._outstanding or len(todo) <= 1:
+            return (fn(item) for item in todo)
+        return self._map(name, todo)
+
+    def _map(self, name: str, items: list[bytes]) -> Iterator[bytes]:
+        busy: dict[int, int] = {}  # worker -> item
+        ready: dict[int, bytes] = {}
+        failure: tuple[int, _R] | None = None
+        nxt = want = 0
+        try:
+            while want < len(items):
+                if want in ready:
+                    yield ready.pop(want)
+                    want += 1
+                    continue
+                for w in range(len(self.conns)):  # results buffered: at most 2 per worker
+                    if (failure is None and w not in busy and nxt < len(items)
+                            and nxt - want < 2 * len(self.conns)):
+                        try:
+                            self.conns[w].send_bytes(_W(b"M").text(name).blob(items[nxt]).bytes())
+                        except OSError:
+                            raise WorkerError(f"worker {w} exited") from None
+                        busy[w] = nxt
+                        nxt += 1
+                if not busy:
+                    assert failure is not None
+                    _raise_from(failure[1])
+                for conn in connection.wait([self.conns[w] for w in busy]):
+                    w = self.conns.index(conn)
+                    i = busy.pop(w)
+                    r = self._reply(w)
+                    if r.u8():
+                        if failure is None or i < failure[0]:
+                            failure = (i, r)
+                    else:
+                        ready[i] = r.blob()
+        finally:  # leave no answer on a pipe, whatever happened
+            for w in list(busy):
+                with contextlib.suppress(WorkerError):
+                    self._reply(w)
 
     def _ask(self, w: int, frame: bytes) -> _R:
         self.conns[w].send_bytes(frame)
@@ -347,7 +438,7 @@ class _Pool:
         pending: list[deque[int]] = [deque() for _ in self.conns]
         for i, (u, _, _) in enumerate(items):
             pending[self.home[u]].append(i)
-        outstanding: dict[int, list[int]] = {}
+        outstanding = self._outstanding
         buffered = [0] * len(self.conns)
         results: dict[int, Any] = {}
 
@@ -409,6 +500,23 @@ class _Pool:
             conn.close()
 
 
+@contextlib.contextmanager
+def worker_pool(size: int) -> Iterator[Mapper]:
+    """``size`` (>= 1) forked worker processes as a :class:`~protocols.parallel.Mapper`,
+    for a coordinator's work items outside a simulated run (a benchmark, a
+    server's own driver); stopped on exit. Where ``fork`` is unavailable it
+    is :data:`~protocols.parallel.SEQUENTIAL`."""
+    size = resolve_workers(size, size, 1)
+    if size == 1:
+        yield SEQUENTIAL
+        return
+    pool = _Pool(size, None, None)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 def run(
     descriptor: ProtocolDescriptor,
     inputs: Mapping[int, npt.ArrayLike],
@@ -417,6 +525,7 @@ def run(
     seed: int | None = None,
     workers: int | None = None,
     client_pool: bool = True,
+    server_pool: bool = True,
     local_secrets: LocalSecrets | None = None,
     **params: Any,
 ) -> AggregationResult:
@@ -428,7 +537,10 @@ def run(
     processes (see :func:`resolve_workers`; 1 = everything in this process).
     ``client_pool=False`` keeps the clients in this process whatever
     ``workers`` is (for clients that cannot be restored from their saved
-    state plus ``local_secrets`` alone). ``inputs`` is read one client at a
+    state plus ``local_secrets`` alone). ``server_pool``: when there is a
+    pool and the coordinator takes a mapper (``use_mapper``, e.g. the SecAgg
+    server for its unmasking), its work items run in the pool's processes
+    too; False keeps them in this process. ``inputs`` is read one client at a
     time, so it may be a lazy mapping.
 
     Returns the decoded sum over the included clients, the exact integer
@@ -444,7 +556,7 @@ def run(
     pool = _Pool(n_workers, descriptor, local_secrets) if n_workers > 1 else None
     try:
         return _run(descriptor, inputs, ids, dimension, dropouts, seed, pool, local_secrets,
-                    params)
+                    server_pool, params)
     finally:
         if pool is not None:
             pool.close()
@@ -454,8 +566,11 @@ def _run(descriptor: ProtocolDescriptor, inputs: Mapping[int, npt.ArrayLike],
          ids: tuple[int, ...], dimension: int,
          dropouts: Mapping[str, Iterable[int]] | None,
          seed: int | None, pool: _Pool | None, local_secrets: LocalSecrets | None,
-         params: dict[str, Any]) -> AggregationResult:
+         server_pool: bool, params: dict[str, Any]) -> AggregationResult:
     session = descriptor.make_session(ids, dimension, seed=seed, **params)
+    use_mapper = getattr(session.coordinator, "use_mapper", None)
+    if pool is not None and server_pool and callable(use_mapper):
+        use_mapper(pool)
     codec = descriptor.codec(session.config, **session.codec_options)
     rounds = session.rounds
     order = {r: i for i, r in enumerate(rounds)}

@@ -24,7 +24,12 @@ inputs of U3 and the set U3 itself.
 Unmasking cost: one Lagrange reconstruction per needed secret (coefficients
 shared by every secret with the same holder index set), one PRG expansion per
 survivor's self mask, and one per pair (dropped client, surviving neighbour);
-nothing else is regenerated.
+nothing else is regenerated. The secrets are independent: the server splits
+them into work items of bytes (:mod:`.unmask`) and runs them through the
+mapper it was given (:meth:`SecAggServer.use_mapper`; by default in this
+process, one after the other), adding each item's correction to the running
+sum. Any mapper gives the same bits, and a failing item (a lying client's
+share) leaves the sum untouched.
 """
 
 from __future__ import annotations
@@ -34,12 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from secagg import kex, prg, shamir
-from secagg.errors import AbortError, EncodingError, IntegrityError, LocalProtocolError
+from secagg import kex, shamir
+from secagg.errors import AbortError, LocalProtocolError
 from secagg.errors import RemoteProtocolError as ProtocolError  # a peer's bad message
 
 from ..core import CoordinatorResult, Envelope
-from . import binding, freshness, keycheck
+from ..parallel import SEQUENTIAL, Mapper
+from . import binding, freshness, keycheck, unmask
 from .config import SecAggConfig
 from .messages import (
     SEALED_SHARE_BYTES,
@@ -83,10 +89,13 @@ class ServerResult(CoordinatorResult):
 class SecAggServer:
     """The aggregating server of one round (see the module docstring)."""
 
-    def __init__(self, config: SecAggConfig) -> None:
+    def __init__(self, config: SecAggConfig, *, mapper: Mapper | None = None) -> None:
         if not isinstance(config, SecAggConfig):
             raise LocalProtocolError("config must be a SecAggConfig")
         self.config = config
+        self._mapper: Mapper = SEQUENTIAL
+        if mapper is not None:
+            self.use_mapper(mapper)
         self._rounds = config.rounds
         self._round = self._rounds[0]
         self._expected: frozenset[int] = config.id_set
@@ -104,6 +113,19 @@ class SecAggServer:
         self.live: dict[str, frozenset[int]] = {}
 
     # -- public ------------------------------------------------------------------
+    def use_mapper(self, mapper: Mapper) -> None:
+        """Run the unmasking's work items (:mod:`.unmask`) through ``mapper``
+        (default :data:`protocols.parallel.SEQUENTIAL`, this process). The
+        result does not depend on the mapper; a transport with worker
+        processes passes its own, the server never starts a process. The
+        items hold shares of clients' secrets and the results sums of masks:
+        a mapper must run them where the server itself runs (its own
+        processes), never on another party's machine."""
+        if not isinstance(mapper, Mapper):
+            raise LocalProtocolError(f"mapper must have width and map(), got "
+                                     f"{type(mapper).__name__}")
+        self._mapper = mapper
+
     @property
     def round(self) -> str | None:
         """The round being collected, or None once finished (done or aborted)."""
@@ -381,36 +403,29 @@ class SecAggServer:
                 s_sets: dict[int, list[shamir.Share]]) -> ServerResult:
         cfg = self.config
         t = cfg.threshold
-        owners = sorted(b_sets) + sorted(s_sets)
-        groups = [b_sets[o] for o in sorted(b_sets)] + [s_sets[o] for o in sorted(s_sets)]
         # the t lowest indices of each set: equal index sets share Lagrange coefficients
-        groups = [sorted(g, key=lambda s: s.index)[:t] for g in groups]
-        try:
-            secrets = shamir.combine_many(groups)
-        except EncodingError as exc:
-            raise IntegrityError(f"inconsistent shares in the unmask round: {exc}") from None
-        nb = len(b_sets)
-        b_seeds = dict(zip(owners[:nb], secrets[:nb], strict=True))
-        s_keys = dict(zip(owners[nb:], secrets[nb:], strict=True))
-        # every check and key agreement first, so a failure leaves the sum untouched
-        pair_seeds: list[tuple[bytes, bool]] = []
-        for v in sorted(s_keys):
-            s_priv = kex.PrivateKey.from_bytes(s_keys[v])
-            if s_priv.public_key().to_bytes() != self._keys[v].s_public:
-                raise IntegrityError(f"reconstructed mask key of client {v} does not match "
-                                     f"its advertised public key")
-            for u in sorted(cfg.neighbours[v] & self._u3):
-                seed = kex.agree(s_priv, kex.PublicKey.from_bytes(self._keys[u].s_public),
-                                 binding.kex_info(cfg, binding.PAIRWISE_MASK, v, u))
-                # survivor u added +PRG(s_uv) if u < v and -PRG(s_uv) otherwise: undo it
-                pair_seeds.append((seed, u < v))
-        assert self._acc is not None
-        acc = self._acc
-        self_label, pair_label = binding.mask_label(cfg, "self"), binding.mask_label(cfg, "pair")
-        for u in sorted(b_seeds):
-            prg.expand_into(acc, b_seeds[u], self_label, subtract=True)
-        for seed, sub in pair_seeds:
-            prg.expand_into(acc, seed, pair_label, subtract=sub)
-        return ServerResult(raw_sum=acc, included=self._u3,
-                            dropped=cfg.id_set - self._u3)
+        def lowest(shares: list[shamir.Share]) -> tuple[shamir.Share, ...]:
+            return tuple(sorted(shares, key=lambda s: s.index)[:t])
 
+        selves = [unmask.SelfSecret(u, lowest(b_sets[u])) for u in sorted(b_sets)]
+        dropped = []
+        for v in sorted(s_sets):
+            # survivor u added +PRG(s_uv) if u < v and -PRG(s_uv) otherwise: undo it
+            peers = tuple(
+                (self._keys[u].s_public, binding.kex_info(cfg, binding.PAIRWISE_MASK, v, u),
+                 u < v)
+                for u in sorted(cfg.neighbours[v] & self._u3))
+            dropped.append(unmask.DroppedSecret(v, lowest(s_sets[v]), self._keys[v].s_public,
+                                                peers))
+        items = unmask.plan(cfg.dimension, cfg.dtype, binding.mask_label(cfg, "self"),
+                            binding.mask_label(cfg, "pair"), selves, dropped,
+                            self._mapper.width)
+        # the chunks' corrections go into one vector first, so a failure in any
+        # chunk leaves the running sum untouched
+        assert self._acc is not None
+        total = np.zeros_like(self._acc)
+        for data in self._mapper.map(unmask.run_chunk, items):
+            np.add(total, unmask.decode_correction(data, cfg.dimension, cfg.dtype), out=total)
+        np.add(self._acc, total, out=self._acc)
+        return ServerResult(raw_sum=self._acc, included=self._u3,
+                            dropped=cfg.id_set - self._u3)
