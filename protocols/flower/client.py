@@ -51,7 +51,17 @@ from flwr.clientapp import ClientApp
 from secagg.errors import ParameterError, ProtocolError, SecAggError
 
 from ..core import SERVER, ClientParty, ProtocolDescriptor
-from .wire import MESSAGE_TYPE, RECORD, STATE, NodeState, Packet, decode_encoder
+from .wire import (
+    MESSAGE_TYPE,
+    RECORD,
+    STATE,
+    NodeState,
+    Packet,
+    Section,
+    decode_encoder,
+    saved_parties,
+    state_key,
+)
 
 __all__ = [
     "CLIENT_FACTORIES",
@@ -156,59 +166,75 @@ def secure_aggregation_mod(
                 raise ProtocolError(f"party address {party.address} is not this node {me}")
             return party, config, encoder, list(party.start())
 
-        if packet.config is not None:
-            party, config, encoder, out = fresh(packet.config, packet.encoder)
-            state_cfg, enc_fields = packet.config, packet.encoder
-        else:
-            if STATE not in context.state.config_records:
-                raise ProtocolError("no saved party for this session (the node lost its state)")
-            saved = NodeState.from_record(context.state.config_records[STATE])
-            if saved.session != packet.session or saved.protocol != packet.protocol:
-                raise ProtocolError("the message belongs to another session than the saved party")
-            config = descriptor.config_from_bytes(saved.config)
-            encoder = decode_encoder(saved.encoder)
-            party = descriptor.restore_client(config, saved.party, **secrets_for(config))
-            state_cfg, enc_fields = saved.config, saved.encoder
-            out = []
-        if party.address != me:
-            raise ProtocolError(f"party address {party.address} is not this node {me}")
-        if packet.round == descriptor.input_round:
-            train = _train_message(msg)
-            update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
-            party.set_input(encoder.encode(update))
-        codec = descriptor.codec(config)
-        for payload in packet.payloads:
-            m = codec.decode(payload)
-            if getattr(m, "sender", None) != SERVER:
-                raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
-                                    "only the server speaks to this node")
-            out += party.handle(m)
-        _to_server(out)
-        payloads = tuple(codec.encode(e.message) for e in out)
-        if party.round is None:
-            _wipe(context)
-        else:
-            context.state[STATE] = NodeState(
-                packet.session, descriptor.name, state_cfg, tuple(enc_fields or ()),
-                party.export_state()).to_record()
-        next_payloads: tuple[bytes, ...] = ()
-        if packet.next_session is not None and party.round is None:
-            # the server folded the next session's start into this last round
-            try:
-                party2, config2, _, out2 = fresh(packet.next_config, packet.next_encoder)
-                _to_server(out2)
-                next_payloads = tuple(descriptor.codec(config2).encode(e.message) for e in out2)
-            except SecAggError:
-                next_payloads = ()  # this node sits the next session out; this one stands
+        saved = saved_parties(context.state)
+        if sum(1 for sec in packet.sections if sec.round == descriptor.input_round) > 1:
+            raise ProtocolError("one message names the input round of two sessions")
+
+        def step(sec: Section) -> tuple[Section, NodeState | None]:
+            """Run one session's section; the reply section and the party to keep."""
+            if sec.config is not None:
+                if sec.session in saved:
+                    raise ProtocolError(f"session {sec.session.hex()} already started on "
+                                        "this node; a second start is refused")
+                party, config, encoder, out = fresh(sec.config, sec.encoder)
+                state_cfg, enc_fields = sec.config, tuple(sec.encoder or ())
             else:
-                assert packet.next_config is not None and packet.next_encoder is not None
-                context.state[STATE] = NodeState(
-                    packet.next_session, descriptor.name, packet.next_config,
-                    packet.next_encoder, party2.export_state()).to_record()
-        reply = Packet(session=packet.session, protocol=descriptor.name, round=packet.round,
-                       payloads=payloads,
-                       next_session=packet.next_session if next_payloads else None,
-                       next_payloads=next_payloads)
+                st = saved.get(sec.session)
+                if st is None:
+                    raise ProtocolError(f"no saved party for session {sec.session.hex()}: the "
+                                        "message belongs to another session, or the node lost "
+                                        "its state")
+                if st.protocol != descriptor.name:
+                    raise ProtocolError(f"the saved party of session {sec.session.hex()} runs "
+                                        f"{st.protocol!r}, the message {descriptor.name!r}")
+                config = descriptor.config_from_bytes(st.config)
+                encoder = decode_encoder(st.encoder)
+                party = descriptor.restore_client(config, st.party, **secrets_for(config))
+                state_cfg, enc_fields = st.config, st.encoder
+                out = []
+            if party.address != me:
+                raise ProtocolError(f"party address {party.address} is not this node {me}")
+            if sec.round == descriptor.input_round:
+                train = _train_message(msg)
+                update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
+                party.set_input(encoder.encode(update))
+            codec = descriptor.codec(config)
+            for payload in sec.payloads:
+                m = codec.decode(payload)
+                if getattr(m, "sender", None) != SERVER:
+                    raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
+                                        "only the server speaks to this node")
+                out += party.handle(m)
+            _to_server(out)
+            answer = Section(sec.session, sec.round, tuple(codec.encode(e.message) for e in out))
+            if party.round is None:
+                return answer, None
+            return answer, NodeState(sec.session, descriptor.name, state_cfg, enc_fields,
+                                     party.export_state())
+
+        # each session on its own: a section this node refuses leaves it out of that
+        # session only; when it refuses every section the message fails (an error reply)
+        answers: list[Section] = []
+        keep: list[NodeState] = []
+        refused: SecAggError | None = None
+        for sec in packet.sections:
+            try:
+                answer, state = step(sec)
+            except SecAggError as exc:
+                refused = refused or exc
+                continue
+            answers.append(answer)
+            if state is not None:
+                keep.append(state)
+        if not answers:
+            assert refused is not None
+            raise refused
+        # the server names every session it still runs with this node: the parties of
+        # the others (finished, abandoned, or refused above) are wiped
+        _wipe(context)
+        for state in keep:
+            context.state[state_key(state.session)] = state.to_record()
+        reply = Packet(descriptor.name, tuple(answers))
         return Message(RecordDict({RECORD: reply.to_record()}), reply_to=msg)
 
     return mod
@@ -242,14 +268,16 @@ def _to_server(out: Iterable[Any]) -> None:
 
 
 def _wipe(context: Context) -> None:
-    if STATE in context.state:
-        del context.state[STATE]
+    """Delete every saved party of this node (and a record of an older layout)."""
+    for key in [k for k in context.state.config_records
+                if k == STATE or k.startswith(STATE + ".")]:
+        del context.state[key]
 
 
-def state_record(context: Context) -> ConfigRecord | None:
-    """The saved party record of ``context`` (for tests and inspection)."""
-    rec = context.state.config_records.get(STATE)
-    return rec
+def state_records(context: Context) -> dict[str, ConfigRecord]:
+    """The saved party records of ``context`` by name (for tests and inspection)."""
+    return {k: v for k, v in context.state.config_records.items()
+            if k == STATE or k.startswith(STATE + ".")}
 
 
 def arrays_of(vector: npt.NDArray[np.float64]) -> ArrayRecord:
