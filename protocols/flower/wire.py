@@ -146,8 +146,9 @@ def _opt_encoder(rec: ConfigRecord, key: str, what: str) -> tuple[float, ...] | 
         return None
     v = rec[key]
     if not isinstance(v, list) or len(v) != 4 or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        raise ProtocolError(f"{what} field {key!r} is not 4 numbers")
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for x in v):
+        raise ProtocolError(f"{what} field {key!r} is not 4 finite numbers")
     return tuple(float(x) for x in v)
 
 
