@@ -470,7 +470,8 @@ _values = st.one_of(
     st.lists(st.text(max_size=3), max_size=3))
 _keys = st.sampled_from(["v", "protocol", "sections", "0.session", "0.round", "0.payloads",
                          "0.config", "0.encoder", "1.session", "1.round", "1.payloads",
-                         "1.config", "1.encoder", "2.session", "next.session", "extra"])
+                         "1.config", "1.encoder", "0.error", "1.error", "2.session",
+                         "next.session", "extra"])
 
 
 @settings(max_examples=300, deadline=None)

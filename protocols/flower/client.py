@@ -52,6 +52,7 @@ from secagg.errors import ParameterError, ProtocolError, SecAggError
 
 from ..core import SERVER, ClientParty, ProtocolDescriptor
 from .wire import (
+    MAX_ERROR,
     MESSAGE_TYPE,
     RECORD,
     STATE,
@@ -213,22 +214,24 @@ def secure_aggregation_mod(
                                      party.export_state())
 
         # each session on its own: a section this node refuses leaves it out of that
-        # session only; when it refuses every section the message fails (an error reply)
+        # session only (the reply says why); when it refuses every section the message
+        # fails (an error reply) and the saved parties stay as they were
         answers: list[Section] = []
         keep: list[NodeState] = []
-        refused: SecAggError | None = None
+        refused: list[SecAggError] = []
         for sec in packet.sections:
             try:
                 answer, state = step(sec)
             except SecAggError as exc:
-                refused = refused or exc
+                refused.append(exc)
+                why = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+                answers.append(Section(sec.session, sec.round, (), error=why))
                 continue
             answers.append(answer)
             if state is not None:
                 keep.append(state)
-        if not answers:
-            assert refused is not None
-            raise refused
+        if len(refused) == len(packet.sections):
+            raise refused[0]
         # the server names every session it still runs with this node: the parties of
         # the others (finished, abandoned, or refused above) are wiped
         _wipe(context)

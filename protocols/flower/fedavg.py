@@ -148,7 +148,9 @@ def run_fedavg(
     frac = min(24, 30 - int(np.ceil(np.log2(clip * len(nodes)))))
     encoder = FixedPointEncoder(clip=clip, frac_bits=frac, max_summands=len(nodes),
                                 modulus_bits=32)
-    # each round's key advertisement rides on the previous round's last round trip
+    # sessions are pipelined: each round's key advertisement and key sharing ride on the
+    # previous round's masked-input and unmask round trips (2 round trips per round after
+    # the first in semi-honest mode)
     agg = SecureAggregator(grid, descriptor, dim,
                            round_timeout=float(_cfg(run_config, "round-timeout")),
                            input_round_timeout=float(_cfg(run_config, "train-timeout")),

@@ -417,6 +417,9 @@ class SecureAggregator:
                     if got.round != leg.round:
                         leg.report.dropped[node] = f"a reply for round {got.round!r}"
                         continue
+                    if got.error is not None:
+                        leg.report.dropped[node] = f"the node refused the session: {got.error}"
+                        continue
                     leg.report.bytes_up += sum(len(p) for p in got.payloads)
                     if not leg.open:
                         continue  # the round closed (or the session aborted) meanwhile

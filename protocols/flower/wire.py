@@ -20,12 +20,15 @@ last round trips. Fields (``i`` is the section number, ``0`` or ``1``):
 ``i.config``     bytes        a session's first message only: its configuration
 ``i.encoder``    list[float]  with ``i.config`` only: clip, scale, max summands,
                               modulus bits
+``i.error``      str          replies only: the node refuses this session (why,
+                              1..:data:`MAX_ERROR` characters; no payloads)
 ===============  ===========  ==================================================
 
 A reply carries, for each session it answers, a section with the same
 session id and round. Any other field, a section number out of range, a
 section without its three required fields, ``config`` without ``encoder``
-(or the reverse), or one session named twice is refused.
+(or the reverse), an ``error`` with payloads or a configuration, or one
+session named twice is refused.
 
 The node keeps each live party in ``context.state`` as its own record named
 ``STATE + "." + session id in hex`` (at most :data:`MAX_SECTIONS` of them)
@@ -76,7 +79,9 @@ MAX_PAYLOADS = 64
 MAX_SECTIONS = 2
 #: upper bound on the length of a protocol or round name
 MAX_NAME = 64
-_SECTION_KEYS = ("session", "round", "payloads", "config", "encoder")
+#: upper bound on the length of a section's refusal reason
+MAX_ERROR = 500
+_SECTION_KEYS = ("session", "round", "payloads", "config", "encoder", "error")
 
 
 def encode_encoder(enc: FixedPointEncoder) -> list[float]:
@@ -162,6 +167,8 @@ class Section:
     #: a session's first message only: its configuration bytes and encoder fields
     config: bytes | None = None
     encoder: tuple[float, ...] | None = None
+    #: replies only: why the node refuses this session (then no payloads)
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +201,8 @@ class Packet:
                 rec[f"{i}.config"] = s.config
             if s.encoder is not None:
                 rec[f"{i}.encoder"] = list(s.encoder)
+            if s.error is not None:
+                rec[f"{i}.error"] = s.error
         return rec
 
     @classmethod
@@ -223,11 +232,18 @@ class Packet:
             if (config is None) != (enc is None):
                 raise ProtocolError(f"transport record section {i} has a configuration "
                                     "without an encoder or the reverse")
+            payloads = tuple(_bytes_list(rec, f"{i}.payloads", what))
+            error = None
+            if f"{i}.error" in rec:
+                error = str(_get(rec, f"{i}.error", str, what))
+                if not 1 <= len(error) <= MAX_ERROR or payloads or config is not None:
+                    raise ProtocolError(f"transport record section {i}: a refusal of 1.."
+                                        f"{MAX_ERROR} characters comes without payloads or "
+                                        "configuration")
             sections.append(Section(
                 session=_session(rec, f"{i}.session", what),
                 round=_name(rec, f"{i}.round", what),
-                payloads=tuple(_bytes_list(rec, f"{i}.payloads", what)),
-                config=config, encoder=enc))
+                payloads=payloads, config=config, encoder=enc, error=error))
         if len({s.session for s in sections}) != len(sections):
             raise ProtocolError("transport record names one session in two sections")
         return cls(protocol=protocol, sections=tuple(sections))
