@@ -11,25 +11,32 @@ ClientApp's ``mods`` and keep the user's ``@app.train`` function as it is::
         return Message(RecordDict({"arrays": ArrayRecord(update)}), reply_to=msg)
 
 The mod answers every ``query.secagg`` message (see :mod:`protocols.flower.wire`)
-and lets every other message through untouched. Per message it
+and lets every other message through untouched. A message carries a section
+for each of one or two sessions (pipelined sessions); per section it
 
 1. on a session's first message: parses the configuration, checks it with
    the node's policy, and creates a fresh client party whose address is this
-   node's Flower id (its secrets come from the OS, on the node);
+   node's Flower id (its secrets come from the OS, on the node); a second
+   start of a session the node holds is refused;
    otherwise restores the party from ``context.state`` (only for the same
    session id and protocol; the configuration is the one saved at the start,
    never one the server sends later);
-2. at the input round: gives the message's other records to the user's
-   train function, flattens the reply's arrays into one float vector,
-   quantizes it and sets it as the party's input; the plain update is never
-   put in any message;
+2. at the input round (at most one section of a message): gives the
+   message's other records to the user's train function, flattens the
+   reply's arrays into one float vector, quantizes it and sets it as the
+   party's input; the plain update is never put in any message;
 3. hands each protocol message to the party and replies with the party's
-   outgoing messages;
+   outgoing messages in a section of the same session;
 4. saves the party's state (its own versioned export) back into
-   ``context.state``, or deletes it when the party has finished.
+   ``context.state`` under its session id, or deletes it when the party has
+   finished. Parties of sessions the message does not name are deleted (the
+   server names every session it still runs with the node), so a node holds
+   at most two.
 
-A message the party refuses raises: Flower answers with an error reply, the
-saved state is left as it was, and the server counts this node as a dropout.
+A section the party refuses is answered with the reason and no payloads (the
+node leaves that session, the other section stands); when every section is
+refused the mod raises: Flower answers with an error reply, the saved state is
+left as it was, and the server counts this node as a dropout of both.
 
 Security assumption: ``context.state`` holds the party's secrets between
 messages; Flower keeps it in the SuperNode's memory and passes it to the
