@@ -406,6 +406,38 @@ def test_a_reply_naming_a_session_it_was_not_sent_is_refused_whole():
     assert included(reports) == [set(NODES) - {liar}, set(NODES) - {liar}]
 
 
+def test_the_node_refuses_a_server_message_replayed_into_the_other_session():
+    """The server (or the relay) moves session 1's unmask request into session 2's
+    section and the reverse: the node refuses both (each section decodes with its own
+    session's codec), raises, and keeps both parties as they were."""
+    grid = grid_with()
+    victim = NODES[2]
+    original = grid._deliver
+    seen: dict[str, object] = {}
+
+    def deliver(msg):
+        packet = Packet.from_content(msg.content)
+        if (msg.metadata.dst_node_id == victim and packet is not None
+                and packet.round == "unmask" and len(packet.sections) == 2):
+            a, b = packet.sections
+            swapped = Packet(packet.protocol, (Section(a.session, a.round, b.payloads),
+                                               Section(b.session, b.round, a.payloads)))
+            msg.content[RECORD] = swapped.to_record()
+            before = dict(grid.saved_state(victim).config_records)
+            reply = original(msg)
+            seen["error"] = reply.error.reason if reply is not None and reply.has_error() \
+                else None
+            seen["kept"] = dict(grid.saved_state(victim).config_records) == before
+            return reply
+        return original(msg)
+
+    grid._deliver = deliver  # type: ignore[method-assign]
+    reports = fedavg(aggregator(grid), 2)
+    assert seen["error"] and "session" in str(seen["error"]) and seen["kept"]
+    assert victim in reports[0].rounds[-1].dropped
+    assert included(reports) == [set(NODES), set(NODES) - {victim}]
+
+
 def test_the_node_refuses_a_second_start_of_a_live_session():
     grid = grid_with()
     fedavg(aggregator(grid), 1)
