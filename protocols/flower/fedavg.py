@@ -179,7 +179,9 @@ def run_fedavg(
                 dropped.update({str(k): f"{r.name}: {v}" for k, v in r.dropped.items()})
                 up += r.bytes_up
                 down += r.bytes_down
-            rounds = [(r.name, r.seconds) for r in report.rounds]
+            # the rounds this FedAvg round drove (its folded ones rode on, and were timed
+            # with, the previous round's round trips)
+            rounds = [(r.name, r.seconds) for r in report.rounds if not r.folded]
             trips = report.round_trips
         metrics = evaluate(model, task.test_dataset, task.kind)
         rec = FlowerRound(
