@@ -463,6 +463,17 @@ def test_the_node_refuses_two_input_rounds_in_one_message():
         grid._apps[node](msg, grid._context(node))
 
 
+def test_the_node_refuses_a_refusal_field_from_the_server():
+    grid = grid_with()
+    node = NODES[0]
+    packet = Packet("secagg+", (Section(bytes(16), "share_keys", (), error="x"),))
+    msg = Message(RecordDict({RECORD: packet.to_record()}), dst_node_id=node,
+                  message_type="query.secagg", ttl=5)
+    msg.metadata.__dict__["_message_id"] = "x"
+    with pytest.raises(ProtocolError, match="replies only"):
+        grid._apps[node](msg, grid._context(node))
+
+
 def test_another_node_set_starts_afresh_and_stale_parties_are_wiped():
     grid = grid_with()
     spy = Spy(grid)

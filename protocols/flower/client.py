@@ -177,6 +177,8 @@ def secure_aggregation_mod(
         saved = saved_parties(context.state)
         if sum(1 for sec in packet.sections if sec.round == descriptor.input_round) > 1:
             raise ProtocolError("one message names the input round of two sessions")
+        if any(sec.error is not None for sec in packet.sections):
+            raise ProtocolError("a refusal reason in a message to a node (replies only)")
 
         def step(sec: Section) -> tuple[Section, NodeState | None]:
             """Run one session's section; the reply section and the party to keep."""
