@@ -474,6 +474,26 @@ def test_the_node_refuses_a_refusal_field_from_the_server():
         grid._apps[node](msg, grid._context(node))
 
 
+def test_a_corrupt_saved_record_costs_its_session_only():
+    """A node's saved records are garbled after round 1: it drops out of the pipelined
+    session 2 (nothing restores from them), joins session 3 and the records are gone."""
+    from flwr.common.serde import recorddict_to_proto
+
+    grid = grid_with()
+    agg = aggregator(grid)
+    victim = NODES[1]
+    reports = fedavg(agg, 1)
+    state = grid.saved_state(victim)
+    [key] = [k for k in state.config_records if k.startswith(STATE)]
+    state[key] = ConfigRecord({"v": 2, "junk": b"x"})
+    state[STATE + ".ff"] = ConfigRecord({"v": 2})
+    grid._state[victim] = recorddict_to_proto(state).SerializeToString()
+    reports += fedavg(agg, 2)
+    assert included(reports) == [set(NODES), set(NODES) - {victim}, set(NODES)]
+    keys = [k for k in grid.saved_state(victim).config_records if k.startswith(STATE)]
+    assert len(keys) == 1 and STATE + ".ff" not in keys
+
+
 def test_another_node_set_starts_afresh_and_stale_parties_are_wiped():
     grid = grid_with()
     spy = Spy(grid)

@@ -174,7 +174,12 @@ def secure_aggregation_mod(
                 raise ProtocolError(f"party address {party.address} is not this node {me}")
             return party, config, encoder, list(party.start())
 
-        saved = saved_parties(context.state)
+        try:
+            saved = saved_parties(context.state)
+        except ProtocolError:
+            # unreadable records restore no party (those sessions are refused); they are
+            # wiped below once any section of this message succeeds, e.g. a fresh start
+            saved = {}
         if sum(1 for sec in packet.sections if sec.round == descriptor.input_round) > 1:
             raise ProtocolError("one message names the input round of two sessions")
         if any(sec.error is not None for sec in packet.sections):
