@@ -233,14 +233,29 @@ def test_a_dropout_in_the_first_sessions_early_rounds(rnd):
     assert [r.round_trips for r in reports] == [4, 2, 2]
 
 
-def test_a_node_dead_for_good_costs_one_deadline_per_round_trip_it_misses():
+def test_a_node_dead_for_good_costs_one_round_deadline_per_round():
+    """A node that dies after round 1 is still invited to start each next session (in
+    the masked-input round trip, whose deadline for training nodes is the longer input
+    deadline): for it, as it only starts a session there, the round deadline applies."""
     victim = NODES[1]
     grid = grid_with([Fault(victim, "masked_input", "drop", skip=1),
                       Fault(victim, "advertise", "drop", skip=1)])
-    reports = fedavg(aggregator(grid), 4)
+    agg = SecureAggregator(grid, SECAGG_PLUS, DIM, round_timeout=0.5,
+                           input_round_timeout=1.5, poll_interval=0.005)
+    reports = fedavg(agg, 5)
     rest = set(NODES) - {victim}
-    assert included(reports) == [set(NODES), rest, rest, rest]
-    assert [r.round_trips for r in reports] == [4, 2, 2, 2]
+    assert included(reports) == [set(NODES), rest, rest, rest, rest]
+    assert [r.round_trips for r in reports] == [4, 2, 2, 2, 2]
+    # round 2: it died in its masked-input round trip (it trains there: input deadline),
+    # which also carried round 3's start
+    assert {r.name: r for r in reports[1].rounds}["masked_input"].dropped[victim] == \
+        "no reply within 1.5 s"
+    assert reports[2].rounds[0].dropped[victim] == "no reply within 1.5 s"
+    # rounds 4 and 5: it is only invited to start them (round deadline)
+    for r in reports[3:]:
+        advertise = r.rounds[0]
+        assert advertise.folded and advertise.dropped[victim] == "no reply within 0.5 s"
+        assert victim not in r.rounds[2].sent_to
 
 
 def test_late_replies_of_both_sessions_are_never_read():

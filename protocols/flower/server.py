@@ -238,7 +238,10 @@ class SecureAggregator:
     reply that does not decode) is a dropout of every session the trip
     carried for it; a node that answers one session's section but not the
     other's is a dropout of that other session only. A node that dropped out
-    of the current session earlier is still invited to start the next one.
+    of the current session earlier is still invited to start the next one;
+    its deadline (and message TTL) in that round trip is ``round_timeout``
+    even when the others train there (``input_round_timeout``), so a node
+    that died for good costs each later round at most one round deadline.
     The pipelined session is dropped, and the next :meth:`aggregate` starts
     afresh (the nodes wipe its party when the next message does not name
     it), when the current session aborts, when the pipelined one aborts,
@@ -357,8 +360,12 @@ class SecureAggregator:
         if self.on_round is not None:
             self.on_round(main.round, frozenset(nodes))
         t0 = time.monotonic()
-        limit = self.input_round_timeout if any(leg.round == input_round for leg in legs) \
-            else self.round_timeout
+        # each node's deadline (and message TTL): the input round's for a node that
+        # trains in this round trip, else the round deadline (so a node invited only to
+        # start the next session costs at most one round deadline)
+        limit = {node: self.input_round_timeout if any(
+            leg.round == input_round and node in leg.targets for leg in legs)
+            else self.round_timeout for node in nodes}
         messages = []
         for node in nodes:
             content = RecordDict()
@@ -378,7 +385,7 @@ class SecureAggregator:
                 sections.append(sec)
             content[RECORD] = Packet(self.descriptor.name, tuple(sections)).to_record()
             messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
-                                    ttl=limit, group_id=group_id))
+                                    ttl=limit[node], group_id=group_id))
         for leg in legs:
             leg.prep.first = False
         ids_out = list(self.grid.push_messages(messages))
@@ -390,7 +397,6 @@ class SecureAggregator:
             else:
                 self._drop(legs, node, "the SuperLink refused the message")
         answered: dict[int, set[int]] = {id(leg): set() for leg in legs}
-        deadline = t0 + limit
         while waiting and any(leg.open for leg in legs):
             for reply in self.grid.pull_messages(list(waiting)):
                 mid = reply.metadata.reply_to_message_id
@@ -435,10 +441,13 @@ class SecureAggregator:
             if not waiting or not any(leg.open for leg in legs):
                 break
             now = time.monotonic()
-            if now >= deadline:
-                for node in waiting.values():
-                    self._drop(legs, node, f"no reply within {limit} s")
+            for mid, node in list(waiting.items()):
+                if now >= t0 + limit[node]:
+                    del waiting[mid]
+                    self._drop(legs, node, f"no reply within {limit[node]} s")
+            if not waiting:
                 break
+            deadline = t0 + min(limit[node] for node in waiting.values())
             time.sleep(min(self.poll_interval, max(0.0, deadline - now)))
         seconds = time.monotonic() - t0
         for leg in legs:
