@@ -22,7 +22,9 @@ each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
 * ``ours pipelined malicious``: the same in malicious-server mode (each
   node reads the identity registry from its node config);
 * ``... killed``: the same with SuperNode 0 SIGKILLed ``--kill-after``
-  seconds after the round started (a fresh deployment per killed row).
+  seconds after the round started (a fresh deployment per killed row); for
+  ``ours pipelined killed`` that is 2 s into the first of the FedAvg rounds,
+  and the row shows the later rounds (the dead node is still listed).
 
 Columns: wall seconds of the round measured inside the ServerApp (so
 ``flwr run`` start-up and FAB installation are excluded), nodes in the
@@ -144,7 +146,9 @@ def main(argv: list[str]) -> int:
                 print(table([rows[-1]]).splitlines()[-1], flush=True)
         if args.no_kill:
             continue
-        kill_plan = [("ours-secagg+ killed", "ours", {**ours, "mode": "semi-honest"})]
+        kill_plan = [("ours-secagg+ killed", "ours", {**ours, "mode": "semi-honest"}),
+                     ("ours pipelined killed", "ours",
+                      {**ours, "mode": "pipelined", "rounds": args.rounds})]
         if not args.no_native:
             kill_plan.append(("flower-secagg+ killed", "native", {**native, "mode": "secagg+"}))
         for name, app, cfg in kill_plan:
