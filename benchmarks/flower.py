@@ -4,8 +4,9 @@ For each N (default 3, 5, 10) a SuperLink with TLS and node authentication
 and N SuperNodes start on loopback (``protocols.flower.LocalDeployment``);
 each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
 
-* ``flower-fedavg``: Flower's own plain FedAvg round (``DefaultWorkflow``,
-  legacy strategy API, no evaluation): one round trip, no protection;
+* ``flower-fedavg``: Flower's own plain FedAvg (``DefaultWorkflow``, legacy
+  strategy API, no evaluation), the mean of ``--rounds`` rounds: one round
+  trip each, no protection;
 * ``flower-secagg+``: the same round with Flower's ``SecAggPlusWorkflow`` /
   ``secaggplus_mod`` (num_shares = min(N, 15), threshold N // 2 + 1);
 * ``plain-short-poll``: one plain round trip through ``push_messages`` /
@@ -13,19 +14,26 @@ each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
   without any protocol);
 * ``ours-secagg+``: this library's SecAgg+ (semi-honest) through
   ``protocols.flower.run_session``;
-* ``ours-secagg+ folded``: the second of two sessions run back to back by
-  ``SecureAggregator`` (its key advertisement rode on the first session's
-  last round trip, as in every FedAvg round after the first);
+* ``ours pipelined``: ``--rounds`` FedAvg-like rounds (each sends the model
+  with its masked-input round trip) through one ``SecureAggregator``, whose
+  sessions are pipelined (the next session's key advertisement and key
+  sharing ride on the current one's masked-input and unmask round trips):
+  the mean of rounds 2+, as every FedAvg round after the first;
+* ``ours pipelined malicious``: the same in malicious-server mode (each
+  node reads the identity registry from its node config);
 * ``... killed``: the same with SuperNode 0 SIGKILLed ``--kill-after``
-  seconds after the round started (a fresh deployment per killed row).
+  seconds after the round started (a fresh deployment per killed row); for
+  ``ours pipelined killed`` that is 2 s into the first of the FedAvg rounds,
+  and the row shows the later rounds (the dead node is still listed).
 
 Columns: wall seconds of the round measured inside the ServerApp (so
 ``flwr run`` start-up and FAB installation are excluded), nodes in the
 result, protocol round trips, bytes of protocol payload up / down per node
 (ours only), and for ours the share of the round that is Flower's own
 overhead: 1 - (the same session's compute in process, all parties, one
-core) / wall. Flower's rows run once (each is slow); nothing here is a
-best-of.
+core) / wall; ``x plain``: the row's seconds over the ``flower-fedavg``
+row's of the same N (same deployment, measured in the same run). Flower's
+SecAgg+ row runs once (it is slow); nothing here is a best-of.
 """
 
 from __future__ import annotations
@@ -93,6 +101,12 @@ def main(argv: list[str]) -> int:
                    help="seconds after the round starts that node 0 is killed")
     p.add_argument("--no-kill", action="store_true", help="skip the killed-node rows")
     p.add_argument("--no-native", action="store_true", help="skip Flower's own rows")
+    p.add_argument("--no-native-secagg", action="store_true",
+                   help="skip Flower's own SecAgg+ row (keep its plain FedAvg row)")
+    p.add_argument("--no-malicious", action="store_true",
+                   help="skip the malicious-mode pipelined row")
+    p.add_argument("--rounds", type=int, default=4,
+                   help="FedAvg rounds of the pipelined rows and of Flower's plain row")
     p.add_argument("--run-timeout", type=float, default=600.0,
                    help="give up on one row after this many seconds")
     p.add_argument("--out", help="JSON output path (default bench-results/flower.json)")
@@ -108,19 +122,33 @@ def main(argv: list[str]) -> int:
         compute = _compute_seconds(n, d_)
         plan: list[tuple[str, str, dict[str, Any]]] = []
         if not args.no_native:
-            plan.append(("flower-fedavg", "native", {**native, "mode": "plain"}))
-            plan.append(("flower-secagg+", "native", {**native, "mode": "secagg+"}))
+            plan.append(("flower-fedavg", "native",
+                         {**native, "mode": "plain", "rounds": args.rounds}))
+            if not args.no_native_secagg:
+                plan.append(("flower-secagg+", "native", {**native, "mode": "secagg+"}))
         plan.append(("plain-short-poll", "ours", {**ours, "mode": "plain"}))
         plan.append(("ours-secagg+", "ours", {**ours, "mode": "semi-honest"}))
-        plan.append(("ours-secagg+ folded", "ours", {**ours, "mode": "folded"}))
-        with LocalDeployment(n, start_timeout=300) as d:
+        plan.append(("ours pipelined", "ours",
+                     {**ours, "mode": "pipelined", "rounds": args.rounds}))
+        if not args.no_malicious:
+            plan.append(("ours pipelined malicious", "ours",
+                         {**ours, "mode": "pipelined-malicious", "rounds": args.rounds}))
+        with LocalDeployment(n, start_timeout=300, identity=True) as d:
+            plain_s: float | None = None
             for name, app, cfg in plan:
+                if cfg.get("mode") == "pipelined-malicious":
+                    cfg = {**cfg, "registry-path": str(d.registry)}
                 r = _row(d, app, cfg, None, args.run_timeout)
-                rows.append(_format(name, n, r, compute if name.startswith("ours") else None))
+                if name == "flower-fedavg":
+                    plain_s = r.get("seconds")
+                semi = name.startswith("ours") and "malicious" not in name
+                rows.append(_format(name, n, r, compute if semi else None, plain_s))
                 print(table([rows[-1]]).splitlines()[-1], flush=True)
         if args.no_kill:
             continue
-        kill_plan = [("ours-secagg+ killed", "ours", {**ours, "mode": "semi-honest"})]
+        kill_plan = [("ours-secagg+ killed", "ours", {**ours, "mode": "semi-honest"}),
+                     ("ours pipelined killed", "ours",
+                      {**ours, "mode": "pipelined", "rounds": args.rounds})]
         if not args.no_native:
             kill_plan.append(("flower-secagg+ killed", "native", {**native, "mode": "secagg+"}))
         for name, app, cfg in kill_plan:
@@ -135,7 +163,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _format(name: str, n: int, r: dict[str, Any], compute: float | None) -> dict[str, Any]:
+def _format(name: str, n: int, r: dict[str, Any], compute: float | None,
+            plain: float | None = None) -> dict[str, Any]:
     secs = r.get("seconds")
     row: dict[str, Any] = {
         "aggregation": name, "N": n,
@@ -147,7 +176,11 @@ def _format(name: str, n: int, r: dict[str, Any], compute: float | None) -> dict
         "down B/node": round(r["bytes_down_per_node"]) if "bytes_down_per_node" in r else "-",
         "compute s": round(compute, 3) if compute else "-",
         "Flower overhead": (f"{100 * (1 - compute / secs):.1f}%" if compute and secs else "-"),
+        "x plain": round(secs / plain, 2) if secs and plain else "-",
     }
+    if "per_round" in r:
+        row["per round s"] = " ".join(f"{x:.1f}" for x in r["per_round"])
+        row["trips per round"] = " ".join(str(x) for x in r["round_trips_all"])
     if "error" in r:
         row["note"] = r["error"]
     return row

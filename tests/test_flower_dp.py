@@ -277,5 +277,6 @@ def test_local_dp_demo_over_real_flower_processes(tmp_path):
                        extra_config={"dp": "local", "target-epsilon": 8.0})
     assert [r["aborted"] for r in records] == [False, False]
     assert all(len(r["included"]) == 2 for r in records)
+    assert [r["round_trips"] for r in records] == [4, 2]  # round 2 pipelined into round 1
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["config"]["dp"] == "local"

@@ -28,7 +28,13 @@ from protocols.flower.paillier import (
 )
 from protocols.flower.server import SessionAborted, run_session
 from protocols.flower.testing import FakeGrid, Fault
-from protocols.flower.wire import RECORD, STATE, NodeState, Packet, decode_encoder, encode_encoder
+from protocols.flower.wire import (
+    RECORD,
+    Packet,
+    decode_encoder,
+    encode_encoder,
+    saved_parties,
+)
 from protocols.paillier_sum import (
     PAILLIER_SUM,
     DecryptionShare,
@@ -130,7 +136,7 @@ def test_exact_sum_in_two_round_trips_and_state_wiped(dealt):
     assert report.round_trips == 2
     assert report.rounds[1].sent_to == frozenset(COMMITTEE)  # only the committee decrypts
     for node in NODES:
-        assert STATE not in grid.saved_state(node)
+        assert not saved_parties(grid.saved_state(node))
 
 
 def test_the_server_takes_parsed_public_material_too(dealt):
@@ -147,7 +153,8 @@ def test_replies_hold_no_plaintext_and_the_server_sends_no_share(dealt):
     def spy_push(messages):
         messages = list(messages)
         for m in messages:
-            down.extend(Packet.from_content(m.content).payloads)
+            down.extend(p for sec in Packet.from_content(m.content).sections
+                        for p in sec.payloads)
         return push(messages)
 
     def spy_pull(ids):
@@ -329,12 +336,13 @@ def test_a_tampered_relayed_setup_is_refused(dealt, keypair, tmp_path):
             packet = Packet.from_content(m.content)
             if packet.round != "encrypt":
                 continue
-            config = DESCRIPTOR.config_from_bytes(packet.config)
+            [sec] = packet.sections
+            config = DESCRIPTOR.config_from_bytes(sec.config)
             codec = DESCRIPTOR.codec(config)
             fake = ThresholdSetup(other.key, config.packing(other.public_key, **INSECURE),
                                   bytes(32), sender="server")
-            m.content[RECORD] = dataclasses.replace(
-                packet, payloads=(codec.encode(fake),)).to_record()
+            m.content[RECORD] = dataclasses.replace(packet, sections=(dataclasses.replace(
+                sec, payloads=(codec.encode(fake),)),)).to_record()
         return push(messages)
 
     grid.push_messages = tamper  # type: ignore[method-assign]
@@ -375,7 +383,7 @@ def test_a_node_restarting_between_messages_keeps_no_share_in_its_state(dealt):
         if rnd != "decrypt":
             return
         for n in COMMITTEE:  # what survives between the two messages
-            saved = NodeState.from_record(grid.saved_state(n).config_records[STATE])
+            [saved] = saved_parties(grid.saved_state(n)).values()
             assert saved.protocol == "paillier"
             seen[n] = grid._state[n]
 
@@ -526,8 +534,6 @@ def test_a_relayed_quantizer_must_be_the_configurations(dealt):
     check_relayed_quantizer(object(), other)  # another protocol's config passes
 
 
-@pytest.mark.xfail(strict=True, reason="the node's transport module does not yet call "
-                   "check_relayed_quantizer on the relayed encoder")
 def test_nodes_refuse_a_relayed_quantizer_other_than_the_configurations(dealt):
     from protocols.flower.paillier import flower_session
 

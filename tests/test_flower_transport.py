@@ -1,5 +1,6 @@
 """The Flower transport over an in-process fake Grid: exact sums, dropouts and error
-replies in every round, late replies, impersonation, restarts, the state codec."""
+replies in every round, late replies, impersonation, restarts, the state codec.
+Pipelined sessions (``SecureAggregator``): tests/test_flower_pipeline.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from flwr.clientapp import ClientApp
 from protocols.flower.client import secure_train
 from protocols.flower.server import run_session
 from protocols.flower.testing import FakeGrid, Fault
-from protocols.flower.wire import RECORD, STATE, NodeState, Packet
+from protocols.flower.wire import RECORD, STATE, NodeState, Packet, Section, saved_parties
 from protocols.secagg import SECAGG, SECAGG_PLUS
 from secagg.errors import AbortError, ProtocolError, SecAggError
 
@@ -75,7 +76,7 @@ def test_exact_sum_and_state_wiped(descriptor):
     assert [r.name for r in report.rounds] == list(ROUNDS)
     assert report.round_trips == 4
     for node in NODES:  # the party's secrets are gone once the session ends
-        assert STATE not in grid.saved_state(node)
+        assert not [k for k in grid.saved_state(node).config_records if k.startswith(STATE)]
 
 
 def test_plaintext_never_in_a_reply():
@@ -146,10 +147,11 @@ def _forge_sender(other: int):
         assert packet is not None
         cfg = D.config_from_bytes(forge.config)  # type: ignore[attr-defined]
         codec = D.codec(cfg)
-        msgs = [codec.decode(p) for p in packet.payloads]
+        [sec] = packet.sections
+        msgs = [codec.decode(p) for p in sec.payloads]
         forged = [type(m)(**{**m.__dict__, "sender": other}) for m in msgs]
-        packet = Packet(packet.session, packet.protocol, packet.round,
-                        tuple(codec.encode(m) for m in forged))
+        packet = Packet(packet.protocol, (Section(sec.session, sec.round,
+                                                  tuple(codec.encode(m) for m in forged)),))
         return Message(RecordDict({RECORD: packet.to_record()}), reply_to=forge.msg)  # type: ignore[attr-defined]
     return forge
 
@@ -164,7 +166,7 @@ def test_a_node_cannot_speak_for_another_id():
         packet = Packet.from_content(msg.content)
         if msg.metadata.dst_node_id == liar and packet and packet.round == "advertise":
             forge = _forge_sender(victim)
-            forge.config = packet.config  # type: ignore[attr-defined]
+            forge.config = packet.sections[0].config  # type: ignore[attr-defined]
             forge.msg = msg  # type: ignore[attr-defined]
             return forge(reply)
         return reply
@@ -205,7 +207,7 @@ def test_saved_state_round_trip_and_tamper():
     with pytest.raises(AbortError):
         run(grid, SECAGG)
     for node in NODES:
-        saved = NodeState.from_record(grid.saved_state(node).config_records[STATE])
+        [saved] = saved_parties(grid.saved_state(node)).values()
         cfg = SECAGG.config_from_bytes(saved.config)
         party = SECAGG.restore_client(cfg, saved.party)
         assert party.address == node and party.round == "share_keys"
@@ -231,8 +233,8 @@ def test_a_message_of_another_session_is_refused():
         run(grid)
     grid.faults = []
     node = NODES[0]
-    saved = NodeState.from_record(grid.saved_state(node).config_records[STATE])
-    other = Packet(bytes(16), "secagg+", "share_keys", ())
+    [saved] = saved_parties(grid.saved_state(node)).values()
+    other = Packet("secagg+", (Section(bytes(16), "share_keys", ()),))
     content = RecordDict({RECORD: other.to_record()})
     msg = Message(content, dst_node_id=node, message_type="query.secagg", ttl=5)
     msg.metadata.__dict__["_message_id"] = "x"
@@ -244,8 +246,8 @@ def test_a_message_of_another_session_is_refused():
 def test_state_decoder_rejects_bad_records():
     good = NodeState(bytes(16), "secagg", b"c", (1.0, 2.0, 3.0, 32.0), b"p").to_record()
     assert NodeState.from_record(good).party == b"p"
-    for key, value in [("v", 2), ("session", "x"), ("encoder", [1.0]), ("party", 3),
-                       ("protocol", b"x")]:
+    for key, value in [("v", 1), ("session", "x"), ("session", bytes(15)), ("encoder", [1.0]),
+                       ("party", 3), ("protocol", b"x"), ("protocol", ""), ("extra", 1)]:
         rec = ConfigRecord(dict(good))
         rec[key] = value
         with pytest.raises(ProtocolError):
@@ -257,82 +259,21 @@ def test_state_decoder_rejects_bad_records():
 
 
 def test_packet_decoder_rejects_bad_records():
-    good = Packet(bytes(16), "secagg", "advertise", (b"a",)).to_record()
-    assert Packet.from_content(RecordDict({RECORD: good})).payloads == (b"a",)
+    good = Packet("secagg", (Section(bytes(16), "advertise", (b"a",)),)).to_record()
+    assert Packet.from_content(RecordDict({RECORD: good})).sections[0].payloads == (b"a",)
     assert Packet.from_content(RecordDict()) is None
-    for key, value in [("v", 0), ("session", bytes(15)), ("payloads", [b"a"] * 65),
-                       ("payloads", ["a"]), ("round", 3), ("config", "x"), ("encoder", [1.0])]:
+    for key, value in [("v", 1), ("v", 0), ("0.session", bytes(15)),
+                       ("0.payloads", [b"a"] * 65), ("0.payloads", ["a"]), ("0.round", 3),
+                       ("0.round", ""), ("0.config", "x"), ("0.encoder", [1.0]),
+                       ("sections", 0), ("sections", 3), ("sections", True), ("protocol", b"x"),
+                       ("next.session", bytes(16)), ("1.session", bytes(16)),
+                       ("0.config", b"c")]:  # a config without an encoder
         rec = ConfigRecord(dict(good))
         rec[key] = value
         with pytest.raises(ProtocolError):
             Packet.from_content(RecordDict({RECORD: rec}))
-
-
-def _aggregator(grid, descriptor=SECAGG_PLUS, fold=True):
-    from protocols.flower import SecureAggregator
-
-    return SecureAggregator(grid, descriptor, DIM, round_timeout=0.5, poll_interval=0.005,
-                            fold=fold)
-
-
-def test_folded_sessions_save_a_round_trip_each():
-    grid = grid_with()
-    agg = _aggregator(grid)
-    reports = [agg.aggregate(NODES, train_content=model_content()) for _ in range(3)]
-    for r in reports:
-        check(r, NODES)
-    assert [len(r.rounds) for r in reports] == [4, 4, 4]
-    assert [r.round_trips for r in reports] == [4, 3, 3]
-    # sessions 2 and 3 started inside the previous session's last round trip: only 3
-    # messages per node each; session 1 needed 4
-    per_session = [sum(1 for _, rnd, _ in grid.log if rnd == name) for name in ROUNDS]
-    assert per_session == [len(NODES), 3 * len(NODES), 3 * len(NODES), 3 * len(NODES)]
-    assert len({r.session for r in reports}) == 3
-    for node in NODES:  # the folded-in next session's party is the one kept
-        saved = NodeState.from_record(grid.saved_state(node).config_records[STATE])
-        assert saved.session not in {r.session for r in reports}
-
-
-def test_fold_off_gives_four_round_trips_per_session():
-    grid = grid_with()
-    agg = _aggregator(grid, fold=False)
-    for _ in range(2):
-        check(agg.aggregate(NODES, train_content=model_content()), NODES)
-    assert sum(1 for _, rnd, _ in grid.log if rnd == "advertise") == 2 * len(NODES)
-
-
-def test_a_node_lost_in_the_last_round_sits_the_folded_session_out():
-    victim = NODES[3]
-    grid = grid_with([Fault(victim, "unmask", "drop", times=1)])
-    agg = _aggregator(grid)
-    first = agg.aggregate(NODES, train_content=model_content())
-    check(first, NODES)  # its masked input was in: it stays in the first sum
-    second = agg.aggregate(NODES, train_content=model_content())
-    assert victim in second.rounds[0].dropped
-    check(second, [n for n in NODES if n != victim])
-    third = agg.aggregate(NODES, train_content=model_content())  # node set changed: fresh start
-    check(third, NODES)
-    assert third.rounds[0].name == "advertise" and not third.rounds[0].dropped
-
-
-def test_a_node_refusing_the_next_session_still_finishes_this_one():
-    victim = NODES[0]
-    grid = grid_with()
-    agg = _aggregator(grid)
-    check(agg.aggregate(NODES, train_content=model_content()), NODES)
-    original = grid._deliver
-
-    def deliver(msg):
-        packet = Packet.from_content(msg.content)
-        if msg.metadata.dst_node_id == victim and packet and packet.next_config:
-            # the next session's configuration is garbled on the way to this node
-            rec = msg.content[RECORD]
-            rec["next.config"] = b"garbage"
-        return original(msg)
-
-    grid._deliver = deliver  # type: ignore[method-assign]
-    second = agg.aggregate(NODES, train_content=model_content())
-    check(second, NODES)
-    third = agg.aggregate(NODES, train_content=model_content())
-    assert victim in third.rounds[0].dropped
-    check(third, [n for n in NODES if n != victim])
+    for key in ("v", "protocol", "sections", "0.session", "0.round", "0.payloads"):
+        rec = ConfigRecord(dict(good))
+        del rec[key]
+        with pytest.raises(ProtocolError):
+            Packet.from_content(RecordDict({RECORD: rec}))

@@ -2,8 +2,9 @@
 
 * :func:`run_session` (server side): one session of any protocol of the party
   contract over a ServerApp's ``Grid``, one deadline per round;
-  :class:`SecureAggregator` runs sessions back to back, each next session's
-  first round riding on the previous one's last round trip;
+  :class:`SecureAggregator` runs sessions back to back, pipelined: the next
+  session's rounds before its input round ride on the current one's last
+  round trips (2 round trips per FedAvg round after the first, semi-honest);
 * :func:`secure_train` / :func:`secure_aggregation_mod` (node side): the
   node's client party around the user's own train function, its state kept
   in ``context.state``;

@@ -11,25 +11,32 @@ ClientApp's ``mods`` and keep the user's ``@app.train`` function as it is::
         return Message(RecordDict({"arrays": ArrayRecord(update)}), reply_to=msg)
 
 The mod answers every ``query.secagg`` message (see :mod:`protocols.flower.wire`)
-and lets every other message through untouched. Per message it
+and lets every other message through untouched. A message carries a section
+for each of one or two sessions (pipelined sessions); per section it
 
 1. on a session's first message: parses the configuration, checks it with
    the node's policy, and creates a fresh client party whose address is this
-   node's Flower id (its secrets come from the OS, on the node);
+   node's Flower id (its secrets come from the OS, on the node); a second
+   start of a session the node holds is refused;
    otherwise restores the party from ``context.state`` (only for the same
    session id and protocol; the configuration is the one saved at the start,
    never one the server sends later);
-2. at the input round: gives the message's other records to the user's
-   train function, flattens the reply's arrays into one float vector,
-   quantizes it and sets it as the party's input; the plain update is never
-   put in any message;
+2. at the input round (at most one section of a message): gives the
+   message's other records to the user's train function, flattens the
+   reply's arrays into one float vector, quantizes it and sets it as the
+   party's input; the plain update is never put in any message;
 3. hands each protocol message to the party and replies with the party's
-   outgoing messages;
+   outgoing messages in a section of the same session;
 4. saves the party's state (its own versioned export) back into
-   ``context.state``, or deletes it when the party has finished.
+   ``context.state`` under its session id, or deletes it when the party has
+   finished. Parties of sessions the message does not name are deleted (the
+   server names every session it still runs with the node), so a node holds
+   at most two.
 
-A message the party refuses raises: Flower answers with an error reply, the
-saved state is left as it was, and the server counts this node as a dropout.
+A section the party refuses is answered with the reason and no payloads (the
+node leaves that session, the other section stands); when every section is
+refused the mod raises: Flower answers with an error reply, the saved state is
+left as it was, and the server counts this node as a dropout of both.
 
 Security assumption: ``context.state`` holds the party's secrets between
 messages; Flower keeps it in the SuperNode's memory and passes it to the
@@ -51,7 +58,18 @@ from flwr.clientapp import ClientApp
 from secagg.errors import ParameterError, ProtocolError, SecAggError
 
 from ..core import SERVER, ClientParty, ProtocolDescriptor
-from .wire import MESSAGE_TYPE, RECORD, STATE, NodeState, Packet, decode_encoder
+from .wire import (
+    MAX_ERROR,
+    MESSAGE_TYPE,
+    RECORD,
+    STATE,
+    NodeState,
+    Packet,
+    Section,
+    decode_encoder,
+    saved_parties,
+    state_key,
+)
 
 __all__ = [
     "CLIENT_FACTORIES",
@@ -148,6 +166,10 @@ def secure_aggregation_mod(
             if policy is not None:
                 policy(descriptor, config, context)
             encoder = decode_encoder(enc)
+            if descriptor.name == "paillier":
+                from .paillier import check_relayed_quantizer
+
+                check_relayed_quantizer(config, encoder)
             maker = makers.get(descriptor.name)
             if maker is None:
                 raise ProtocolError(f"no way to start a fresh {descriptor.name!r} party here")
@@ -156,59 +178,84 @@ def secure_aggregation_mod(
                 raise ProtocolError(f"party address {party.address} is not this node {me}")
             return party, config, encoder, list(party.start())
 
-        if packet.config is not None:
-            party, config, encoder, out = fresh(packet.config, packet.encoder)
-            state_cfg, enc_fields = packet.config, packet.encoder
-        else:
-            if STATE not in context.state.config_records:
-                raise ProtocolError("no saved party for this session (the node lost its state)")
-            saved = NodeState.from_record(context.state.config_records[STATE])
-            if saved.session != packet.session or saved.protocol != packet.protocol:
-                raise ProtocolError("the message belongs to another session than the saved party")
-            config = descriptor.config_from_bytes(saved.config)
-            encoder = decode_encoder(saved.encoder)
-            party = descriptor.restore_client(config, saved.party, **secrets_for(config))
-            state_cfg, enc_fields = saved.config, saved.encoder
-            out = []
-        if party.address != me:
-            raise ProtocolError(f"party address {party.address} is not this node {me}")
-        if packet.round == descriptor.input_round:
-            train = _train_message(msg)
-            update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
-            party.set_input(encoder.encode(update))
-        codec = descriptor.codec(config)
-        for payload in packet.payloads:
-            m = codec.decode(payload)
-            if getattr(m, "sender", None) != SERVER:
-                raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
-                                    "only the server speaks to this node")
-            out += party.handle(m)
-        _to_server(out)
-        payloads = tuple(codec.encode(e.message) for e in out)
-        if party.round is None:
-            _wipe(context)
-        else:
-            context.state[STATE] = NodeState(
-                packet.session, descriptor.name, state_cfg, tuple(enc_fields or ()),
-                party.export_state()).to_record()
-        next_payloads: tuple[bytes, ...] = ()
-        if packet.next_session is not None and party.round is None:
-            # the server folded the next session's start into this last round
-            try:
-                party2, config2, _, out2 = fresh(packet.next_config, packet.next_encoder)
-                _to_server(out2)
-                next_payloads = tuple(descriptor.codec(config2).encode(e.message) for e in out2)
-            except SecAggError:
-                next_payloads = ()  # this node sits the next session out; this one stands
+        try:
+            saved = saved_parties(context.state)
+        except ProtocolError:
+            # unreadable records restore no party (those sessions are refused); they are
+            # wiped below once any section of this message succeeds, e.g. a fresh start
+            saved = {}
+        if sum(1 for sec in packet.sections if sec.round == descriptor.input_round) > 1:
+            raise ProtocolError("one message names the input round of two sessions")
+        if any(sec.error is not None for sec in packet.sections):
+            raise ProtocolError("a refusal reason in a message to a node (replies only)")
+
+        def step(sec: Section) -> tuple[Section, NodeState | None]:
+            """Run one session's section; the reply section and the party to keep."""
+            if sec.config is not None:
+                if sec.session in saved:
+                    raise ProtocolError(f"session {sec.session.hex()} already started on "
+                                        "this node; a second start is refused")
+                party, config, encoder, out = fresh(sec.config, sec.encoder)
+                state_cfg, enc_fields = sec.config, tuple(sec.encoder or ())
             else:
-                assert packet.next_config is not None and packet.next_encoder is not None
-                context.state[STATE] = NodeState(
-                    packet.next_session, descriptor.name, packet.next_config,
-                    packet.next_encoder, party2.export_state()).to_record()
-        reply = Packet(session=packet.session, protocol=descriptor.name, round=packet.round,
-                       payloads=payloads,
-                       next_session=packet.next_session if next_payloads else None,
-                       next_payloads=next_payloads)
+                st = saved.get(sec.session)
+                if st is None:
+                    raise ProtocolError(f"no saved party for session {sec.session.hex()}: the "
+                                        "message belongs to another session, or the node lost "
+                                        "its state")
+                if st.protocol != descriptor.name:
+                    raise ProtocolError(f"the saved party of session {sec.session.hex()} runs "
+                                        f"{st.protocol!r}, the message {descriptor.name!r}")
+                config = descriptor.config_from_bytes(st.config)
+                encoder = decode_encoder(st.encoder)
+                party = descriptor.restore_client(config, st.party, **secrets_for(config))
+                state_cfg, enc_fields = st.config, st.encoder
+                out = []
+            if party.address != me:
+                raise ProtocolError(f"party address {party.address} is not this node {me}")
+            if sec.round == descriptor.input_round:
+                train = _train_message(msg)
+                update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
+                party.set_input(encoder.encode(update))
+            codec = descriptor.codec(config)
+            for payload in sec.payloads:
+                m = codec.decode(payload)
+                if getattr(m, "sender", None) != SERVER:
+                    raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
+                                        "only the server speaks to this node")
+                out += party.handle(m)
+            _to_server(out)
+            answer = Section(sec.session, sec.round, tuple(codec.encode(e.message) for e in out))
+            if party.round is None:
+                return answer, None
+            return answer, NodeState(sec.session, descriptor.name, state_cfg, enc_fields,
+                                     party.export_state())
+
+        # each session on its own: a section this node refuses leaves it out of that
+        # session only (the reply says why); when it refuses every section the message
+        # fails (an error reply) and the saved parties stay as they were
+        answers: list[Section] = []
+        keep: list[NodeState] = []
+        refused: list[SecAggError] = []
+        for sec in packet.sections:
+            try:
+                answer, state = step(sec)
+            except SecAggError as exc:
+                refused.append(exc)
+                why = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
+                answers.append(Section(sec.session, sec.round, (), error=why))
+                continue
+            answers.append(answer)
+            if state is not None:
+                keep.append(state)
+        if len(refused) == len(packet.sections):
+            raise refused[0]
+        # the server names every session it still runs with this node: the parties of
+        # the others (finished, abandoned, or refused above) are wiped
+        _wipe(context)
+        for state in keep:
+            context.state[state_key(state.session)] = state.to_record()
+        reply = Packet(descriptor.name, tuple(answers))
         return Message(RecordDict({RECORD: reply.to_record()}), reply_to=msg)
 
     return mod
@@ -242,14 +289,16 @@ def _to_server(out: Iterable[Any]) -> None:
 
 
 def _wipe(context: Context) -> None:
-    if STATE in context.state:
-        del context.state[STATE]
+    """Delete every saved party of this node (and a record of an older layout)."""
+    for key in [k for k in context.state.config_records
+                if k == STATE or k.startswith(STATE + ".")]:
+        del context.state[key]
 
 
-def state_record(context: Context) -> ConfigRecord | None:
-    """The saved party record of ``context`` (for tests and inspection)."""
-    rec = context.state.config_records.get(STATE)
-    return rec
+def state_records(context: Context) -> dict[str, ConfigRecord]:
+    """The saved party records of ``context`` by name (for tests and inspection)."""
+    return {k: v for k, v in context.state.config_records.items()
+            if k == STATE or k.startswith(STATE + ".")}
 
 
 def arrays_of(vector: npt.NDArray[np.float64]) -> ArrayRecord:

@@ -159,7 +159,9 @@ def run_fedavg(
         from .paillier import fedavg_params
 
         session_params = fedavg_params(run_config, clip)
-    # each round's key advertisement rides on the previous round's last round trip
+    # sessions are pipelined: each round's key advertisement and key sharing ride on the
+    # previous round's masked-input and unmask round trips (2 round trips per round after
+    # the first in semi-honest mode)
     agg = SecureAggregator(grid, descriptor, dim,
                            round_timeout=float(_cfg(run_config, "round-timeout")),
                            input_round_timeout=float(_cfg(run_config, "train-timeout")),
@@ -188,7 +190,9 @@ def run_fedavg(
                 dropped.update({str(k): f"{r.name}: {v}" for k, v in r.dropped.items()})
                 up += r.bytes_up
                 down += r.bytes_down
-            rounds = [(r.name, r.seconds) for r in report.rounds]
+            # the rounds this FedAvg round drove (its folded ones rode on, and were timed
+            # with, the previous round's round trips)
+            rounds = [(r.name, r.seconds) for r in report.rounds if not r.folded]
             trips = report.round_trips
         metrics = evaluate(model, task.test_dataset, task.kind)
         rec = FlowerRound(

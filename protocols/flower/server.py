@@ -17,6 +17,12 @@
 * the session id is 16 fresh random bytes, and the protocol configuration
   is built fresh for every session (its own session id included).
 
+:class:`SecureAggregator` runs sessions back to back and pipelines them:
+the next session's rounds before the input round ride on the current
+session's last round trips, so one Flower message carries a section of each
+of two sessions (each decoded with its own session's codec, so a message of
+one session replayed into the other is refused).
+
 The server never sees a node's plaintext update: at the input round the
 node's client mod gives the user's ``train_content`` to the user's own train
 function and sends back only the protocol's messages.
@@ -44,7 +50,7 @@ from ..core import (
     Session,
     check_client_ids,
 )
-from .wire import MESSAGE_TYPE, RECORD, Packet, encode_encoder
+from .wire import MESSAGE_TYPE, RECORD, Packet, Section, encode_encoder
 
 __all__ = [
     "RoundReport",
@@ -75,8 +81,11 @@ class RoundReport:
     seconds: float = 0.0
     bytes_down: int = 0
     bytes_up: int = 0
-    #: True when this round rode on the previous session's last round trip
+    #: True when this round rode on the previous session's round trip (not counted
+    #: in :attr:`SessionReport.round_trips`: that trip is the previous session's)
     folded: bool = False
+    #: why the session aborted when it did in this round, else ""
+    aborted: str = ""
 
 
 @dataclass
@@ -92,7 +101,8 @@ class SessionReport:
 
     @property
     def round_trips(self) -> int:
-        """Message round trips this session took (a folded first round is free)."""
+        """Flower round trips this session drove; its rounds that rode on the previous
+        session's round trips (``folded``) are counted there, once."""
         return sum(1 for r in self.rounds if not r.folded)
 
     def mean(self) -> Any:
@@ -130,8 +140,12 @@ class _Prepared:
     encoder: Quantizer
     enc_fields: tuple[float, ...]
     pending: list[Envelope]
-    # filled when the session's first round rode on the previous session's last one
-    started: RoundReport | None = None
+    #: nodes still in the session (not yet counted as dropouts)
+    alive: set[int] = field(default_factory=set)
+    #: its first message (configuration and encoder) not yet sent
+    first: bool = True
+    #: rounds that rode on the previous session's round trips
+    started: list[RoundReport] = field(default_factory=list)
 
 
 def _prepare(descriptor: ProtocolDescriptor, ids: list[int], dimension: int,
@@ -164,7 +178,7 @@ def _prepare(descriptor: ProtocolDescriptor, ids: list[int], dimension: int,
         descriptor, session, ids, secrets.token_bytes(16),
         descriptor.codec(session.config, **session.codec_options),
         descriptor.config_to_bytes(session.config), encoder,
-        tuple(encode_encoder(encoder)), list(session.coordinator.start()))
+        tuple(encode_encoder(encoder)), list(session.coordinator.start()), alive=set(ids))
 
 
 def _feed(prep: _Prepared, node: int, payloads: Iterable[bytes]) -> str | None:
@@ -191,23 +205,67 @@ def _feed(prep: _Prepared, node: int, payloads: Iterable[bytes]) -> str | None:
     return None
 
 
+@dataclass
+class _Leg:
+    """One session's part of a round trip: its round, recipients and messages."""
+
+    prep: _Prepared
+    round: str
+    targets: frozenset[int]
+    by_node: dict[int, list[Any]]
+    report: RoundReport
+    aborted: AbortError | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.aborted is None and self.prep.session.coordinator.round == self.round
+
+
 class SecureAggregator:
-    """Runs sessions of one protocol over a Grid, one after another.
+    """Runs sessions of one protocol over a Grid, one after another, pipelined.
 
-    With ``fold=True`` (the default) each session's last round also carries
-    the start of the next session to the nodes that are in it, and their
-    replies carry its first round (key advertisement), so a run of sessions
-    needs one round trip less per session after the first. The next session
-    is built when the current one reaches its last round, for the nodes that
-    round goes to; :meth:`aggregate` uses it when asked for the same nodes.
+    With ``fold=True`` (the default) the next session runs its rounds before
+    the input round (SecAgg: key advertisement and key sharing) inside the
+    current session's last round trips, for the same node ids: each round
+    trip then carries messages of two sessions (one Flower message per node,
+    a section per session, :mod:`protocols.flower.wire`). For SecAgg and
+    SecAgg+ in semi-honest mode the next session advertises its keys in the
+    current one's masked-input round trip and shares them in its unmask
+    round trip, so every :meth:`aggregate` after the first needs 2 round
+    trips (the masked input, which needs the model the current sum
+    produces, and the unmasking); malicious mode needs 3 (advertise with the
+    consistency round, share keys with the unmask round). The next session
+    starts as late as that allows: at round index ``max(P, R - P)`` of the
+    current one, with ``P`` the rounds before the input round and ``R`` all
+    rounds.
 
-    Arguments as :func:`run_session`.
+    Dropouts: a node that misses a round trip (no reply, an error reply, a
+    reply that does not decode) is a dropout of every session the trip
+    carried for it; a node that answers one session's section but not the
+    other's is a dropout of that other session only. A node that dropped out
+    of the current session earlier is still invited to start the next one;
+    its deadline (and message TTL) in that round trip is ``round_timeout``
+    even when the others train there (``input_round_timeout``), so a node
+    that died for good costs each later round at most one round deadline.
+    The pipelined session is dropped, and the next :meth:`aggregate` starts
+    afresh (the nodes wipe its party when the next message does not name
+    it), when the current session aborts, when the pipelined one aborts,
+    when :meth:`aggregate` is asked for other node ids, or is given a
+    ``session``.
+
+    Args: as :func:`run_session`, plus ``fold`` (``False``: sessions one
+    after another, 4 round trips each in semi-honest mode, 5 in malicious)
+    and ``session_factory`` (``session_factory(node_ids)`` builds every
+    session, e.g. :func:`protocols.flower.identity.malicious_session` with
+    its registry; default ``descriptor.make_session(node_ids, dimension,
+    **params)``).
     """
 
     def __init__(self, grid: Grid, descriptor: ProtocolDescriptor, dimension: int, *,
                  round_timeout: float = 30.0, input_round_timeout: float | None = None,
                  poll_interval: float = 0.05, fold: bool = True,
                  on_round: Callable[[str, frozenset[int]], None] | None = None,
+                 session_factory: Callable[[list[int]], Session] | None = None,
                  **params: Any) -> None:
         if not 0.5 <= round_timeout <= 3600:
             raise ParameterError(f"round_timeout={round_timeout} s is outside 0.5..3600")
@@ -218,6 +276,9 @@ class SecureAggregator:
                 f"input_round_timeout={input_round_timeout} s is outside 0.5..86400")
         if not 0.005 <= poll_interval <= 5:
             raise ParameterError(f"poll_interval={poll_interval} s is outside 0.005..5")
+        if session_factory is not None and params:
+            raise ParameterError(f"give session parameters {sorted(params)} or a "
+                                 "session_factory, not both")
         self.grid, self.descriptor, self.dimension = grid, descriptor, dimension
         self.round_timeout, self.input_round_timeout = round_timeout, input_round_timeout
         self.poll_interval, self.fold, self.on_round = poll_interval, fold, on_round
@@ -225,8 +286,14 @@ class SecureAggregator:
             # hook: a Paillier session's first round is its input round, so no round
             # can ride on the previous session's last one (protocols/flower/paillier.py)
             self.fold = False
-        self.params = params
+        self.session_factory, self.params = session_factory, params
         self._next: _Prepared | None = None
+
+    def _build(self, ids: list[int]) -> _Prepared:
+        if self.session_factory is not None:
+            return _prepare(self.descriptor, ids, self.dimension,
+                            self.session_factory(list(ids)), {})
+        return _prepare(self.descriptor, ids, self.dimension, None, self.params)
 
     def aggregate(self, node_ids: Iterable[int], *, train_content: RecordDict | None = None,
                   group_id: str = "", session: Session | None = None) -> SessionReport:
@@ -236,10 +303,11 @@ class SecureAggregator:
         prep = self._next
         self._next = None
         if prep is None or prep.ids != ids or session is not None:
-            prep = _prepare(self.descriptor, ids, self.dimension, session, self.params)
-        reports: list[RoundReport] = []
+            prep = (_prepare(self.descriptor, ids, self.dimension, session, {})
+                    if session is not None else self._build(ids))
+        reports: list[RoundReport] = list(prep.started)
         try:
-            self._run(prep, reports, train_content, group_id)
+            self._run(prep, reports, train_content, group_id, pipeline=session is None)
         except AbortError as exc:
             self._next = None
             raise SessionAborted(
@@ -253,118 +321,161 @@ class SecureAggregator:
                              reports, time.monotonic() - start_time)
 
     def _run(self, prep: _Prepared, reports: list[RoundReport],
-             train_content: RecordDict | None, group_id: str) -> None:
+             train_content: RecordDict | None, group_id: str, *, pipeline: bool) -> None:
         descriptor, coord = self.descriptor, prep.session.coordinator
         rounds = tuple(prep.session.rounds) or descriptor.rounds
-        alive = set(prep.ids)
-        first = True
-        if prep.started is not None:
-            # the first round already ran inside the previous session's last round trip
-            reports.append(prep.started)
-            first = False
-            alive -= set(prep.started.dropped)
-            if coord.round == prep.started.name:
-                prep.pending += coord.close_round()
+        before = rounds.index(descriptor.input_round) if descriptor.input_round in rounds \
+            else 0
+        # the next session joins the round trips from this round index on: its rounds
+        # before the input round then end with this session (see the class docstring)
+        join_at = max(before, len(rounds) - before)
+        nxt: _Prepared | None = None
         while coord.round is not None:
             rnd = coord.round
-            by_node = _group(prep.pending)
-            prep.pending = []
-            targets = sorted(alive) if first else sorted(set(by_node) & alive)
-            report = RoundReport(rnd, frozenset(targets))
-            reports.append(report)
-            last = rnd == rounds[-1]
-            nxt = (_prepare(descriptor, targets, self.dimension, None, self.params)
-                   if last and self.fold and targets else None)
-            nxt_report = RoundReport(nxt.session.coordinator.round or "", frozenset(targets),
-                                     folded=True) if nxt is not None else None
-            if self.on_round is not None:
-                self.on_round(rnd, frozenset(targets))
-            t0 = time.monotonic()
-            limit = self.input_round_timeout if rnd == descriptor.input_round \
-                else self.round_timeout
-            messages = []
-            for node in targets:
-                content = RecordDict()
-                if rnd == descriptor.input_round and train_content is not None:
-                    for key, rec in train_content.items():
-                        content[key] = rec
-                packet = Packet(
-                    session=prep.session_id, protocol=descriptor.name, round=rnd,
-                    payloads=tuple(prep.codec.encode(m) for m in by_node.get(node, [])),
-                    config=prep.config_bytes if first else None,
-                    encoder=prep.enc_fields if first else None,
-                    next_session=nxt.session_id if nxt else None,
-                    next_config=nxt.config_bytes if nxt else None,
-                    next_encoder=nxt.enc_fields if nxt else None)
-                report.bytes_down += sum(len(p) for p in packet.payloads)
-                content[RECORD] = packet.to_record()
-                messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
-                                        ttl=limit, group_id=group_id))
-            first = False
-            ids_out = list(self.grid.push_messages(messages))
-            waiting: dict[str, int] = {}
-            for i, node in enumerate(targets):
-                mid = ids_out[i] if i < len(ids_out) else None
-                if mid:
-                    waiting[mid] = node
-                else:
-                    report.dropped[node] = "the SuperLink refused the message"
-            answered: set[int] = set()
-            deadline = t0 + limit
-            while waiting and (coord.round == rnd or nxt is not None):
-                for reply in self.grid.pull_messages(list(waiting)):
-                    mid = reply.metadata.reply_to_message_id
-                    if mid not in waiting:
-                        continue  # not ours, or already handled
-                    node = waiting.pop(mid)
-                    why = _accept(reply, node, prep.session_id, descriptor)
-                    if isinstance(why, str):
-                        report.dropped[node] = why
+            legs = [self._leg(prep, rnd, folded=False)]
+            if (pipeline and self.fold and before > 0 and nxt is None and rnd in rounds
+                    and rounds.index(rnd) == join_at and prep.ids):
+                nxt = self._build(prep.ids)
+            if nxt is not None:
+                nround = nxt.session.coordinator.round
+                if nround is not None and nround != descriptor.input_round:
+                    legs.append(self._leg(nxt, nround, folded=True))
+            self._trip(legs, train_content, group_id)
+            for leg in legs[1:]:
+                nxt_reports = leg.prep.started
+                nxt_reports.append(leg.report)
+                if leg.aborted is not None:
+                    leg.report.aborted = str(leg.aborted)[:500]
+                    nxt = None  # dropped: the next aggregate() starts afresh
+            main = legs[0]
+            reports.append(main.report)
+            if main.aborted is not None:
+                main.report.aborted = str(main.aborted)[:500]
+                raise main.aborted
+        if nxt is not None:
+            self._next = nxt
+
+    def _leg(self, prep: _Prepared, rnd: str, *, folded: bool) -> _Leg:
+        by_node = _group(prep.pending)
+        prep.pending = []
+        targets = frozenset(prep.alive if prep.first else set(by_node) & prep.alive)
+        return _Leg(prep, rnd, targets, by_node, RoundReport(rnd, targets, folded=folded))
+
+    def _trip(self, legs: list[_Leg], train_content: RecordDict | None, group_id: str) -> None:
+        """One Flower round trip carrying one round of each leg's session."""
+        input_round = self.descriptor.input_round
+        main = legs[0]
+        nodes = sorted(frozenset().union(*(leg.targets for leg in legs)))
+        if self.on_round is not None:
+            self.on_round(main.round, frozenset(nodes))
+        t0 = time.monotonic()
+        # each node's deadline (and message TTL): the input round's for a node that
+        # trains in this round trip, else the round deadline (so a node invited only to
+        # start the next session costs at most one round deadline)
+        limit = {node: self.input_round_timeout if any(
+            leg.round == input_round and node in leg.targets for leg in legs)
+            else self.round_timeout for node in nodes}
+        messages = []
+        for node in nodes:
+            content = RecordDict()
+            if main.round == input_round and node in main.targets and train_content is not None:
+                for key, rec in train_content.items():
+                    content[key] = rec
+            sections = []
+            for leg in legs:
+                if node not in leg.targets:
+                    continue
+                prep = leg.prep
+                sec = Section(prep.session_id, leg.round,
+                              tuple(prep.codec.encode(m) for m in leg.by_node.get(node, [])),
+                              config=prep.config_bytes if prep.first else None,
+                              encoder=prep.enc_fields if prep.first else None)
+                leg.report.bytes_down += sum(len(p) for p in sec.payloads)
+                sections.append(sec)
+            content[RECORD] = Packet(self.descriptor.name, tuple(sections)).to_record()
+            messages.append(Message(content, dst_node_id=node, message_type=MESSAGE_TYPE,
+                                    ttl=limit[node], group_id=group_id))
+        for leg in legs:
+            leg.prep.first = False
+        ids_out = list(self.grid.push_messages(messages))
+        waiting: dict[str, int] = {}
+        for i, node in enumerate(nodes):
+            mid = ids_out[i] if i < len(ids_out) else None
+            if mid:
+                waiting[mid] = node
+            else:
+                self._drop(legs, node, "the SuperLink refused the message")
+        answered: dict[int, set[int]] = {id(leg): set() for leg in legs}
+        while waiting and any(leg.open for leg in legs):
+            for reply in self.grid.pull_messages(list(waiting)):
+                mid = reply.metadata.reply_to_message_id
+                if mid not in waiting:
+                    continue  # not ours, or already handled (a late reply is never read)
+                node = waiting.pop(mid)
+                packet = _accept(reply, node, self.descriptor)
+                if isinstance(packet, str):
+                    self._drop(legs, node, packet)
+                    continue
+                mine = {leg.prep.session_id for leg in legs if node in leg.targets}
+                strangers = {s.session for s in packet.sections} - mine
+                if strangers:
+                    self._drop(legs, node, "the reply names a session this round trip did not "
+                                           "carry for it")
+                    continue
+                for leg in legs:
+                    if node not in leg.targets:
                         continue
-                    report.bytes_up += sum(len(p) for p in why.payloads)
-                    if coord.round == rnd:  # else: a straggler, only its next-session part counts
-                        refused = _feed(prep, node, why.payloads)
-                        if refused is not None:
-                            report.dropped[node] = refused
-                            continue
-                        answered.add(node)
-                    if nxt is not None and nxt_report is not None:
-                        self._feed_next(nxt, nxt_report, node, why)
-                if not waiting or (coord.round != rnd and nxt is None):
-                    break
-                now = time.monotonic()
-                if now >= deadline:
-                    for node in waiting.values():
-                        report.dropped[node] = f"no reply within {limit} s"
-                    break
-                time.sleep(min(self.poll_interval, max(0.0, deadline - now)))
-            if coord.round == rnd:
-                prep.pending += coord.close_round()
-            report.answered = frozenset(answered)
-            report.seconds = time.monotonic() - t0
-            alive -= set(report.dropped)
-            alive -= set(targets) - answered
-            if nxt is not None and nxt_report is not None:
-                for node in set(targets) - nxt_report.answered:
-                    nxt_report.dropped.setdefault(node, "did not start the next session")
-                nxt_report.seconds = report.seconds
-                nxt.started = nxt_report
-                self._next = nxt
+                    got = packet.section(leg.prep.session_id)
+                    if got is None:
+                        leg.report.dropped[node] = "no reply for this session"
+                        continue
+                    if got.round != leg.round:
+                        leg.report.dropped[node] = f"a reply for round {got.round!r}"
+                        continue
+                    if got.error is not None:
+                        leg.report.dropped[node] = f"the node refused the session: {got.error}"
+                        continue
+                    leg.report.bytes_up += sum(len(p) for p in got.payloads)
+                    if not leg.open:
+                        continue  # the round closed (or the session aborted) meanwhile
+                    try:
+                        refused = _feed(leg.prep, node, got.payloads)
+                    except AbortError as exc:
+                        leg.aborted = exc
+                        continue
+                    if refused is not None:
+                        leg.report.dropped[node] = refused
+                        continue
+                    answered[id(leg)].add(node)
+            if not waiting or not any(leg.open for leg in legs):
+                break
+            now = time.monotonic()
+            for mid, node in list(waiting.items()):
+                if now >= t0 + limit[node]:
+                    del waiting[mid]
+                    self._drop(legs, node, f"no reply within {limit[node]} s")
+            if not waiting:
+                break
+            deadline = t0 + min(limit[node] for node in waiting.values())
+            time.sleep(min(self.poll_interval, max(0.0, deadline - now)))
+        seconds = time.monotonic() - t0
+        for leg in legs:
+            if leg.open:
+                try:
+                    leg.prep.pending += leg.prep.session.coordinator.close_round()
+                except AbortError as exc:
+                    leg.aborted = exc
+            ok = answered[id(leg)]
+            leg.report.answered = frozenset(ok)
+            leg.report.seconds = seconds
+            leg.prep.alive -= set(leg.report.dropped)
+            leg.prep.alive -= set(leg.targets) - ok
 
     @staticmethod
-    def _feed_next(nxt: _Prepared, rep: RoundReport, node: int, packet: Packet) -> None:
-        if packet.next_session != nxt.session_id:
-            rep.dropped[node] = "did not start the next session"
-            return
-        rep.bytes_up += sum(len(p) for p in packet.next_payloads)
-        try:
-            why = _feed(nxt, node, packet.next_payloads)
-        except AbortError:
-            why = "the next session aborted"
-        if why is None:
-            rep.answered = rep.answered | {node}
-        else:
-            rep.dropped[node] = why
+    def _drop(legs: list[_Leg], node: int, why: str) -> None:
+        for leg in legs:
+            if node in leg.targets:
+                leg.report.dropped[node] = why
 
 
 def run_session(
@@ -405,8 +516,8 @@ def run_session(
         params: the descriptor's session parameters (threshold, mode, encoder...).
 
     Raises :class:`SessionAborted` (an :class:`~secagg.errors.AbortError`)
-    when too few nodes remain. For a run of sessions with one round trip less
-    each, use :class:`SecureAggregator`.
+    when too few nodes remain. For a run of sessions pipelined into fewer
+    round trips each, use :class:`SecureAggregator`.
     """
     agg = SecureAggregator(grid, descriptor, dimension, round_timeout=round_timeout,
                            input_round_timeout=input_round_timeout,
@@ -416,9 +527,9 @@ def run_session(
                          session=session)
 
 
-def _accept(reply: Message, node: int, session_id: bytes,
-            descriptor: ProtocolDescriptor) -> str | Packet:
-    """``node``'s reply packet, or why the node counts as dropped."""
+def _accept(reply: Message, node: int, descriptor: ProtocolDescriptor) -> str | Packet:
+    """``node``'s reply packet, or why the node counts as dropped (for every session
+    the round trip carried for it)."""
     if reply.has_error():  # from the node (code 2, ...) or the SuperLink (code 5, ...)
         err = reply.error
         return f"error reply (code {err.code}): {err.reason}"[:500]
@@ -430,8 +541,8 @@ def _accept(reply: Message, node: int, session_id: bytes,
         return f"undecodable reply: {exc}"
     if packet is None:
         return "the reply holds no transport record"
-    if packet.session != session_id or packet.protocol != descriptor.name:
-        return "the reply belongs to another session or protocol"
+    if packet.protocol != descriptor.name:
+        return f"the reply belongs to protocol {packet.protocol!r}"
     return packet
 
 

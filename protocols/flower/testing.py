@@ -4,7 +4,9 @@
 when it is pulled, like a SuperLink would: the node's ``context.state`` is
 serialized with Flower's own record serialization after every message and
 rebuilt before the next (each message runs as in a fresh ClientApp process).
-Faults are scripted per node and round: ``drop`` (no reply), ``error`` (an
+Faults are scripted per node and round (the round of the message's first
+section: the session driving that round trip; ``skip`` lets that many
+matching messages through first): ``drop`` (no reply), ``error`` (an
 error reply, code 5 as from the SuperLink), ``late`` (the reply is held back
 and handed out with the first pull of a later round, whatever ids that pull
 asks for), ``restart`` (the node's ClientApp object is rebuilt; only its
@@ -36,6 +38,7 @@ class Fault:
     round: str
     kind: str  # drop | error | late | restart | wipe
     times: int = -1  # how many times it applies (-1: every time)
+    skip: int = 0  # matching messages let through before it applies
 
 
 @dataclass
@@ -66,6 +69,9 @@ class FakeGrid:
     def _fault(self, node: int, rnd: str) -> Fault | None:
         for f in self.faults:
             if f.node == node and f.round == rnd and f.times != 0:
+                if f.skip > 0:
+                    f.skip -= 1
+                    continue
                 if f.times > 0:
                     f.times -= 1
                 return f

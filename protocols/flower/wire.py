@@ -4,9 +4,11 @@ Every protocol message travels inside one Flower ``ConfigRecord`` named
 :data:`RECORD` of a ``query.secagg`` message (a ClientApp without the client
 mod has no such handler and answers with an error, so a node that does not
 run the mod can never be handed a training task whose plaintext reply would
-reach the server). Fields:
+reach the server). One message carries *sections* of one or two sessions of
+the same protocol (:data:`MAX_SECTIONS`): sessions run back to back are
+pipelined, so the next session's first rounds ride on the current session's
+last round trips. Fields (``i`` is the section number, ``0`` or ``1``):
 
-=============  =========  ====================================================
 ``v``          int        :data:`VERSION`
 ``session``    bytes      16 random bytes, fresh for every session
 ``protocol``   str        the descriptor's name
@@ -20,12 +22,36 @@ reach the server). Fields:
                           on the node; its reply carries ``next.payloads`` (that
                           session's first messages), saving one round trip
 =============  =========  ====================================================
+=======
+===============  ===========  ==================================================
+``v``            int          :data:`VERSION`
+``protocol``     str          the descriptor's name (every section's protocol)
+``sections``     int          number of sections, 1..:data:`MAX_SECTIONS`
+``i.session``    bytes        16 random bytes, fresh for every session;
+                              distinct across the sections of one message
+``i.round``      str          that session's round when the message was sent
+``i.payloads``   list[bytes]  that session's encoded protocol messages
+``i.config``     bytes        a session's first message only: its configuration
+``i.encoder``    list[float]  with ``i.config`` only: clip, scale, max summands,
+                              modulus bits (Paillier: clip, scale, value bits, 0)
+``i.error``      str          replies only: the node refuses this session (why,
+                              1..:data:`MAX_ERROR` characters; no payloads)
+===============  ===========  ==================================================
 
-The node keeps its party in ``context.state`` under :data:`STATE` with the
-same ``v``, ``session``, ``protocol``, ``config``, ``encoder`` and
-``party`` (the party's own versioned ``export_state`` bytes). Both are
-parsed strictly: a missing field or a wrong type is a
-:class:`~secagg.errors.ProtocolError`. Nothing here is pickled.
+A reply carries, for each session it answers, a section with the same
+session id and round. Any other field, a section number out of range, a
+section without its three required fields, ``config`` without ``encoder``
+(or the reverse), an ``error`` with payloads or a configuration, or one
+session named twice is refused.
+
+The node keeps each live party in ``context.state`` as its own record named
+``STATE + "." + session id in hex`` (at most :data:`MAX_SECTIONS` of them)
+with ``v``, ``session``, ``protocol``, ``config``, ``encoder`` and ``party``
+(the party's own versioned ``export_state`` bytes). Both are parsed
+strictly: a missing or extra field or a wrong type is a
+:class:`~secagg.errors.ProtocolError`. Nothing here is pickled. Version 1
+(one session per message, the next session's start in ``next.*`` fields)
+is refused.
 """
 
 from __future__ import annotations
@@ -43,25 +69,36 @@ from secagg.errors import ParameterError, ProtocolError
 from ..paillier_sum.config import PaillierQuantizer
 
 __all__ = [
+    "MAX_SECTIONS",
     "MESSAGE_TYPE",
     "RECORD",
     "STATE",
     "VERSION",
     "NodeState",
     "Packet",
+    "Section",
     "decode_encoder",
     "encode_encoder",
+    "saved_parties",
+    "state_key",
 ]
 
 #: the ConfigRecord holding the transport's fields in a message
 RECORD = "secagg.transport"
-#: the ConfigRecord holding a node's party between messages (in ``context.state``)
+#: prefix of the ConfigRecords holding a node's parties between messages (in ``context.state``)
 STATE = "secagg.party"
 #: the Flower message type of every protocol message (``query`` category, action ``secagg``)
 MESSAGE_TYPE = "query.secagg"
-VERSION = 1
+VERSION = 2
 #: upper bound on one payload list (messages per node per round)
 MAX_PAYLOADS = 64
+#: sessions one message may carry, and live parties one node may hold
+MAX_SECTIONS = 2
+#: upper bound on the length of a protocol or round name
+MAX_NAME = 64
+#: upper bound on the length of a section's refusal reason
+MAX_ERROR = 500
+_SECTION_KEYS = ("session", "round", "payloads", "config", "encoder", "error")
 
 
 def encode_encoder(enc: Any) -> list[float]:
@@ -125,6 +162,21 @@ def _bytes(rec: ConfigRecord, key: str, what: str) -> bytes:
     return v
 
 
+def _name(rec: ConfigRecord, key: str, what: str) -> str:
+    v = _get(rec, key, str, what)
+    assert isinstance(v, str)
+    if not 1 <= len(v) <= MAX_NAME:
+        raise ProtocolError(f"{what} field {key!r} has {len(v)} characters, not 1..{MAX_NAME}")
+    return v
+
+
+def _session(rec: ConfigRecord, key: str, what: str) -> bytes:
+    v = _bytes(rec, key, what)
+    if len(v) != 16:
+        raise ProtocolError(f"{what} field {key!r} (a session id) has {len(v)} bytes, not 16")
+    return v
+
+
 def _bytes_list(rec: ConfigRecord, key: str, what: str) -> list[bytes]:
     v = _get(rec, key, list, what)
     assert isinstance(v, list)
@@ -133,55 +185,67 @@ def _bytes_list(rec: ConfigRecord, key: str, what: str) -> list[bytes]:
     return list(v)
 
 
-def _opt_bytes(rec: ConfigRecord, key: str) -> bytes | None:
-    v = rec.get(key)
-    if v is not None and not isinstance(v, bytes):
-        raise ProtocolError(f"transport record field {key!r} is not bytes")
-    return v
+def _opt_bytes(rec: ConfigRecord, key: str, what: str) -> bytes | None:
+    return _bytes(rec, key, what) if key in rec else None
 
 
-def _opt_encoder(rec: ConfigRecord, key: str) -> tuple[float, ...] | None:
-    v = rec.get(key)
-    if v is None:
+def _opt_encoder(rec: ConfigRecord, key: str, what: str) -> tuple[float, ...] | None:
+    if key not in rec:
         return None
+    v = rec[key]
     if not isinstance(v, list) or len(v) != 4 or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
-        raise ProtocolError(f"transport record field {key!r} is not 4 numbers")
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+            for x in v):
+        raise ProtocolError(f"{what} field {key!r} is not 4 finite numbers")
     return tuple(float(x) for x in v)
 
 
 @dataclass(frozen=True)
-class Packet:
-    """One transport message (either direction)."""
+class Section:
+    """One session's part of a transport message."""
 
     session: bytes
-    protocol: str
     round: str
     payloads: tuple[bytes, ...]
+    #: a session's first message only: its configuration bytes and encoder fields
     config: bytes | None = None
     encoder: tuple[float, ...] | None = None
-    next_session: bytes | None = None
-    next_config: bytes | None = None
-    next_encoder: tuple[float, ...] | None = None
-    next_payloads: tuple[bytes, ...] = ()
+    #: replies only: why the node refuses this session (then no payloads)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One transport message (either direction): sections of 1..2 sessions of one protocol."""
+
+    protocol: str
+    sections: tuple[Section, ...]
+
+    @property
+    def round(self) -> str:
+        """The first section's round (the session that drives this round trip)."""
+        return self.sections[0].round
+
+    def section(self, session: bytes) -> Section | None:
+        """The section of ``session``, or None."""
+        return next((s for s in self.sections if s.session == session), None)
 
     def to_record(self) -> ConfigRecord:
-        rec = ConfigRecord({
-            "v": VERSION, "session": self.session, "protocol": self.protocol,
-            "round": self.round, "payloads": list(self.payloads),
-        })
-        if self.config is not None:
-            rec["config"] = self.config
-        if self.encoder is not None:
-            rec["encoder"] = list(self.encoder)
-        if self.next_session is not None:
-            rec["next.session"] = self.next_session
-        if self.next_config is not None:
-            rec["next.config"] = self.next_config
-        if self.next_encoder is not None:
-            rec["next.encoder"] = list(self.next_encoder)
-        if self.next_payloads:
-            rec["next.payloads"] = list(self.next_payloads)
+        if not 1 <= len(self.sections) <= MAX_SECTIONS:
+            raise ParameterError(f"a packet holds 1..{MAX_SECTIONS} sections, "
+                                 f"not {len(self.sections)}")
+        rec = ConfigRecord({"v": VERSION, "protocol": self.protocol,
+                            "sections": len(self.sections)})
+        for i, s in enumerate(self.sections):
+            rec[f"{i}.session"] = s.session
+            rec[f"{i}.round"] = s.round
+            rec[f"{i}.payloads"] = list(s.payloads)
+            if s.config is not None:
+                rec[f"{i}.config"] = s.config
+            if s.encoder is not None:
+                rec[f"{i}.encoder"] = list(s.encoder)
+            if s.error is not None:
+                rec[f"{i}.error"] = s.error
         return rec
 
     @classmethod
@@ -191,30 +255,46 @@ class Packet:
             return None
         rec = content.config_records[RECORD]
         what = "transport record"
-        if _get(rec, "v", int, what) != VERSION:
-            raise ProtocolError(f"transport record version {rec['v']!r} is not {VERSION}")
-        session = _bytes(rec, "session", what)
-        if len(session) != 16:
-            raise ProtocolError(f"session id has {len(session)} bytes, not 16")
-        config = _opt_bytes(rec, "config")
-        enc = _opt_encoder(rec, "encoder")
-        nxt = _opt_bytes(rec, "next.session")
-        if nxt is not None and len(nxt) != 16:
-            raise ProtocolError(f"next session id has {len(nxt)} bytes, not 16")
-        next_payloads = (tuple(_bytes_list(rec, "next.payloads", what))
-                         if "next.payloads" in rec else ())
-        return cls(
-            session=session,
-            protocol=str(_get(rec, "protocol", str, what)),
-            round=str(_get(rec, "round", str, what)),
-            payloads=tuple(_bytes_list(rec, "payloads", what)),
-            config=config,
-            encoder=enc,
-            next_session=nxt,
-            next_config=_opt_bytes(rec, "next.config"),
-            next_encoder=_opt_encoder(rec, "next.encoder"),
-            next_payloads=next_payloads,
-        )
+        version = _get(rec, "v", int, what)
+        if version != VERSION:
+            raise ProtocolError(f"transport record version {version!r} is not {VERSION}")
+        count = _get(rec, "sections", int, what)
+        assert isinstance(count, int)
+        if not 1 <= count <= MAX_SECTIONS:
+            raise ProtocolError(f"transport record has {count} sections, not 1..{MAX_SECTIONS}")
+        allowed = {"v", "protocol", "sections"} | {
+            f"{i}.{k}" for i in range(count) for k in _SECTION_KEYS}
+        extra = sorted(set(rec) - allowed)
+        if extra:
+            raise ProtocolError(f"transport record has unknown fields {extra[:5]}")
+        protocol = _name(rec, "protocol", what)
+        sections = []
+        for i in range(count):
+            config = _opt_bytes(rec, f"{i}.config", what)
+            enc = _opt_encoder(rec, f"{i}.encoder", what)
+            if (config is None) != (enc is None):
+                raise ProtocolError(f"transport record section {i} has a configuration "
+                                    "without an encoder or the reverse")
+            payloads = tuple(_bytes_list(rec, f"{i}.payloads", what))
+            error = None
+            if f"{i}.error" in rec:
+                error = str(_get(rec, f"{i}.error", str, what))
+                if not 1 <= len(error) <= MAX_ERROR or payloads or config is not None:
+                    raise ProtocolError(f"transport record section {i}: a refusal of 1.."
+                                        f"{MAX_ERROR} characters comes without payloads or "
+                                        "configuration")
+            sections.append(Section(
+                session=_session(rec, f"{i}.session", what),
+                round=_name(rec, f"{i}.round", what),
+                payloads=payloads, config=config, encoder=enc, error=error))
+        if len({s.session for s in sections}) != len(sections):
+            raise ProtocolError("transport record names one session in two sections")
+        return cls(protocol=protocol, sections=tuple(sections))
+
+
+def state_key(session: bytes) -> str:
+    """The ``context.state`` record name of the party of ``session``."""
+    return f"{STATE}.{session.hex()}"
 
 
 @dataclass(frozen=True)
@@ -236,16 +316,38 @@ class NodeState:
     @classmethod
     def from_record(cls, rec: ConfigRecord) -> NodeState:
         what = "saved party state"
-        if _get(rec, "v", int, what) != VERSION:
-            raise ProtocolError(f"saved party state version {rec['v']!r} is not {VERSION}")
+        version = _get(rec, "v", int, what)
+        if version != VERSION:
+            raise ProtocolError(f"saved party state version {version!r} is not {VERSION}")
+        extra = sorted(set(rec) - {"v", "session", "protocol", "config", "encoder", "party"})
+        if extra:
+            raise ProtocolError(f"saved party state has unknown fields {extra[:5]}")
         enc = _get(rec, "encoder", list, what)
         assert isinstance(enc, list)
         if len(enc) != 4 or not all(isinstance(x, float) for x in enc):
             raise ProtocolError("saved party state field 'encoder' is not 4 floats")
         return cls(
-            session=_bytes(rec, "session", what),
-            protocol=str(_get(rec, "protocol", str, what)),
+            session=_session(rec, "session", what),
+            protocol=_name(rec, "protocol", what),
             config=_bytes(rec, "config", what),
             encoder=tuple(enc),
             party=_bytes(rec, "party", what),
         )
+
+
+def saved_parties(state: RecordDict) -> dict[bytes, NodeState]:
+    """Every party saved in a node's ``context.state``, by session id (checked:
+    each record's name matches the session it holds, at most
+    :data:`MAX_SECTIONS` of them)."""
+    out: dict[bytes, NodeState] = {}
+    for key, rec in state.config_records.items():
+        if not key.startswith(STATE + "."):
+            continue
+        saved = NodeState.from_record(rec)
+        if key != state_key(saved.session):
+            raise ProtocolError(f"saved party record {key!r} holds session "
+                                f"{saved.session.hex()}")
+        out[saved.session] = saved
+    if len(out) > MAX_SECTIONS:
+        raise ProtocolError(f"{len(out)} saved parties, at most {MAX_SECTIONS}")
+    return out

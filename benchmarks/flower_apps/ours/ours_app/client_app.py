@@ -1,10 +1,12 @@
-"""A train function returning a fixed vector, secured by this library's mod."""
+"""A train function returning a fixed vector, secured by this library's mod (the node's
+identity files, when its node config names them, serve malicious-mode sessions)."""
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from protocols.flower import secure_train
+from protocols.flower.identity import node_identity
 
 app = ClientApp()
 
@@ -17,4 +19,5 @@ def train(msg: Message, context: Context) -> Message:
                    reply_to=msg)
 
 
-secure_train(app, train)
+policy, local_secrets = node_identity()
+secure_train(app, train, policy=policy, local_secrets=local_secrets)

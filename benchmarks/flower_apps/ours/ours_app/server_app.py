@@ -1,4 +1,5 @@
-"""One session of SecAgg+ over the Grid (or a plain round trip with the same short poll)."""
+"""This library's SecAgg+ over the Grid: one session, or FedAvg-like rounds of pipelined
+sessions (semi-honest or malicious); and a plain one-round-trip baseline with the same poll."""
 
 import json
 import time
@@ -9,6 +10,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordD
 from flwr.serverapp import Grid, ServerApp
 
 from protocols.flower import SecureAggregator, nodes_ready, run_session
+from protocols.flower.identity import malicious_session, read_registry
 from protocols.secagg import SECAGG_PLUS
 
 app = ServerApp()
@@ -33,10 +35,41 @@ def plain_round(grid: Grid, nodes: list[int], d: int, timeout: float) -> dict:
     return {"seconds": time.monotonic() - t0, "included": got, "round_trips": 1}
 
 
+def pipelined(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
+              registry: str) -> dict:
+    """``rounds`` sessions back to back through one SecureAggregator (each round's model
+    is sent with its masked-input round trip); the figures are of rounds 2+."""
+    factory = None
+    if registry:
+        reg = read_registry(registry)
+        factory = lambda ids: malicious_session(SECAGG_PLUS, reg, ids, d)  # noqa: E731
+    agg = SecureAggregator(grid, SECAGG_PLUS, d, round_timeout=timeout,
+                           session_factory=factory)
+    per_round, trips, included, up, down = [], [], [], 0, 0
+    for rnd in range(rounds):
+        content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(d, np.float32))}),
+                              "config": ConfigRecord({"dimension": d, "round": rnd})})
+        t0 = time.monotonic()
+        report = agg.aggregate(nodes, train_content=content)
+        per_round.append(time.monotonic() - t0)
+        trips.append(report.round_trips)
+        included.append(len(report.result.included))
+        if rnd > 0:
+            up += sum(r.bytes_up for r in report.rounds)
+            down += sum(r.bytes_down for r in report.rounds)
+    later = per_round[1:]
+    return {"seconds": sum(later) / len(later), "first_round": per_round[0],
+            "per_round": per_round, "round_trips": trips[-1], "round_trips_all": trips,
+            "included": min(included[1:]),
+            "bytes_up_per_node": up / len(later) / len(nodes),
+            "bytes_down_per_node": down / len(later) / len(nodes)}
+
+
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = context.run_config
     d = int(cfg["dimension"])
+    timeout = float(cfg["timeout"])
     nodes = nodes_ready(grid, int(cfg["num-nodes"]), timeout=120.0)
     if cfg["pause-path"]:
         pause = Path(str(cfg["pause-path"]))
@@ -45,24 +78,14 @@ def main(grid: Grid, context: Context) -> None:
         while pause.exists() and time.monotonic() < stop:
             time.sleep(0.05)
     if cfg["mode"] == "plain":
-        out = plain_round(grid, nodes, d, float(cfg["timeout"]))
-    elif cfg["mode"] == "folded":
-        # two sessions back to back; the second's start rides on the first's last round trip
-        agg = SecureAggregator(grid, SECAGG_PLUS, d, round_timeout=float(cfg["timeout"]))
-        content = RecordDict({"config": ConfigRecord({"dimension": d})})
-        agg.aggregate(nodes, train_content=content)
-        t0 = time.monotonic()
-        report = agg.aggregate(nodes, train_content=content)
-        out = {"seconds": time.monotonic() - t0,
-               "included": len(report.result.included),
-               "round_trips": len(report.rounds) - 1,
-               "rounds": {r.name: r.seconds for r in report.rounds[1:]},
-               "bytes_up_per_node": sum(r.bytes_up for r in report.rounds) / len(nodes),
-               "bytes_down_per_node": sum(r.bytes_down for r in report.rounds) / len(nodes)}
+        out = plain_round(grid, nodes, d, timeout)
+    elif cfg["mode"] in ("pipelined", "pipelined-malicious"):
+        registry = str(cfg["registry-path"]) if cfg["mode"] == "pipelined-malicious" else ""
+        out = pipelined(grid, nodes, d, timeout, int(cfg["rounds"]), registry)
     else:
         content = RecordDict({"config": ConfigRecord({"dimension": d})})
         t0 = time.monotonic()
-        report = run_session(grid, SECAGG_PLUS, nodes, d, round_timeout=float(cfg["timeout"]),
+        report = run_session(grid, SECAGG_PLUS, nodes, d, round_timeout=timeout,
                              train_content=content)
         out = {"seconds": time.monotonic() - t0,
                "included": len(report.result.included),
