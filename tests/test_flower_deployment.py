@@ -134,3 +134,52 @@ def test_malicious_mode_with_registry_files_on_the_nodes():
         [session] = _run(d, sessions=1, dimension=500, **{"registry-path": str(d.registry)})
     _check_exact(session, node_ids)
     assert "consistency" in [r["name"] for r in session["rounds"]]
+
+
+def test_sigterm_becomes_an_exception_that_unwinds_the_deployment():
+    """No processes: the handler a deployment installs turns SIGTERM into
+    ``Terminated`` (so ``with`` blocks stop their processes) and is undone."""
+    import signal
+
+    from protocols.flower.deployment import Terminated, _restore_sigterm, _stop_on_sigterm
+
+    before = signal.getsignal(signal.SIGTERM)
+    previous = _stop_on_sigterm()
+    try:
+        with pytest.raises(Terminated) as info:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler runs before this returns
+        assert info.value.code == 128 + signal.SIGTERM
+    finally:
+        _restore_sigterm(previous)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.slow
+def test_processes_stop_when_the_launcher_gets_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from protocols.flower.deployment import LocalDeployment\n"
+        "with LocalDeployment(1, start_timeout=120) as d:\n"
+        "    print(' '.join(str(p.pid) for p in d._procs), flush=True)\n"
+        "    time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        pids = [int(x) for x in proc.stdout.readline().split()]
+        assert pids
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in pids if _alive(p)]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -274,20 +274,26 @@ class LocalDeployment:
         self.handles: list[NodeHandle] = []
         self.superlink: subprocess.Popen[bytes] | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._previous_sigterm: object = _NOT_INSTALLED
         self.ca = self.root / "ca.pem"
 
     # ------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalDeployment:
+        self._previous_sigterm = _stop_on_sigterm()
         try:
             self.start()
         except BaseException:
             self.stop()
+            _restore_sigterm(self._previous_sigterm)
             raise
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            _restore_sigterm(self._previous_sigterm)
 
     @property
     def env(self) -> dict[str, str]:
@@ -573,6 +579,35 @@ class LocalDeployment:
         """``(name, tail)`` of every log file, for error reports."""
         for p in sorted(self.root.glob("*.log")):
             yield p.name, self._tail(p)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM while a deployment runs, so the
+    ``with`` block stops every process it started before the program exits
+    (exit status 128 + SIGTERM, as if the signal had killed it)."""
+
+
+_NOT_INSTALLED = object()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated(128 + signum)
+
+
+def _stop_on_sigterm() -> object:
+    """Turn SIGTERM into :class:`Terminated` (main thread only: elsewhere
+    signals cannot be handled). Returns the previous handler for
+    :func:`_restore_sigterm`. Ctrl-C needs nothing: it already raises
+    ``KeyboardInterrupt`` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return _NOT_INSTALLED
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous: object) -> None:
+    if previous is _NOT_INSTALLED or threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
