@@ -43,8 +43,11 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) 
 
 
 def write_json(suite: str, payload: dict[str, Any], out: str | None = None) -> Path:
-    """Write ``payload`` with machine facts to ``out`` (default bench-results/SUITE.json)."""
+    """Write ``payload`` with machine facts to ``out`` (default bench-results/SUITE.json;
+    an existing folder gets SUITE.json inside it)."""
     path = Path(out) if out else Path("bench-results") / f"{suite}.json"
+    if path.is_dir():
+        path = path / f"{suite}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "suite": suite,
