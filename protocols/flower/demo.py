@@ -68,6 +68,7 @@ noise-multiplier = 0.0
 epsilon-budget = 0.0
 delta = 1e-5
 max-grad-norm = 1.0
+clip-norm = 1.0
 accountant = "pld"
 paillier-public = ""
 paillier-value-bits = 28
@@ -97,8 +98,9 @@ def run_demo(
 ) -> list[dict[str, Any]]:
     """Run the demo; returns the round records (also printed to ``out``).
 
-    ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` receives
-    ``metrics.json`` when given; ``extra_config`` adds run-config keys of
+    ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` becomes the run
+    directory when given (``metrics.json``, ``model.pt``, PNG plots);
+    ``extra_config`` adds run-config keys of
     :func:`protocols.flower.fedavg.fedavg_defaults` (e.g. ``dp``).
     """
     if not 2 <= nodes <= 50:
