@@ -218,6 +218,7 @@ def _app(train_fn) -> ClientApp:
     ({"target-epsilon": 0.0}, "target-epsilon"),
     ({"noise-multiplier": -1.0}, "noise-multiplier"),
     ({"clip-norm": "big"}, "clip-norm"),
+    ({"accountant": "rdp"}, "accountant"),
 ])
 def test_central_dp_config_errors_name_the_key(extra, key):
     cfg = base(dp="central", **{"delta": 1e-3, **extra})
