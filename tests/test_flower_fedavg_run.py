@@ -231,3 +231,52 @@ def test_central_dp_config_errors_name_the_key(extra, key):
 def test_unknown_dp_mode_is_refused():
     with pytest.raises(ParameterError, match="central"):
         run_fedavg(grid(base(dp="distributed")), base(dp="distributed"))
+
+
+def test_write_run_plots_accuracy_with_epsilon_beside_it(tmp_path):
+    """A classification run with DP: accuracy.png (the epsilon panel beside it) and
+    the time split whose parts add up to each round's wall time."""
+    import torch
+
+    from protocols.flower.fedavg import FlowerRound, _time_parts, write_run
+
+    recs = [FlowerRound(round=r, test_loss=1.0 / r, test_accuracy=0.5 + 0.1 * r, nodes=3,
+                        included=[1, 2, 3], dropped={}, aborted=False, round_trips=2,
+                        time_round=2.0, time_rounds={"masked_input": 0.5, "unmask": 0.25},
+                        bytes_up_per_node=10.0, bytes_down_per_node=20.0,
+                        time_evaluation=0.25, epsilon=0.5 * r, accountant="pld",
+                        privacy_unit="client", privacy_guarantee="g", noise_std=0.1)
+            for r in (1, 2)]
+    cfg = {"dp": "central", "target-epsilon": 1.0, "noise-multiplier": 0.0, "delta": 1e-3,
+           "task": "digits", "protocol": "secagg+"}
+    write_run(tmp_path, cfg, recs, torch.nn.Linear(2, 1))
+    assert {p.name for p in tmp_path.iterdir()} == {"metrics.json", "model.pt",
+                                                   "accuracy.png", "time_split.png"}
+    assert _time_parts(recs[0]) == {"round trip: masked_input": 0.5,
+                                    "round trip: unmask": 0.25, "evaluation": 0.25,
+                                    "other": 1.0}
+    s = json.loads((tmp_path / "metrics.json").read_text())["summary"]
+    assert s["epsilon"] == 1.0 and s["final_test_accuracy"] == pytest.approx(0.7)
+    assert s["time"]["other"] == 2.0 and s["round_trips"] == 4
+
+
+@pytest.mark.slow
+def test_central_dp_demo_over_real_flower_processes(tmp_path):
+    """SuperLink + 2 SuperNodes (TLS, node auth), 2 FedAvg rounds with central DP:
+    the run directory and the client-level epsilon (the fast versions above run
+    the same code over the fake Grid)."""
+    import io
+
+    from protocols.flower.demo import run_demo
+
+    records = run_demo(2, rounds=2, task="linear-regression", round_timeout=30.0,
+                       out_dir=tmp_path, out=io.StringIO(),
+                       extra_config={"dp": "central", "target-epsilon": 4.0, "delta": 1e-3})
+    assert [r["aborted"] for r in records] == [False, False]
+    assert 0 < records[0]["epsilon"] < records[1]["epsilon"] <= 4.0
+    assert records[1]["privacy_unit"] == "client"
+    assert {"metrics.json", "model.pt", "loss.png", "time_split.png"} <= {
+        p.name for p in tmp_path.iterdir()}
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["engine"] == "flower" and saved["config"]["dp"] == "central"
+    assert saved["summary"]["epsilon"] == records[1]["epsilon"]

@@ -132,6 +132,8 @@ def run_demo(
             records.append(rec)
             acc = rec.get("test_accuracy")
             acc_s = "" if acc is None else f"  accuracy {acc:.3f}"
+            eps = rec.get("epsilon")
+            acc_s += "" if eps is None else f"  ε {eps:.2f}"
             state = "ABORTED" if rec["aborted"] else (
                 f"{len(rec['included'])}/{rec['nodes']} nodes in the sum")
             print(f"  round {rec['round']:>3}: loss {rec['test_loss']:.4f}{acc_s}  {state}, "
@@ -157,4 +159,6 @@ def run_demo(
         print(f"done: {len(records)} rounds of FedAvg with {protocol} over {nodes} Flower nodes"
               f"; final loss {last['test_loss']:.4f}{acc_s}; {mean_round:.1f} s per round, "
               f"{total:.1f} s in all; every process stopped", file=stream, flush=True)
+        if out_dir is not None:
+            print(f"run directory: {out_dir}", file=stream, flush=True)
     return records
