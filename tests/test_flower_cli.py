@@ -47,6 +47,14 @@ def test_engine_flower_defaults_and_local_dp(fake_run_demo):
     assert kw1["extra_config"] == {"dp": "local", "target-epsilon": 3.0}
 
 
+def test_engine_flower_central_dp(fake_run_demo):
+    assert main(["demo", "--engine", "flower", "--dp", "central", "--target-epsilon", "2"]) == 0
+    assert main(["flower-demo", "--dp", "central"]) == 0
+    (_, kw0), (_, kw1) = fake_run_demo
+    assert kw0["extra_config"] == {"dp": "central", "target-epsilon": 2.0}
+    assert kw1["extra_config"] == {"dp": "central", "target-epsilon": 8.0}
+
+
 def test_flower_demo_alias_takes_the_same_path(fake_run_demo):
     assert main(["flower-demo", "--nodes", "5", "--rounds", "1"]) == 0
     [(nodes, kw)] = fake_run_demo
@@ -63,7 +71,7 @@ def test_aborted_last_round_is_exit_code_1(fake_run_demo, monkeypatch):
 @pytest.mark.parametrize("argv, word", [
     (["demo", "--engine", "flower", "--dropout-rate", "0.2"], "--dropout-rate"),
     (["demo", "--engine", "flower", "--aggregation", "plain"], "plain"),
-    (["demo", "--engine", "flower", "--dp", "central"], "central"),
+    (["demo", "--engine", "flower", "--dp", "distributed"], "distributed"),
     (["demo", "--nodes", "3"], "--nodes"),
     (["demo", "--round-timeout", "3"], "--round-timeout"),
 ])

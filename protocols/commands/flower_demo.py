@@ -14,7 +14,7 @@ from secagg.errors import ParameterError
 INSTALL_HINT = "needs Flower (flwr 1.42): from the checkout, pip install -e '.[flower]'"
 #: aggregations and DP modes the Flower engine runs
 FLOWER_AGGREGATIONS = ("secagg", "secagg+", "paillier")
-FLOWER_DP = ("none", "local")
+FLOWER_DP = ("none", "local", "central")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,12 +35,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--task", choices=["digits", "linear-regression"], default="digits")
     p.add_argument("--dp", choices=FLOWER_DP, default="none",
                    help="local: DP-SGD on every node, its privacy ledger kept in the node's "
-                        "context.state across rounds and restarts")
+                        "context.state across rounds and restarts; central: client-level, "
+                        "nodes clip their update, the ServerApp adds Gaussian noise to the "
+                        "secure sum (not private against the ServerApp)")
     p.add_argument("--target-epsilon", type=float, default=8.0,
-                   help="dp=local: each node's example-level epsilon after all rounds")
+                   help="dp=local: each node's example-level epsilon after all rounds; "
+                        "dp=central: the client-level epsilon after all rounds")
     p.add_argument("--round-timeout", type=float, default=30.0,
                    help="seconds each protocol round waits for the nodes")
-    p.add_argument("--out-dir", type=Path, help="write metrics.json here")
+    p.add_argument("--out-dir", type=Path,
+                   help="write the run directory here (metrics.json, model.pt, PNG plots)")
     p.set_defaults(func=_run)
 
 
@@ -78,9 +82,9 @@ def run_flower_demo(
             return 2
         raise
     extra: dict[str, Any] = {"dp": dp}
-    if dp == "local":
+    if dp in ("local", "central"):
         if target_epsilon is None:
-            raise ParameterError("dp='local' on the Flower engine needs target_epsilon")
+            raise ParameterError(f"dp={dp!r} on the Flower engine needs target_epsilon")
         extra["target-epsilon"] = float(target_epsilon)
     records = run_demo(nodes, rounds=rounds, protocol=aggregation, task=task,
                        round_timeout=round_timeout, out_dir=out_dir, extra_config=extra)

@@ -68,6 +68,7 @@ noise-multiplier = 0.0
 epsilon-budget = 0.0
 delta = 1e-5
 max-grad-norm = 1.0
+clip-norm = 1.0
 accountant = "pld"
 paillier-public = ""
 paillier-value-bits = 28
@@ -97,8 +98,9 @@ def run_demo(
 ) -> list[dict[str, Any]]:
     """Run the demo; returns the round records (also printed to ``out``).
 
-    ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` receives
-    ``metrics.json`` when given; ``extra_config`` adds run-config keys of
+    ``nodes`` in 2..50, ``rounds`` in 1..100. ``out_dir`` becomes the run
+    directory when given (``metrics.json``, ``model.pt``, PNG plots);
+    ``extra_config`` adds run-config keys of
     :func:`protocols.flower.fedavg.fedavg_defaults` (e.g. ``dp``).
     """
     if not 2 <= nodes <= 50:
@@ -130,6 +132,8 @@ def run_demo(
             records.append(rec)
             acc = rec.get("test_accuracy")
             acc_s = "" if acc is None else f"  accuracy {acc:.3f}"
+            eps = rec.get("epsilon")
+            acc_s += "" if eps is None else f"  ε {eps:.2f}"
             state = "ABORTED" if rec["aborted"] else (
                 f"{len(rec['included'])}/{rec['nodes']} nodes in the sum")
             print(f"  round {rec['round']:>3}: loss {rec['test_loss']:.4f}{acc_s}  {state}, "
@@ -155,4 +159,6 @@ def run_demo(
         print(f"done: {len(records)} rounds of FedAvg with {protocol} over {nodes} Flower nodes"
               f"; final loss {last['test_loss']:.4f}{acc_s}; {mean_round:.1f} s per round, "
               f"{total:.1f} s in all; every process stopped", file=stream, flush=True)
+        if out_dir is not None:
+            print(f"run directory: {out_dir}", file=stream, flush=True)
     return records
