@@ -35,7 +35,7 @@ from protocols.flower.wire import (
     saved_parties,
 )
 from protocols.secagg import SECAGG, SECAGG_PLUS
-from secagg.errors import ProtocolError
+from secagg.errors import ParameterError, ProtocolError
 
 DIM = 24
 NODES = [0, 7, 2**64 - 1, 123456789012345678, 31337, 99]
@@ -577,3 +577,81 @@ def test_packet_decoder_fuzz_accepts_only_canonical_records(edits):
     assert 1 <= len(packet.sections) <= MAX_SECTIONS
     assert len({s.session for s in packet.sections}) == len(packet.sections)
     assert dict(packet.to_record()) == rec
+
+
+# ------------------------------------------------- a server that abuses the pipeline
+
+
+def _counting_app(trained: list[int]):
+    def factory(node: int) -> ClientApp:
+        app = ClientApp()
+
+        @app.train()
+        def train(msg: Message, context: Context) -> Message:
+            trained.append(node)
+            model = msg.content["arrays"]["w"].numpy()
+            update = update_of(context.node_id, model).astype(np.float32)
+            return Message(RecordDict({"arrays": ArrayRecord({"w": Array(update)})}),
+                           reply_to=msg)
+
+        secure_train(app, train)
+        return app
+
+    return factory
+
+
+def _send(grid: FakeGrid, node: int, sections) -> Message:
+    content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(DIM))}),
+                          RECORD: Packet("secagg+", tuple(sections)).to_record()})
+    msg = Message(content, dst_node_id=node, message_type="query.secagg", ttl=5)
+    [mid] = grid.push_messages([msg])
+    [reply] = grid.pull_messages([mid])
+    return reply
+
+
+def test_the_input_round_label_alone_never_makes_a_node_train():
+    """The server labels sections with the input round where the party is not
+    at it (a live pipelined party that already shared keys, resent with no
+    request; a fresh start): the node refuses and never calls the train
+    function, so the server cannot make it train at will."""
+    trained: list[int] = []
+    grid = FakeGrid(_counting_app(trained), list(NODES))
+    fedavg(aggregator(grid), 1)
+    node = NODES[0]
+    [held] = saved_parties(grid.saved_state(node)).values()  # the pipelined next session
+    trained.clear()
+    for _ in range(3):
+        reply = _send(grid, node, [Section(held.session, "masked_input", ())])
+        assert reply.has_error()
+    for i in range(3):
+        other = SECAGG_PLUS.make_session(list(NODES), DIM - 1).config
+        reply = _send(grid, node, [Section(bytes([9, i]) * 8, "masked_input", (),
+                                           SECAGG_PLUS.config_to_bytes(other), held.encoder)])
+        assert reply.has_error() and "speaks first" in reply.error.reason
+    assert trained == []
+
+
+def test_a_new_session_with_a_live_sessions_configuration_is_refused():
+    trained: list[int] = []
+    grid = FakeGrid(_counting_app(trained), list(NODES))
+    fedavg(aggregator(grid), 1)
+    node = NODES[0]
+    [held] = saved_parties(grid.saved_state(node)).values()
+    reply = _send(grid, node, [Section(b"\x05" * 16, "advertise", (), held.config, held.encoder)])
+    assert reply.has_error() and "configuration of a live one" in reply.error.reason
+
+
+@pytest.mark.parametrize("param", ["seed", "session_id", "graph_seed"])
+def test_fixed_session_parameters_are_refused_when_pipelining(param):
+    value = b"\x01" * 32 if param == "graph_seed" else 5
+    with pytest.raises(ParameterError, match="same configuration"):
+        aggregator(grid_with(), **{param: value})
+    aggregator(grid_with(), fold=False, **{param: value})  # one session at a time: fine
+
+
+def test_the_encoder_fields_must_be_floats():
+    rec = dict(Packet("secagg+", (Section(b"\x02" * 16, "advertise", (), b"cfg",
+                                          (4.0, 16.0, 6.0, 32.0)),)).to_record())
+    rec["0.encoder"] = [4, 16, 6, 32]
+    with pytest.raises(ProtocolError, match="floats"):
+        Packet.from_content(RecordDict({RECORD: ConfigRecord(rec)}))

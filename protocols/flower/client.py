@@ -195,6 +195,10 @@ def secure_aggregation_mod(
                 if sec.session in saved:
                     raise ProtocolError(f"session {sec.session.hex()} already started on "
                                         "this node; a second start is refused")
+                if any(st.config == sec.config for st in saved.values()) or any(
+                        o is not sec and o.config == sec.config for o in packet.sections):
+                    raise ProtocolError("a new session with the configuration of a live one "
+                                        "is refused (every session needs its own)")
                 party, config, encoder, out = fresh(sec.config, sec.encoder)
                 state_cfg, enc_fields = sec.config, tuple(sec.encoder or ())
             else:
@@ -213,16 +217,27 @@ def secure_aggregation_mod(
                 out = []
             if party.address != me:
                 raise ProtocolError(f"party address {party.address} is not this node {me}")
-            if sec.round == descriptor.input_round:
-                train = _train_message(msg)
-                update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
-                party.set_input(encoder.encode(update))
             codec = descriptor.codec(config)
-            for payload in sec.payloads:
-                m = codec.decode(payload)
+            inbound = [codec.decode(payload) for payload in sec.payloads]
+            for m in inbound:
                 if getattr(m, "sender", None) != SERVER:
                     raise ProtocolError(f"a relayed message from {getattr(m, 'sender', None)!r}; "
                                         "only the server speaks to this node")
+            if sec.round == descriptor.input_round:
+                # train only for a party that waits for its input and a request that
+                # decodes: the round label alone is the server's word
+                if sec.config is not None and out:
+                    raise ProtocolError(f"a session cannot start in its input round "
+                                        f"{sec.round!r}: its party speaks first")
+                if sec.config is None and party.round != descriptor.input_round:
+                    raise ProtocolError(f"the server names the input round {sec.round!r}, but "
+                                        f"this session's party is at {party.round!r}")
+                if not inbound:
+                    raise ProtocolError("an input round message without the request")
+                train = _train_message(msg)
+                update = np.asarray(to_vector(call_next(train, context)), dtype=np.float64)
+                party.set_input(encoder.encode(update))
+            for m in inbound:
                 out += party.handle(m)
             _to_server(out)
             answer = Section(sec.session, sec.round, tuple(codec.encode(e.message) for e in out))

@@ -20,8 +20,11 @@
 :class:`SecureAggregator` runs sessions back to back and pipelines them:
 the next session's rounds before the input round ride on the current
 session's last round trips, so one Flower message carries a section of each
-of two sessions (each decoded with its own session's codec, so a message of
-one session replayed into the other is refused).
+of two sessions (each decoded with its own session's codec, bound to its
+configuration digest, so a message of one session replayed into the other
+is refused; fixed ``seed`` / ``session_id`` / ``graph_seed`` parameters,
+which would give every session the same configuration, are refused when
+pipelining).
 
 The server never sees a node's plaintext update: at the input round the
 node's client mod gives the user's ``train_content`` to the user's own train
@@ -286,6 +289,11 @@ class SecureAggregator:
             # hook: a Paillier session's first round is its input round, so no round
             # can ride on the previous session's last one (protocols/flower/paillier.py)
             self.fold = False
+        fixed = sorted(k for k in ("seed", "session_id", "graph_seed") if k in params)
+        if self.fold and fixed:
+            raise ParameterError(f"session parameters {fixed} would give every pipelined "
+                                 "session the same configuration; pass fold=False (or a "
+                                 "session_factory that derives them per session)")
         self.session_factory, self.params = session_factory, params
         self._next: _Prepared | None = None
 

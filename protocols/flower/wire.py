@@ -9,20 +9,6 @@ the same protocol (:data:`MAX_SECTIONS`): sessions run back to back are
 pipelined, so the next session's first rounds ride on the current session's
 last round trips. Fields (``i`` is the section number, ``0`` or ``1``):
 
-``v``          int        :data:`VERSION`
-``session``    bytes      16 random bytes, fresh for every session
-``protocol``   str        the descriptor's name
-``round``      str        the coordinator's round when the message was sent
-``payloads``   list[bytes] the protocol's encoded messages (codec bytes)
-``config``     bytes      first message only: the protocol configuration
-``encoder``    list[float] first message only: clip, scale, max summands, modulus bits
-                          (Paillier: clip, scale, value bits, 0)
-``next.*``     ...        optional, a session's last round only: ``next.session``,
-                          ``next.config``, ``next.encoder`` start the next session
-                          on the node; its reply carries ``next.payloads`` (that
-                          session's first messages), saving one round trip
-=============  =========  ====================================================
-=======
 ===============  ===========  ==================================================
 ``v``            int          :data:`VERSION`
 ``protocol``     str          the descriptor's name (every section's protocol)
@@ -194,9 +180,8 @@ def _opt_encoder(rec: ConfigRecord, key: str, what: str) -> tuple[float, ...] | 
         return None
     v = rec[key]
     if not isinstance(v, list) or len(v) != 4 or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-            for x in v):
-        raise ProtocolError(f"{what} field {key!r} is not 4 finite numbers")
+            isinstance(x, float) and math.isfinite(x) for x in v):
+        raise ProtocolError(f"{what} field {key!r} is not 4 finite floats")
     return tuple(float(x) for x in v)
 
 
