@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 pytest.importorskip("flwr")
 pytest.importorskip("torch")
 
+from flower_fedavg_grid import IDS, app_for
 from flwr.app import ConfigRecord, Context, RecordDict
-from flwr.clientapp import ClientApp
 
 from dp.ledger import PrivacyLedger
-from protocols.flower import secure_train
 from protocols.flower.dp_state import (
     LEDGER_KEY,
     MAGIC,
@@ -26,11 +25,9 @@ from protocols.flower.dp_state import (
     load_ledger,
     save_ledger,
 )
-from protocols.flower.fedavg import _task, run_fedavg, train_on_node
+from protocols.flower.fedavg import _task, run_fedavg
 from protocols.flower.testing import FakeGrid, Fault
 from secagg.errors import IntegrityError, ParameterError, SecAggError
-
-IDS = [5, 2**63 + 1, 0, 77]
 
 
 def _ledger(budget=20.0):
@@ -136,17 +133,6 @@ def test_context_state_round_trip_and_tampered_state_is_refused():
 
 
 # ----------------------------------------------------------------- FedAvg over the fake Grid
-
-def app_for(node: int) -> ClientApp:
-    app = ClientApp()
-
-    @app.train()
-    def train(msg, context):
-        return train_on_node(msg, context)
-
-    secure_train(app, train)
-    return app
-
 
 def _cfg(budget: float, sigma: float, rounds: int) -> dict:
     return {"task": "linear-regression", "num-rounds": rounds, "num-nodes": len(IDS),

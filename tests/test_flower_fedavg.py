@@ -16,32 +16,13 @@ else:  # pragma: no cover
 pytest.importorskip("flwr")
 pytest.importorskip("torch")
 
-from flwr.clientapp import ClientApp
 
-from protocols.flower import secure_train
+from flower_fedavg_grid import IDS, grid
+
 from protocols.flower.demo import APP_PYPROJECT, run_demo, write_app
-from protocols.flower.fedavg import fedavg_defaults, run_fedavg, train_on_node
-from protocols.flower.testing import FakeGrid, Fault
+from protocols.flower.fedavg import fedavg_defaults, run_fedavg
+from protocols.flower.testing import Fault
 from secagg.errors import ParameterError
-
-IDS = [5, 2**63 + 1, 0, 77]
-
-
-def app_for(node: int) -> ClientApp:
-    app = ClientApp()
-
-    @app.train()
-    def train(msg, context):
-        return train_on_node(msg, context)
-
-    secure_train(app, train)
-    return app
-
-
-def grid(run_config, faults=()):
-    return FakeGrid(app_for, list(IDS), faults=list(faults), run_config=run_config,
-                    node_config={n: {"partition-id": i, "num-partitions": len(IDS)}
-                                 for i, n in enumerate(IDS)})
 
 
 def test_fedavg_learns_over_flower_with_a_dropout(tmp_path):

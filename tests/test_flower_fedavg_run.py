@@ -13,33 +13,15 @@ pytest.importorskip("flwr")
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
+from flower_fedavg_grid import IDS, grid
 from flwr.clientapp import ClientApp
 
 from dp.ledger import PrivacyLedger
 from protocols.flower import secure_train
 from protocols.flower.dp_state import LEDGER_KEY
-from protocols.flower.fedavg import run_fedavg, summarize, train_on_node
+from protocols.flower.fedavg import run_fedavg, summarize
 from protocols.flower.testing import FakeGrid, Fault
 from secagg.errors import ParameterError
-
-IDS = [5, 2**63 + 1, 0, 77]
-
-
-def app_for(node: int) -> ClientApp:
-    app = ClientApp()
-
-    @app.train()
-    def train(msg, context):
-        return train_on_node(msg, context)
-
-    secure_train(app, train)
-    return app
-
-
-def grid(run_config, faults=()):
-    return FakeGrid(app_for, list(IDS), faults=list(faults), run_config=run_config,
-                    node_config={n: {"partition-id": i, "num-partitions": len(IDS)}
-                                 for i, n in enumerate(IDS)})
 
 
 def base(**extra):
