@@ -314,8 +314,11 @@ def _format(name: str, n: int, r: dict[str, Any], compute: float | None,
     if dimension is not None:
         row["d"] = dimension
     if "max_error" in r:
-        row["max err"] = f"{r['max_error']:.2g}"
-        row["err bound"] = f"{r['error_bound']:.2g}"
+        row["max err"] = f"{r['max_error']:.3g}"
+        row["err bound"] = f"{r['error_bound']:.3g}"
+    if "last_round_trips" in r:  # seconds of each round trip of the last round
+        row["last round trips s"] = " ".join(f"{k} {v:.1f}"
+                                             for k, v in r["last_round_trips"].items())
     if "per_round" in r:
         row["per round s"] = " ".join(f"{x:.1f}" for x in r["per_round"])
         row["trips per round"] = " ".join(str(x) for x in r["round_trips_all"])

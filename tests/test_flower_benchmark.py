@@ -68,6 +68,7 @@ class FakeDeployment:
                 :cfg["rounds"]], "round_trips": 2, "round_trips_all": [2] * cfg["rounds"],
                 "included": len(self.handles) - gone, "max_error": 1e-6,
                 "error_bound": 2e-6, "bytes_up_per_node": 1234.0,
+                "last_round_trips": {"encrypt": 3.0, "decrypt": 1.04},
                 "bytes_down_per_node": 567.0}
         Path(cfg["result-path"]).write_text(json.dumps(out))
         return ""
@@ -110,6 +111,7 @@ def test_paillier_rows_with_a_fake_deployment(tmp_path: Path) -> None:
     assert ours["round s"] == 4.0 and ours["x plain"] == 8.0 and ours["round trips"] == 2
     assert ours["up B/node"] == 1234 and ours["down B/node"] == 567
     assert ours["per round s"] == "5.0 4.0 4.0" and ours["max err"] == "1e-06"
+    assert ours["last round trips s"] == "encrypt 3.0 decrypt 1.0"
     assert ours["compute s"] != "-" and ours["Flower overhead"].endswith("%")
     assert non_committee["in result"] == 5 and committee["in result"] == 5
     stops = [e[1] for e in FakeDeployment.log if e[0] == "stop"]

@@ -88,6 +88,7 @@ def paillier(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
                              train_content=content, public=public, clip=1.0,
                              value_bits=value_bits)
         per_round.append(time.monotonic() - t0)
+        phases = {r.name: r.seconds for r in report.rounds}
         got = report.sum()
         inc = sorted(report.result.included)
         want = sum((update_of(n, d) for n in inc), np.zeros(d))
@@ -102,6 +103,7 @@ def paillier(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
     return {"seconds": sum(later) / len(later), "first_round": per_round[0],
             "per_round": per_round, "round_trips": trips[-1], "round_trips_all": trips,
             "included": min(included[1:] or included), "max_error": err, "error_bound": bound,
+            "last_round_trips": phases,
             "bytes_up_per_node": up / len(later) / len(nodes),
             "bytes_down_per_node": down / len(later) / len(nodes)}
 
