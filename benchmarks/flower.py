@@ -316,6 +316,7 @@ def _format(name: str, n: int, r: dict[str, Any], compute: float | None,
     if "max_error" in r:
         row["max err"] = f"{r['max_error']:.3g}"
         row["err bound"] = f"{r['error_bound']:.3g}"
+        row["within bound"] = r.get("within_bound", "-")
     if "last_round_trips" in r:  # seconds of each round trip of the last round
         row["last round trips s"] = " ".join(f"{k} {v:.1f}"
                                              for k, v in r["last_round_trips"].items())

@@ -67,7 +67,7 @@ class FakeDeployment:
             out = {"seconds": 4.0, "first_round": 5.0, "per_round": [5.0, 4.0, 4.0][
                 :cfg["rounds"]], "round_trips": 2, "round_trips_all": [2] * cfg["rounds"],
                 "included": len(self.handles) - gone, "max_error": 1e-6,
-                "error_bound": 2e-6, "bytes_up_per_node": 1234.0,
+                "error_bound": 2e-6, "within_bound": True, "bytes_up_per_node": 1234.0,
                 "last_round_trips": {"encrypt": 3.0, "decrypt": 1.04},
                 "bytes_down_per_node": 567.0}
         Path(cfg["result-path"]).write_text(json.dumps(out))
@@ -111,6 +111,7 @@ def test_paillier_rows_with_a_fake_deployment(tmp_path: Path) -> None:
     assert ours["round s"] == 4.0 and ours["x plain"] == 8.0 and ours["round trips"] == 2
     assert ours["up B/node"] == 1234 and ours["down B/node"] == 567
     assert ours["per round s"] == "5.0 4.0 4.0" and ours["max err"] == "1e-06"
+    assert ours["within bound"] is True
     assert ours["last round trips s"] == "encrypt 3.0 decrypt 1.0"
     assert ours["compute s"] != "-" and ours["Flower overhead"].endswith("%")
     assert non_committee["in result"] == 5 and committee["in result"] == 5

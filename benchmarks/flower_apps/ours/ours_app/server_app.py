@@ -78,8 +78,9 @@ def paillier(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
     """``rounds`` threshold Paillier sessions back to back (each sends the model with its
     encrypt round trip; Paillier sessions are not pipelined); the figures are of rounds 2+
     (of the only round when ``rounds`` is 1). ``max_error``: the largest distance of any
-    round's sum from the exact float sum of the included nodes' updates."""
-    per_round, trips, included, up, down, err, bound = [], [], [], 0, 0, 0.0, 0.0
+    round's sum from the exact float sum of the included nodes' updates; ``within_bound``:
+    every round's error was at most that round's rounding bound."""
+    per_round, trips, included, up, down, err, bound, within = [], [], [], 0, 0, 0.0, 0.0, True
     for rnd in range(rounds):
         content = RecordDict({"arrays": ArrayRecord({"w": Array(np.zeros(d, np.float32))}),
                               "config": ConfigRecord({"dimension": d, "round": rnd})})
@@ -92,8 +93,10 @@ def paillier(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
         got = report.sum()
         inc = sorted(report.result.included)
         want = sum((update_of(n, d) for n in inc), np.zeros(d))
-        err = max(err, float(np.max(np.abs(got - want))))
-        bound = max(bound, float(report.encoder.error_bound(len(inc))))
+        this_err = float(np.max(np.abs(got - want)))
+        this_bound = float(report.encoder.error_bound(len(inc)))
+        within = within and this_err <= this_bound
+        err, bound = max(err, this_err), max(bound, this_bound)
         trips.append(report.round_trips)
         included.append(len(inc))
         if rnd > 0 or rounds == 1:
@@ -103,6 +106,7 @@ def paillier(grid: Grid, nodes: list[int], d: int, timeout: float, rounds: int,
     return {"seconds": sum(later) / len(later), "first_round": per_round[0],
             "per_round": per_round, "round_trips": trips[-1], "round_trips_all": trips,
             "included": min(included[1:] or included), "max_error": err, "error_bound": bound,
+            "within_bound": within,
             "last_round_trips": phases,
             "bytes_up_per_node": up / len(later) / len(nodes),
             "bytes_down_per_node": down / len(later) / len(nodes)}
