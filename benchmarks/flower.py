@@ -46,7 +46,8 @@ small d (``--paillier-dimension``, 10^3 by default), with a round deadline of
   ``--kill-after`` seconds into the round; the sum is over the survivors
   and the round costs at most one deadline more.
 
-Their ``compute s`` is one threshold Paillier session of all parties in
+``--no-native`` and ``--no-kill`` drop the Paillier deployment's Flower row and
+killed rows too. Their ``compute s`` is one threshold Paillier session of all parties in
 this process (one core, no workers) on the same dealt key, d and encoding.
 
 Columns: wall seconds of the round measured inside the ServerApp (so
