@@ -26,6 +26,30 @@ each row is one ``flwr run`` of a small app with d = 10^5 float32 updates:
   ``ours pipelined killed`` that is 2 s into the first of the FedAvg rounds,
   and the row shows the later rounds (the dead node is still listed).
 
+Paillier rows (``--only paillier`` runs only these; ``--no-paillier`` skips
+them), on a separate deployment per N whose launcher deals a threshold
+Paillier key out of band (``LocalDeployment(n, paillier_committee=k)``:
+k = min(N, 5) committee nodes, t = k // 2 + 1, 2048-bit key by default) at a
+small d (``--paillier-dimension``, 10^3 by default), with a round deadline of
+``--paillier-timeout`` seconds:
+
+* ``flower-fedavg``: Flower's plain FedAvg at that d on that deployment (the
+  ``x plain`` of the Paillier rows);
+* ``ours paillier``: ``--paillier-rounds`` FedAvg-like rounds of threshold
+  Paillier sessions (each sends the model with its encrypt round trip, then
+  the committee decrypts; not pipelined): the mean of rounds 2+; ``max err``
+  is the largest distance of a round's sum from the exact float sum of the
+  included nodes' updates (within the encoder's bound ``err bound``);
+* ``ours paillier killed (non-committee)`` (only when N > k) and ``ours
+  paillier killed (committee)``: one session on a fresh deployment with the
+  last node (not on the committee) or node 0 (on it) SIGKILLed
+  ``--kill-after`` seconds into the round; the sum is over the survivors
+  and the round costs at most one deadline more.
+
+``--no-native`` and ``--no-kill`` drop the Paillier deployment's Flower row and
+killed rows too. Their ``compute s`` is one threshold Paillier session of all parties in
+this process (one core, no workers) on the same dealt key, d and encoding.
+
 Columns: wall seconds of the round measured inside the ServerApp (so
 ``flwr run`` start-up and FAB installation are excluded), nodes in the
 result, protocol round trips, bytes of protocol payload up / down per node
@@ -63,8 +87,77 @@ def _compute_seconds(n: int, d: int) -> float:
     return time.perf_counter() - t0
 
 
+def _paillier_compute_seconds(d: Any, dim: int, value_bits: int, *,
+                              insecure_allow_small_key_for_tests: bool = False) -> float:
+    """All parties' compute for one threshold Paillier session in process (no
+    transport, one core), on the deployment's dealt public material and shares."""
+    from protocols.flower.paillier import SHARE_CONFIG_KEY
+    from protocols.paillier_sum import read_key_share, read_public, simulate
+
+    insecure = insecure_allow_small_key_for_tests
+    public = read_public(d.paillier_public, insecure_allow_small_key_for_tests=insecure)
+    shares = {h.node_id: read_key_share(str(h.node_config[SHARE_CONFIG_KEY]), h.node_id, public,
+                                        insecure_allow_small_key_for_tests=insecure)
+              for h in d.handles if h.node_id in public.committee}
+    inputs = {h.node_id: np.sin(np.arange(dim) * 0.013 + (h.node_id % 100_003) * 1e-3)
+              for h in d.handles}
+    t0 = time.perf_counter()
+    simulate(inputs, trust="threshold", public=public, key_shares=shares, clip=1.0,
+             value_bits=value_bits, workers=1, insecure_allow_small_key_for_tests=insecure)
+    return time.perf_counter() - t0
+
+
+def _committee(n: int, args: argparse.Namespace) -> tuple[int, int]:
+    """(committee size k, threshold t) of the Paillier rows for N = ``n``."""
+    k = min(n, args.paillier_committee or 5)
+    t = args.paillier_threshold or k // 2 + 1
+    if not 1 <= t <= k:
+        raise SystemExit(f"--paillier-threshold {t} is outside 1..{k} (the committee at N={n})")
+    return k, t
+
+
+def paillier_rows(n: int, args: argparse.Namespace, deployment: Any,
+                  **compute_options: Any) -> list[dict[str, Any]]:
+    """The Paillier rows of N = ``n``. ``deployment(n, committee, threshold)``
+    returns a started ``LocalDeployment``-like context manager with a dealt key."""
+    k, t = _committee(n, args)
+    dim, bits = args.paillier_dimension, args.paillier_value_bits
+    cfg = {"dimension": dim, "timeout": args.paillier_timeout, "mode": "paillier",
+           "paillier-value-bits": bits}
+    rows: list[dict[str, Any]] = []
+    label = f" k={k} t={t}"
+
+    def emit(row: dict[str, Any]) -> None:
+        rows.append(row)
+        print(table([row]).splitlines()[-1], flush=True)
+
+    with deployment(n, k, t) as d:
+        compute = _paillier_compute_seconds(d, dim, bits, **compute_options)
+        plain_s: float | None = None
+        if not args.no_native:
+            r = _row(d, "native", {"dimension": dim, "timeout": args.paillier_timeout,
+                                   "mode": "plain", "rounds": args.rounds}, None,
+                     args.run_timeout)
+            plain_s = r.get("seconds")
+            emit(_format("flower-fedavg", n, r, None, dimension=dim))
+        r = _row(d, "ours", {**cfg, "rounds": args.paillier_rounds,
+                             "paillier-public": str(d.paillier_public)}, None, args.run_timeout)
+        emit(_format("ours paillier" + label, n, r, compute, plain_s, dimension=dim))
+    if args.no_kill:
+        return rows
+    kills = [("non-committee", n - 1)] if n > k else []
+    kills.append(("committee", 0))
+    for what, index in kills:
+        with deployment(n, k, t) as d:
+            r = _row(d, "ours", {**cfg, "rounds": 1, "paillier-public": str(d.paillier_public)},
+                     args.kill_after, args.run_timeout, kill_index=index)
+            emit(_format(f"ours paillier killed ({what})" + label, n, r, None,
+                         dimension=dim))
+    return rows
+
+
 def _row(d: Any, app: str, config: dict[str, Any], kill_after: float | None,
-         timeout: float) -> dict[str, Any]:
+         timeout: float, kill_index: int = 0) -> dict[str, Any]:
     result = d.root / f"result-{time.monotonic_ns()}.json"
     pause = d.root / "pause"
     cfg = {**config, "result-path": str(result), "num-nodes": d.nodes}
@@ -77,7 +170,7 @@ def _row(d: Any, app: str, config: dict[str, Any], kill_after: float | None,
                 if pause.exists():
                     pause.unlink()
                     time.sleep(kill_after)
-                    d.kill_node(0)
+                    d.kill_node(kill_index)
                     return
                 time.sleep(0.02)
 
@@ -109,12 +202,41 @@ def main(argv: list[str]) -> int:
                    help="FedAvg rounds of the pipelined rows and of Flower's plain row")
     p.add_argument("--run-timeout", type=float, default=600.0,
                    help="give up on one row after this many seconds")
+    p.add_argument("--only", choices=["paillier"],
+                   help="run only these rows (paillier: the threshold Paillier rows)")
+    p.add_argument("--no-paillier", action="store_true", help="skip the Paillier rows")
+    p.add_argument("--paillier-dimension", type=int, default=1_000,
+                   help="d of the Paillier rows (default 1000)")
+    p.add_argument("--paillier-rounds", type=int, default=3,
+                   help="Paillier sessions back to back (figures of rounds 2+)")
+    p.add_argument("--paillier-timeout", type=float, default=120.0,
+                   help="round deadline of the Paillier rows (s)")
+    p.add_argument("--paillier-committee", type=int, default=0,
+                   help="committee size k (default min(N, 5))")
+    p.add_argument("--paillier-threshold", type=int, default=0,
+                   help="decryption threshold t (default k // 2 + 1)")
+    p.add_argument("--paillier-key-bits", type=int, default=2048)
+    p.add_argument("--paillier-value-bits", type=int, default=24,
+                   help="bits per encoded value (clip 1.0)")
     p.add_argument("--out", help="JSON output path (default bench-results/flower.json)")
     args = p.parse_args(argv)
+    if args.only and args.no_paillier:
+        p.error("--only paillier and --no-paillier exclude each other")
+    for name in ("paillier_dimension", "paillier_rounds", "paillier_timeout"):
+        if getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)} must be positive")
 
     from protocols.flower.deployment import LocalDeployment
 
+    def dealt(n: int, k: int, t: int) -> Any:
+        return LocalDeployment(n, start_timeout=300, paillier_committee=k,
+                               paillier_threshold=t, paillier_key_bits=args.paillier_key_bits)
+
     rows: list[dict[str, Any]] = []
+    if args.only == "paillier":
+        for n in args.nodes:
+            rows += paillier_rows(n, args, dealt)
+        return _finish(rows, args)
     d_ = args.dimension
     native = {"dimension": d_, "timeout": args.timeout}
     ours = {"dimension": d_, "timeout": args.timeout}
@@ -156,15 +278,27 @@ def main(argv: list[str]) -> int:
                 r = _row(d, app, cfg, args.kill_after, args.run_timeout)
                 rows.append(_format(name, n, r, None))
                 print(table([rows[-1]]).splitlines()[-1], flush=True)
+    if not args.no_paillier:
+        for n in args.nodes:
+            rows += paillier_rows(n, args, dealt)
+    return _finish(rows, args)
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every row's columns, in order of first appearance."""
+    return list(dict.fromkeys(k for r in rows for k in r))
+
+
+def _finish(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
     print()
-    print(table(rows))
+    print(table(rows, _columns(rows)))
     path = write_json("flower", {"rows": rows, "args": vars(args)}, args.out)
     print(f"\nwritten to {path}")
     return 0
 
 
 def _format(name: str, n: int, r: dict[str, Any], compute: float | None,
-            plain: float | None = None) -> dict[str, Any]:
+            plain: float | None = None, dimension: int | None = None) -> dict[str, Any]:
     secs = r.get("seconds")
     row: dict[str, Any] = {
         "aggregation": name, "N": n,
@@ -178,6 +312,15 @@ def _format(name: str, n: int, r: dict[str, Any], compute: float | None,
         "Flower overhead": (f"{100 * (1 - compute / secs):.1f}%" if compute and secs else "-"),
         "x plain": round(secs / plain, 2) if secs and plain else "-",
     }
+    if dimension is not None:
+        row["d"] = dimension
+    if "max_error" in r:
+        row["max err"] = f"{r['max_error']:.3g}"
+        row["err bound"] = f"{r['error_bound']:.3g}"
+        row["within bound"] = r.get("within_bound", "-")
+    if "last_round_trips" in r:  # seconds of each round trip of the last round
+        row["last round trips s"] = " ".join(f"{k} {v:.1f}"
+                                             for k, v in r["last_round_trips"].items())
     if "per_round" in r:
         row["per round s"] = " ".join(f"{x:.1f}" for x in r["per_round"])
         row["trips per round"] = " ".join(str(x) for x in r["round_trips_all"])

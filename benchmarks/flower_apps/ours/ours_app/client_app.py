@@ -1,12 +1,13 @@
 """A train function returning a fixed vector, secured by this library's mod (the node's
-identity files, when its node config names them, serve malicious-mode sessions)."""
+identity files, when its node config names them, serve malicious-mode sessions; its
+Paillier public material and key share files serve threshold Paillier sessions)."""
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message, RecordDict
 from flwr.clientapp import ClientApp
 
 from protocols.flower import secure_train
-from protocols.flower.identity import node_identity
+from protocols.flower.paillier import node_options
 
 app = ClientApp()
 
@@ -19,5 +20,5 @@ def train(msg: Message, context: Context) -> Message:
                    reply_to=msg)
 
 
-policy, local_secrets = node_identity()
-secure_train(app, train, policy=policy, local_secrets=local_secrets)
+# SecAgg+ (identity registry in malicious mode) and threshold Paillier
+secure_train(app, train, **node_options())
