@@ -225,8 +225,8 @@ class _Lying(PaillierSumClient):
             if isinstance(e.message, DecryptionShare) else e for e in out]
 
 
-def test_a_faulty_partial_decryption_is_named_and_the_rest_decrypt(dealt):
-    liar = COMMITTEE[0]
+def _liar_app(liar: int):
+    """Nodes as usual, but ``liar`` decrypts with :class:`_Lying` parties."""
     lying = dataclasses.replace(
         DESCRIPTOR, restore=lambda config, data, **local: _Lying.restore(config, data, **local))
 
@@ -236,7 +236,12 @@ def test_a_faulty_partial_decryption_is_named_and_the_rest_decrypt(dealt):
             opts["protocols"] = (lying,)
         return opts
 
-    grid = grid_with(dealt, make_app=app_factory(options))
+    return app_factory(options)
+
+
+def test_a_faulty_partial_decryption_is_named_and_the_rest_decrypt(dealt):
+    liar = COMMITTEE[0]
+    grid = grid_with(dealt, make_app=_liar_app(liar))
     report = run(grid, dealt[0])
     check(report, NODES)
     why = report.rounds[1].dropped[liar]
@@ -246,17 +251,8 @@ def test_a_faulty_partial_decryption_is_named_and_the_rest_decrypt(dealt):
 
 def test_a_faulty_decryptor_below_t_aborts(dealt):
     liar = COMMITTEE[0]
-    lying = dataclasses.replace(
-        DESCRIPTOR, restore=lambda config, data, **local: _Lying.restore(config, data, **local))
-
-    def options(node):
-        opts = node_options(**INSECURE)
-        if node == liar:
-            opts["protocols"] = (lying,)
-        return opts
-
     grid = grid_with(dealt, [Fault(COMMITTEE[1], "decrypt", "drop")],
-                     make_app=app_factory(options))
+                     make_app=_liar_app(liar))
     with pytest.raises(SessionAborted) as info:
         run(grid, dealt[0])
     assert f"decryptor {liar}" in info.value.rounds[-1].dropped[liar]
