@@ -453,6 +453,14 @@ def test_the_node_refuses_a_server_message_replayed_into_the_other_session():
     assert included(reports) == [set(NODES), set(NODES) - {victim}]
 
 
+def _call_app(grid: FakeGrid, node: int, packet: Packet) -> Message:
+    """Hand ``packet`` straight to ``node``'s ClientApp (no Grid, so its error raises)."""
+    msg = Message(RecordDict({RECORD: packet.to_record()}), dst_node_id=node,
+                  message_type="query.secagg", ttl=5)
+    msg.metadata.__dict__["_message_id"] = "x"
+    return grid._apps[node](msg, grid._context(node))
+
+
 def test_the_node_refuses_a_second_start_of_a_live_session():
     grid = grid_with()
     fedavg(aggregator(grid), 1)
@@ -460,33 +468,24 @@ def test_the_node_refuses_a_second_start_of_a_live_session():
     [held] = saved_parties(grid.saved_state(node)).values()
     packet = Packet("secagg+", (Section(held.session, "advertise", (), held.config,
                                         held.encoder),))
-    msg = Message(RecordDict({RECORD: packet.to_record()}), dst_node_id=node,
-                  message_type="query.secagg", ttl=5)
-    msg.metadata.__dict__["_message_id"] = "x"
     with pytest.raises(ProtocolError, match="already started"):
-        grid._apps[node](msg, grid._context(node))
+        _call_app(grid, node, packet)
 
 
 def test_the_node_refuses_two_input_rounds_in_one_message():
     grid = grid_with()
     node = NODES[0]
     secs = tuple(Section(bytes([i]) * 16, "masked_input", ()) for i in (1, 2))
-    msg = Message(RecordDict({RECORD: Packet("secagg+", secs).to_record()}), dst_node_id=node,
-                  message_type="query.secagg", ttl=5)
-    msg.metadata.__dict__["_message_id"] = "x"
     with pytest.raises(ProtocolError, match="input round of two"):
-        grid._apps[node](msg, grid._context(node))
+        _call_app(grid, node, Packet("secagg+", secs))
 
 
 def test_the_node_refuses_a_refusal_field_from_the_server():
     grid = grid_with()
     node = NODES[0]
     packet = Packet("secagg+", (Section(bytes(16), "share_keys", (), error="x"),))
-    msg = Message(RecordDict({RECORD: packet.to_record()}), dst_node_id=node,
-                  message_type="query.secagg", ttl=5)
-    msg.metadata.__dict__["_message_id"] = "x"
     with pytest.raises(ProtocolError, match="replies only"):
-        grid._apps[node](msg, grid._context(node))
+        _call_app(grid, node, packet)
 
 
 def test_a_corrupt_saved_record_costs_its_session_only():
