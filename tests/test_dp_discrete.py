@@ -238,6 +238,22 @@ def test_exact_accept_is_consistent_with_the_threshold(u53, g):
         assert not res
 
 
+@pytest.mark.parametrize("above", [True, False])
+def test_exact_accept_waits_while_the_threshold_is_uncertain(above):
+    """A threshold known only loosely at first (error 2^20 at the first
+    precision, then tiny) must not decide on the loose value: the answer is
+    whatever the tight value says."""
+    u53 = 3 << 50  # U about 3/8: E = -ln U about 0.98
+    e = -math.log(u53 / 2**53)
+    g_true = e + 0.25 if above else e - 0.25
+
+    def g_fn(prec):
+        v = gmpy2.mpfr(g_true)
+        return v, gmpy2.mpfr(2) ** (20 if prec < 200 else -prec)
+
+    assert D._exact_accept(_rng(10), u53, g_fn) is (not above)
+
+
 @pytest.mark.parametrize("lam", [Fraction(1, 7), Fraction(1), Fraction(5, 2), Fraction(40),
                                  Fraction(12345, 7), Fraction(10**6 + 1, 3)])
 def test_poisson_envelope_dominates_everywhere(lam):

@@ -102,6 +102,42 @@ def test_subsampled_bound_is_above_the_exact_sampled_gaussian(q, sigma):
         assert (ours[:7] < 2 * exact[:7]).all() and (ours[:7] < 1e-3 * base[:7]).all()
 
 
+@pytest.mark.parametrize("q", [0.003, 0.05, 0.4])
+def test_subsampled_bound_is_zhu_wang_theorem_5_by_hand(q):
+    """The formula evaluated term by term in plain floats, factor 3 included."""
+    base = np.array([0.02 * a + 0.001 * a * a for a in range(2, 21)])
+    orders = [2, 3, 5, 12, 20]
+    got = A.subsampled_rdp(orders, q, base)
+    for a, val in zip(orders, got, strict=True):
+        eps = {j: float(base[j - 2]) for j in range(2, a + 1)}
+        s = (1 - q) ** (a - 1) * (a * q - q + 1)
+        s += math.comb(a, 2) * q**2 * (1 - q) ** (a - 2) * math.exp(eps[2])
+        s += 3 * sum(math.comb(a, j) * q**j * (1 - q) ** (a - j) * math.exp((j - 1) * eps[j])
+                     for j in range(3, a + 1))
+        assert val == pytest.approx(min(math.log(s) / (a - 1), eps[a]), rel=1e-12)
+
+
+def test_sampling_amplifies_the_reported_epsilon():
+    one = A.epsilon_of_rounds([_round(sample_rate=1.0)] * 50, 1e-5, trust="t").epsilon
+    few = A.epsilon_of_rounds([_round(sample_rate=0.01)] * 50, 1e-5, trust="t").epsilon
+    assert few < 0.2 * one
+
+
+def test_skellam_rdp_by_hand():
+    """Agarwal, Kairouz, Liu (2021), Theorem 3.5 at a few points."""
+    for a, l2, l1, mu in [(2.0, 1.0, 1.0, 10.0), (8.0, 3.0, 9.0, 50.0), (30.0, 2.0, 4.0, 1e4)]:
+        extra = min(((2 * a - 1) * l2**2 + 6 * l1) / (4 * mu**2), 3 * l1 / (2 * mu))
+        want = a * l2**2 / (2 * mu) + extra
+        got = float(A.skellam_rdp([a], l2=l2, l1=l1, variance=mu)[0])
+        assert got == pytest.approx(want, rel=1e-12)
+    assert float(A.skellam_rdp([2.0], l2=1.0, l1=1.0, variance=10.0)[0]) == pytest.approx(0.1225)
+
+
+def test_dgauss_bound_refuses_shares_below_sigma_one_half():
+    with pytest.raises(ParameterError, match="1/4"):
+        A.dgauss_sum_rdp([2.0], l2=1.0, l1=1.0, variance=0.2, shares=3, dimension=4)
+
+
 def test_subsampled_rate_one_is_the_base_curve():
     base = np.arange(2, 11) / 8.0
     assert np.array_equal(A.subsampled_rdp(list(range(2, 11)), 1.0, base), base)

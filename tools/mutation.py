@@ -22,8 +22,9 @@ survived)`` and every survivor, and exits 1 if the score is below
 list must follow the code) or the unmutated tests fail.
 
 Targets cover the primitives (``secagg/``), the SecAgg protocol
-(``sa-*``), the Paillier sum's decrypting parties, the DP ledgers and
-budget checks (``dp-*``) and the testing kit's checks (``kit``); each runs
+(``sa-*``), the Paillier sum's decrypting parties, the DP ledgers,
+budget checks, exact discrete samplers and distributed-DP accounting
+(``dp-*``) and the testing kit's checks (``kit``); each runs
 only the test files that exercise its modules. ``--match TEXT`` runs only
 the mutants whose description contains TEXT (to recheck survivors). To
 cover another module, add a :class:`Target` with its test files and mutants
@@ -856,6 +857,71 @@ _dp_distributed = (
      "sample rate 0 accepted")
 ).out
 
+_dp_discrete = (
+    _m("dp/discrete.py")
+    ("    keep = bits != np.uint64(1 << 63)  # \"minus zero\" rejected",
+     "    keep = bits == bits  # \"minus zero\" rejected",
+     "discrete Laplace keeps \"minus zero\" (zero drawn twice as often)")
+    ("        g_hat -= ratio\n",
+     "        g_hat += ratio\n",
+     "discrete Gaussian acceptance centred on the wrong side")
+    ("        keep &= y >= -m\n",
+     "        keep &= y > -m\n",
+     "Poisson never draws zero")
+    ("    return best + 1e-9 * scale",
+     "    return best - 0.5",
+     "Poisson envelope below the pmf")
+    ("    both = poisson(muq / 2, 2 * n, src)",
+     "    both = poisson(muq, 2 * n, src)",
+     "Skellam with twice its variance")
+    ("    if f < 0 or f > MAX_VARIANCE:",
+     "    if f > MAX_VARIANCE:",
+     "negative variance accepted")
+    ("        acc = s < 0.0\n",
+     "        acc = s < 1.0\n",
+     "fast path accepts past the threshold")
+    ("            if lo > g + err:\n                return True",
+     "            if lo > g - err:\n                return True",
+     "exact comparison accepts within the error band")
+).out
+
+_dp_ddp_accounting = (
+    _m("dp/distributed_accounting.py")
+    ("        return float(10.0 * np.exp(-c * k / (k + 1.0)).sum())",
+     "        return float(np.exp(-c * k / (k + 1.0)).sum())",
+     "tau without its factor 10")
+    ("    sd = math.sqrt(shares * variance)",
+     "    sd = math.sqrt((shares + 1) * variance)",
+     "one noise share more than there is counted")
+    ("    t3 = a / 2.0 * (s2 + math.sqrt(d) * tau) ** 2",
+     "    t3 = a / 2.0 * s2**2",
+     "third bound drops its tau term")
+    ("    return np.asarray(a * l2**2 / (2.0 * mu) + extra, dtype=np.float64)",
+     "    return np.asarray(a * l2**2 / (2.0 * mu), dtype=np.float64)",
+     "Skellam RDP as a Gaussian's (correction term dropped)")
+    ("    return l2 * min(math.sqrt(dimension), l2)",
+     "    return l2",
+     "L1 bound taken as the L2 bound")
+    ("    return min(det, math.sqrt(sq))",
+     "    return min(det, math.sqrt(sq)) - 1.0",
+     "rounded L2 bound one below the proven bound")
+    ("    if variance < DGAUSS_MIN_VARIANCE:\n        raise ParameterError(\n",
+     "    if variance < DGAUSS_MIN_VARIANCE / 100:\n        raise ParameterError(\n",
+     "discrete Gaussian shares below sigma 1/2 accounted")
+    ("+ ls * lq + math.log(3.0)",
+     "+ ls * lq",
+     "Zhu-Wang tail without its factor 3")
+    ("        head = np.array([(a - 1) * l1q + math.log1p((a - 1) * q),",
+     "        head = np.array([math.log1p((a - 1) * q),",
+     "first subsampling term loses its (1-q)^(a-1) factor")
+    ("            total += count * round_rdp(r, fine=fine)",
+     "            total += round_rdp(r, fine=fine)",
+     "repeated rounds counted once")
+    ("    elif all(r.sample_rate == 1.0 for r in rounds):",
+     "    elif True:",
+     "sampling never amplifies (the bound is sound but no longer the stated one)")
+).out
+
 # -- the testing kit -----------------------------------------------------------------
 
 _kit = (
@@ -917,6 +983,9 @@ TARGETS: tuple[Target, ...] = (
     Target("dp-distributed", ("tests/test_dp_distributed.py",
                               "tests/test_dp_distributed_accounting.py",
                               "tests/test_mutation_kills_dp.py"), tuple(_dp_distributed)),
+    Target("dp-discrete", ("tests/test_dp_discrete.py",), tuple(_dp_discrete)),
+    Target("dp-ddp-accounting", ("tests/test_dp_distributed_accounting.py",),
+           tuple(_dp_ddp_accounting)),
     Target("kit", ("tests/test_testing_kit_units.py", "tests/test_testing_kit_checks_planted.py",
                    "tests/test_testing_kit_planted.py", "tests/test_mutation_kills_kit.py"),
            tuple(_kit + _kit_props)),
