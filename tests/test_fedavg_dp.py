@@ -89,6 +89,20 @@ def test_central_dp_run_and_budget():
         dp.begin_round(4)
 
 
+@pytest.mark.parametrize("acc", ["rdp", "prv"])
+def test_central_dp_calibrates_and_accounts_with_the_configured_accountant(acc):
+    cfg = _cfg(aggregation="plain", dp="central", target_epsilon=2.0, num_clients=10,
+               clients_per_round=4, rounds=3, accountant=acc)
+    dp = make_client_level_dp(cfg)
+    assert dp.ledger.accountant == acc
+    z = dp.noise_multiplier
+    assert z == pytest.approx(accounting.noise_multiplier(2.0, 0.4, 3, cfg.delta, accountant=acc))
+    res = run_fedavg(cfg, write=False)
+    assert {r.accountant for r in res.rounds} == {acc}
+    want = accounting.epsilon(0.4, z, 3, cfg.delta, unit="client", accountant=acc).epsilon
+    assert res.rounds[-1].epsilon == pytest.approx(want, rel=1e-9) and want <= 2.0 + 1e-9
+
+
 def test_central_dp_reports_exactly_what_the_accountant_says():
     # A driver that forgot to charge a round would report less than this.
     cfg = _cfg(aggregation="plain", dp="central", target_epsilon=None, noise_multiplier=1.5,

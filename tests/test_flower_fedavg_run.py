@@ -140,6 +140,18 @@ def test_central_dp_spends_at_most_the_target_and_adds_noise(tmp_path):
     assert saved["summary"]["privacy_unit"] == "client"
 
 
+def test_central_dp_accounts_with_the_run_configs_accountant():
+    from dp import accounting
+
+    cfg = base(dp="central", **{"target-epsilon": 3.0, "delta": 1e-3, "accountant": "rdp"})
+    records = run_fedavg(grid(cfg), cfg)
+    assert {r.accountant for r in records} == {"rdp"}
+    z = accounting.noise_multiplier(3.0, 1.0, len(records), 1e-3, accountant="rdp")
+    want = accounting.epsilon(1.0, z, len(records), 1e-3, unit="client", accountant="rdp")
+    assert records[-1].epsilon == pytest.approx(want.epsilon, rel=1e-9)
+    assert want.epsilon <= 3.0
+
+
 def test_central_dp_step_is_the_mean_of_clipped_updates_over_the_nodes(monkeypatch, tmp_path):
     """With the noise patched out, the step is the unweighted mean of the nodes'
     clipped updates (divided by the number of nodes), the weight coordinate 0."""
@@ -200,7 +212,7 @@ def _app(train_fn) -> ClientApp:
     ({"target-epsilon": 0.0}, "target-epsilon"),
     ({"noise-multiplier": -1.0}, "noise-multiplier"),
     ({"clip-norm": "big"}, "clip-norm"),
-    ({"accountant": "rdp"}, "accountant"),
+    ({"accountant": "moments"}, "accountant"),
 ])
 def test_central_dp_config_errors_name_the_key(extra, key):
     cfg = base(dp="central", **{"delta": 1e-3, **extra})

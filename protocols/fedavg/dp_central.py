@@ -33,7 +33,8 @@ def make_client_level_dp(cfg: FedAvgConfig) -> Any:
 
     The noise multiplier is ``cfg.noise_multiplier``, or the one that
     reaches ``cfg.target_epsilon`` after ``cfg.rounds`` rounds at client
-    rate ``clients_per_round / num_clients``.
+    rate ``clients_per_round / num_clients``, both under ``cfg.accountant``
+    (which the run's ledger then accounts with).
     """
     from dp import accounting
     from dp.client_level import AdaptiveClipping, ClientLevelDP
@@ -43,7 +44,8 @@ def make_client_level_dp(cfg: FedAvgConfig) -> Any:
         z = cfg.noise_multiplier
     else:
         assert cfg.target_epsilon is not None
-        z = accounting.noise_multiplier(cfg.target_epsilon, rate, cfg.rounds, cfg.delta)
+        z = accounting.noise_multiplier(cfg.target_epsilon, rate, cfg.rounds, cfg.delta,
+                                        accountant=cfg.accountant)
     clip: Any = cfg.clip_norm
     if cfg.adaptive_clipping:
         expected = rate * cfg.num_clients
@@ -70,6 +72,7 @@ def make_client_level_dp(cfg: FedAvgConfig) -> Any:
         delta=cfg.delta,
         clip_norm=clip,
         epsilon_budget=cfg.target_epsilon if cfg.target_epsilon is not None else math.inf,
+        accountant=cfg.accountant,
     )
 
 
