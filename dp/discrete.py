@@ -58,6 +58,8 @@ import numpy.typing as npt
 
 from secagg.errors import ParameterError
 
+from .secure_noise import KeystreamSource
+
 __all__ = [
     "DiscreteRandom",
     "discrete_gaussian",
@@ -88,31 +90,15 @@ _MAX_PASSES: Final = 10_000
 _CHUNK: int = 1 << 15
 
 
-class DiscreteRandom:
-    """A cryptographic source of 64-bit words for the discrete samplers.
+class DiscreteRandom(KeystreamSource):
+    """A cryptographic source of 64-bit words for the discrete samplers (see
+    :class:`~dp.secure_noise.KeystreamSource` for ``seed``)."""
 
-    Args:
-        seed: 32 secret bytes; by default ``os.urandom(32)``. Pass a seed only
-            in tests and known-answer checks: whoever knows it can reproduce,
-            and subtract, the noise.
-    """
-
-    def __init__(self, seed: bytes | None = None) -> None:
-        from secagg.prg import WordStream
-
-        self._stream = WordStream(seed, _LABEL)
-
-    @property
-    def words_drawn(self) -> int:
-        """64-bit words drawn so far."""
-        return self._stream.words_drawn
-
-    def __repr__(self) -> str:  # never show the seed
-        return f"DiscreteRandom(words_drawn={self.words_drawn})"
+    LABEL = _LABEL
 
     def words(self, n: int) -> npt.NDArray[np.uint64]:
         """``n`` uniform 64-bit words from a fresh keystream label."""
-        return self._stream.words(n)
+        return self._words(n)
 
     def word(self) -> int:
         """One uniform 64-bit word as a Python int (the exact fallback path)."""

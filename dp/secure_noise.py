@@ -35,7 +35,7 @@ from secagg.errors import ParameterError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SECURE_NOISE_DRAWS", "CryptoRandom"]
+__all__ = ["SECURE_NOISE_DRAWS", "CryptoRandom", "KeystreamSource"]
 
 #: Gaussian draws summed per noise value (Opacus's secure mode uses 2n = 4).
 SECURE_NOISE_DRAWS: Final = 4
@@ -61,18 +61,25 @@ def _box_muller(u1: FloatArray, u2: FloatArray) -> FloatArray:
     return np.concatenate((r_np * np.cos(theta_np), r_np * np.sin(theta_np)))
 
 
-class CryptoRandom:
-    """A cryptographic source of uniforms and Gaussians.
+class KeystreamSource:
+    """64-bit words from the AES-CTR keystream under this class's ``LABEL``
+    (each subclass its own label, so two sources on one seed never share
+    words).
 
     Args:
         seed: 32 secret bytes; by default ``os.urandom(32)``. Pass a seed only
-            in tests: whoever knows it can reproduce (and remove) the noise.
+            in tests and known-answer checks: whoever knows it can reproduce
+            (and remove) the noise.
     """
+
+    LABEL: bytes = b""
 
     def __init__(self, seed: bytes | None = None) -> None:
         from secagg.prg import WordStream
 
-        self._stream = WordStream(seed, _LABEL)
+        if not self.LABEL:
+            raise ParameterError(f"{type(self).__name__} has no keystream label")
+        self._stream = WordStream(seed, self.LABEL)
 
     @property
     def words_drawn(self) -> int:
@@ -80,10 +87,17 @@ class CryptoRandom:
         return self._stream.words_drawn
 
     def __repr__(self) -> str:  # never show the seed
-        return f"CryptoRandom(words_drawn={self.words_drawn})"
+        return f"{type(self).__name__}(words_drawn={self.words_drawn})"
 
     def _words(self, n: int) -> npt.NDArray[np.uint64]:
         return self._stream.words(n)
+
+
+class CryptoRandom(KeystreamSource):
+    """A cryptographic source of uniforms and Gaussians (see
+    :class:`KeystreamSource` for ``seed``)."""
+
+    LABEL = _LABEL
 
     def uniform(self, n: int) -> npt.NDArray[np.float64]:
         """``n`` independent uniforms on [0, 1), each with 53 random bits."""

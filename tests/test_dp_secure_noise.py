@@ -119,3 +119,15 @@ def test_float_noise_does_not_hide_a_contribution_from_a_rounding_attack():
     assert _reachable_as_noise(without, k).all()  # no false alarm, ever
     caught = 1.0 - _reachable_as_noise(with_one, k).mean()
     assert caught > 0.05  # a share of outputs reveals the contribution with certainty
+
+
+def test_a_keystream_source_needs_its_own_label():
+    from dp.discrete import DiscreteRandom
+    from dp.secure_noise import KeystreamSource
+
+    with pytest.raises(ParameterError, match="label"):
+        KeystreamSource(bytes(32))
+    a, b = CryptoRandom(bytes(32)), DiscreteRandom(bytes(32))
+    assert a.LABEL != b.LABEL
+    assert not np.array_equal(a._words(8), b.words(8))  # one seed, two streams
+    assert repr(b) == "DiscreteRandom(words_drawn=8)"
