@@ -305,8 +305,9 @@ class MalformedSumError(AbortError):
     """Every needed partial decryption verified, yet the decrypted sum is
     malformed (a padding slot overflowed or a value lies past the largest
     possible sum): a client sent an input out of range. No decryptor is to
-    blame; the session aborted and output nothing. The ciphertexts are not
-    signed, so the aggregator cannot tell which client it was."""
+    blame; the session aborted and output nothing. The aggregator cannot tell
+    which client it was (in malicious mode the inputs are signed, but only
+    decrypting single inputs would show which one is out of range)."""
 
 
 class PaillierSumDealer:
