@@ -26,6 +26,7 @@ import numpy as np
 
 from protocols import paillier_sum as ps
 from protocols.core import SERVER
+from protocols.paillier_sum.messages import open_vector
 from protocols.paillier_sum.parties import _signed_product, decryption_context
 from secagg.paillier import threshold as tp
 
@@ -34,7 +35,7 @@ from ._common import best_of, table, write_json
 
 def _request(keypair: Any, n: int, dimension: int, mode: str, insecure: bool) -> tuple[Any, ...]:
     """One session driven to its decryption request: (config, codec, request,
-    decryptor party, layout, public key)."""
+    decryptor party, packing layout, public key)."""
     kw: dict[str, Any] = {"insecure_allow_small_key_for_tests": True} if insecure else {}
     s = ps.PAILLIER_SUM.make_session(range(n), dimension, trust="threshold", keypair=keypair,
                                      committee=[0, 1, 2], decrypt_threshold=2, seed=1,
@@ -42,30 +43,31 @@ def _request(keypair: Any, n: int, dimension: int, mode: str, insecure: bool) ->
     rng = np.random.default_rng(0)
     for c in s.clients.values():
         c.set_input(s.encoder.encode(rng.uniform(-1, 1, dimension)))
-    agg = s.coordinator
+    agg: Any = s.coordinator
+    clients: dict[Any, Any] = dict(s.clients)
     out: list[Any] = []
     for e in s.others[ps.DEALER].start():
         if e.receiver == SERVER:
             agg.handle(e.message)
         else:
-            out += s.clients[e.receiver].handle(e.message)
+            out += clients[e.receiver].handle(e.message)
     for e in out:
         sent = agg.handle(e.message)
     codec = ps.PaillierSumCodec(s.config, **kw)
-    return s.config, codec, sent[0].message, s.clients[0], agg.layout, keypair[0], kw
+    return s.config, codec, sent[0].message, s.clients[0], agg.layout, keypair[0]
 
 
 def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -> dict[str, Any]:
     """One row: request bytes and decryptor times in both modes for ``n`` clients."""
     row: dict[str, Any] = {"clients": n, "dimension": dimension}
-    cfg, codec, msg, member, layout, pk, kw = _request(keypair, n, dimension, "semi-honest",
+    cfg, codec, msg, member, layout, pk = _request(keypair, n, dimension, "semi-honest",
                                                        insecure)
     row["request_bytes_semi"] = len(codec.encode(msg))
-    vec = ps.messages.open_vector(msg.payload, pk, insecure)
+    vec = open_vector(msg.payload, pk, insecure)
     share = member._share
     row["partial_s"] = best_of(lambda: tp.partial_decrypt(
         share, vec, context=decryption_context(cfg)), repeat)
-    cfg, codec, msg, member, layout, pk, kw = _request(keypair, n, dimension, "malicious",
+    cfg, codec, msg, member, layout, pk = _request(keypair, n, dimension, "malicious",
                                                        insecure)
     row["request_bytes_mal"] = len(codec.encode(msg))
     row["check_and_multiply_s"] = best_of(

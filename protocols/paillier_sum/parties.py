@@ -158,9 +158,12 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
     another key or layout or claiming more than one summand."""
     if msg.sender != SERVER:
         raise ProtocolError(f"a decryption request from {msg.sender!r}, not the aggregator")
-    inputs = tuple(msg.inputs)
-    if not all(isinstance(i, EncryptedInput) for i in inputs):
-        raise ProtocolError("a decryption request holds EncryptedInput objects only")
+    inputs = msg.inputs
+    if not isinstance(inputs, tuple) or not all(
+            isinstance(i, EncryptedInput) and isinstance(i.payload, bytes)
+            and isinstance(i.signature, bytes) for i in inputs):
+        raise ProtocolError("a decryption request holds a tuple of EncryptedInput objects "
+                            "(bytes payload and signature) only")
     ids = [i.sender for i in inputs]
     if len(set(ids)) != len(ids):
         raise ProtocolError(f"the request names a client twice: {sorted(ids)}")
@@ -1185,6 +1188,8 @@ class PaillierSumAggregator:
             raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
         if self.config.mode == "malicious":
             assert self.config.registry is not None
+            if not isinstance(msg.signature, bytes):
+                raise ProtocolError(f"client {msg.sender}'s signature is not bytes")
             try:
                 self.config.registry[msg.sender].verify(
                     bytes(msg.signature),
