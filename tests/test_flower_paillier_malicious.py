@@ -261,3 +261,34 @@ def test_nodes_that_require_malicious_mode_refuse_a_semi_honest_session(dealt):
     assert all("malicious-mode sessions only" in why
                for why in info.value.rounds[0].dropped.values())
     check(run(grid, dealt, mode="malicious", registry=dealt[2]), NODES)
+
+
+def test_fedavg_rounds_in_malicious_mode(dealt, tmp_path):
+    pytest.importorskip("torch")
+    from protocols.flower.fedavg import run_fedavg, train_on_node
+
+    def make_fedavg_app(node: int) -> ClientApp:
+        app = ClientApp()
+
+        @app.train()
+        def train(msg: Message, context: Context) -> Message:
+            return train_on_node(msg, context)
+
+        secure_train(app, train, **node_options(**INSECURE))
+        return app
+
+    cfg = {"protocol": "paillier", "task": "linear-regression", "num-rounds": 2,
+           "num-nodes": len(NODES), "round-timeout": 1.0, "train-timeout": 10.0, "lr": 0.05,
+           "run-dir": str(tmp_path), "paillier-public": str(dealt[0]),
+           "paillier-registry": str(dealt[2]), "insecure-allow-small-key-for-tests": True}
+    config = node_config(dealt, **{"secagg-require-malicious": "1"})
+    for i, n in enumerate(NODES):
+        config[n].update({"partition-id": i, "num-partitions": len(NODES)})
+    grid = FakeGrid(make_fedavg_app, list(NODES), run_config=cfg, node_config=config)
+    records = run_fedavg(grid, cfg)
+    assert [r.round for r in records] == [1, 2]
+    assert records[-1].test_loss < records[0].test_loss
+    for r in records:  # nodes that refuse semi-honest sessions took part in every round
+        assert not r.aborted and set(r.included) == set(NODES)
+    for n in NODES:  # one spent digest per session
+        assert len(grid.saved_state(n)[SPENT_RECORD]["digests"]) == 2

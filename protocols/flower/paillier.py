@@ -291,7 +291,10 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     ServerApp's machine), ``clip`` and ``paillier-value-bits`` (2..48). The
     test-only run-config key ``insecure-allow-small-key-for-tests`` lets the
     server take a key below 2048 bits (nodes still refuse one unless their
-    own ClientApp passes the flag to :func:`node_options`)."""
+    own ClientApp passes the flag to :func:`node_options`). ``paillier-registry``
+    (a path on the ServerApp's machine: the identity registry file the nodes
+    hold, see :mod:`protocols.flower.identity`) runs every session in
+    ``mode="malicious"``; empty or absent: semi-honest."""
     path = str(run_config.get("paillier-public", ""))
     if not path:
         raise ParameterError("protocol 'paillier' needs the run config's paillier-public "
@@ -300,9 +303,13 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 48:
         raise ParameterError(f"paillier-value-bits={bits!r} is not an int in 2..48")
     insecure = bool(run_config.get("insecure-allow-small-key-for-tests", False))
-    return {"public": read_public(path, insecure_allow_small_key_for_tests=insecure),
-            "clip": float(clip), "value_bits": bits,
-            "insecure_allow_small_key_for_tests": insecure}
+    params: dict[str, Any] = {
+        "public": read_public(path, insecure_allow_small_key_for_tests=insecure),
+        "clip": float(clip), "value_bits": bits, "insecure_allow_small_key_for_tests": insecure}
+    registry = str(run_config.get("paillier-registry", ""))
+    if registry:
+        params.update(mode="malicious", registry=read_registry(registry))
+    return params
 
 
 # --------------------------------------------------------------------- node side
