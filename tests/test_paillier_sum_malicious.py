@@ -522,3 +522,19 @@ def test_random_bytes_after_the_signed_inputs_magic_decode_canonically_or_not(
     except SecAggError:
         return
     assert isinstance(m, ps.SignedInputs) and codec.encode(m) == data
+
+
+def test_malicious_sessions_draw_a_fresh_round_unless_given(tkp: Any) -> None:
+    public, _shares = ps.deal_committee([0, 1, 2], 2, keypair=tkp, **INSECURE)
+    keys = {u: SigningKey.generate().verify_key() for u in range(4)}
+
+    def config(**kw: Any) -> ps.PaillierSumConfig:
+        if kw.get("mode") == "malicious":
+            kw["registry"] = keys
+        return ps.PAILLIER_SUM.make_session(range(4), D, trust="threshold", public=public,
+                                            **INSECURE, **kw).config
+
+    a, b = config(mode="malicious"), config(mode="malicious")
+    assert a.round != b.round and a.digest != b.digest  # old signed inputs never verify
+    assert config(mode="malicious", round=5).digest == config(mode="malicious", round=5).digest
+    assert config().round == 0 and config().mode == "semi-honest"

@@ -33,13 +33,17 @@ deviate): ``signing_keys`` (each in-process client's Ed25519
 neither it nor ``registry`` is given) and ``registry`` (client id ->
 :class:`~secagg.sign.VerifyKey`; derived from ``signing_keys`` if omitted;
 alone it builds a coordinator-only session on a key dealt out of band).
-``min_clients`` defaults to 1, and to 2 in malicious mode.
+``min_clients`` defaults to 1, and to 2 in malicious mode; ``round``
+defaults to 0, and in malicious mode to a fresh 63-bit number from
+:mod:`secrets` (signatures bind the configuration digest: a configuration
+run twice would accept the first run's signed inputs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -120,7 +124,7 @@ def _build(
     value_bits: int = 16,
     max_summands: int | None = None,
     min_clients: int | None = None,
-    round: int = 0,
+    round: int | None = None,
     workers: int | None = None,
     on_clip: ClipPolicy = "clip",
     insecure_allow_small_key_for_tests: bool = False,
@@ -140,6 +144,8 @@ def _build(
                              "its decryptors check every input and recompute the sum")
     if min_clients is None:
         min_clients = 2 if mode == "malicious" else 1
+    if round is None:  # malicious mode: a fresh round, so old signed inputs never verify
+        round = secrets.randbits(63) if mode == "malicious" else 0
     if public is not None or key_shares is not None:
         if public is None:
             raise ParameterError("key_shares need the public material they belong to (public=)")

@@ -49,7 +49,7 @@ def simulate(
     encryption: EncryptionMode | None = None,
     keypair: tuple[Any, Any] | None = None,
     workers: int | None = None,
-    round: int = 0,
+    round: int | None = None,
     on_clip: ClipPolicy = "clip",
     insecure_allow_small_key_for_tests: bool = False,
     layout: TrustLayout | None = None,
@@ -105,7 +105,8 @@ def simulate(
     deprecated name of ``encryption=``): clients sign their inputs with
     ``signing_keys`` (fresh ones if neither they nor ``registry`` are given)
     and every decryptor checks them and recomputes the sum. ``min_clients``
-    defaults to 1, and to 2 in that mode.
+    defaults to 1, and to 2 in that mode; ``round`` to 0, and in that mode to
+    a fresh random round number.
     """
     trust = _renamed("layout", "trust", layout, trust, "key-holder")
     encryption = _renamed("mode", "encryption", mode, encryption, "online")
