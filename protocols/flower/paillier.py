@@ -52,8 +52,9 @@ party for is refused (a SuperNode that restarted fails closed), and a node
 refuses to start a malicious session whose configuration digest it already
 took part in during this run (``context.state`` keeps those digests, so
 the ServerApp cannot rerun a session to have another subset of the same
-signed inputs decrypted). ``secagg-require-malicious=1`` makes a node
-refuse semi-honest Paillier sessions too.
+signed inputs decrypted). The server picks the mode, so the guarantee
+holds on nodes whose config sets ``secagg-require-malicious=1``: they refuse
+semi-honest Paillier sessions too.
 
 Security assumption: the dealer is trusted (SECURITY.md); the files reach
 the nodes out of band (their operators copy them), never through the
@@ -452,7 +453,8 @@ def node_options(*, insecure_allow_small_key_for_tests: bool = False) -> dict[st
     """Keyword arguments for :func:`~protocols.flower.secure_aggregation_mod` /
     :func:`~protocols.flower.secure_train`: SecAgg, SecAgg+ (with the identity
     registry of :func:`~protocols.flower.identity.node_identity`) and threshold
-    Paillier (:func:`paillier_node`)."""
+    Paillier (:func:`paillier_node`, which uses the same identity in
+    malicious mode)."""
     from ..secagg import SECAGG, SECAGG_PLUS
     from .identity import node_identity
 
