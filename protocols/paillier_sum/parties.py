@@ -187,7 +187,7 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
             raise IntegrityError(f"client {i.sender}'s input is not signed by its registry key "
                                  f"for this configuration: {exc}") from exc
         vec = open_vector(i.payload, public_key, insecure)
-        if vec.layout != layout:
+        if layout != vec.layout:
             raise ProtocolError(f"client {i.sender}'s vector has another packing layout")
         if vec.summands != 1:
             raise ProtocolError(f"client {i.sender}'s vector claims {vec.summands} summands, "
