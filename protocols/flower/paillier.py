@@ -37,15 +37,35 @@ sent). Node side: :func:`node_options` gives
 the Paillier party factory, and a policy that refuses a session whose key
 digest, committee or threshold differ from the node's public material file.
 
+**Malicious ServerApp** (``run_session(..., mode="malicious",
+registry=<registry file or mapping>)``): the nodes use the identity of
+SecAgg's malicious mode (:mod:`protocols.flower.identity`): the registry
+file (``secagg-registry``) and the node's Ed25519 key
+(``secagg-signing-key``), both out of band. Each node refuses a session
+whose registry differs from its file for any client id in it (the server's
+copy is checked, never trusted), signs its encrypted update, and a committee
+node decrypts only the product it computes itself from every included
+input, after checking each signature, that the ids are distinct members of
+the session and that there are at least ``min_clients`` of them; it answers
+once per session. A decryption request for a session the node holds no
+party for is refused (a SuperNode that restarted fails closed), and a node
+refuses to start a malicious session whose configuration digest it already
+took part in during this run (``context.state`` keeps those digests, so
+the ServerApp cannot rerun a session to have another subset of the same
+signed inputs decrypted). The server picks the mode, so the guarantee
+holds on nodes whose config sets ``secagg-require-malicious=1``: they refuse
+semi-honest Paillier sessions too.
+
 Security assumption: the dealer is trusted (SECURITY.md); the files reach
 the nodes out of band (their operators copy them), never through the
 server; the server relays the public setup unauthenticated, so nodes trust
-only their own copy. The ServerApp is honest-but-curious: the committee
-decrypts whatever ciphertext the server sends as the sum, so a malicious
-ServerApp can have any single ciphertext it holds decrypted, also one from
-an earlier session of the same dealing (the ``min_clients`` floor guards
-against misconfiguration only); signed ciphertexts with decryptors that
-recompute the sum would close this and are not implemented.
+only their own copy. In the default semi-honest mode the ServerApp is
+honest-but-curious: the committee decrypts whatever ciphertext the server
+sends as the sum, so a malicious ServerApp can have any single ciphertext
+it holds decrypted, also one from an earlier session of the same dealing
+(the ``min_clients`` floor guards against misconfiguration only). Use
+``mode="malicious"`` where the ServerApp may deviate; what it still leaves
+open (colluding nodes, a SuperNode that restarts) is in SECURITY.md.
 """
 
 from __future__ import annotations
@@ -56,10 +76,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flwr.app import Context
+from flwr.app import ConfigRecord, Context
 
 from secagg.errors import IntegrityError, ParameterError, ProtocolError
 from secagg.paillier import DEFAULT_KEY_BITS
+from secagg.sign import VerifyKey
 
 from ..core import ClientParty, ProtocolDescriptor, Session, check_client_ids
 from ..paillier_sum import (
@@ -75,6 +96,7 @@ from ..paillier_sum import (
     write_key_share,
     write_public,
 )
+from .identity import node_identity, read_registry
 
 __all__ = [
     "MIN_CLIENTS_CONFIG_KEY",
@@ -118,7 +140,10 @@ REFUSED_LAYOUTS = {
 }
 #: session parameters the ServerApp never takes (key material or dealing)
 _SERVER_REFUSES = ("keypair", "key_bits", "key_shares", "decryptors", "decrypt_threshold",
-                   "committee")
+                   "committee", "signing_keys")
+#: ``context.state`` record of the configuration digests of the malicious-mode
+#: Paillier sessions this node started in the run (a rerun is refused)
+SPENT_RECORD = "secagg-paillier.spent"
 
 
 def _insecure_codec(config: PaillierSumConfig, **options: Any) -> PaillierSumCodec:
@@ -239,10 +264,26 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     ids = check_client_ids(node_ids)
     clients = sorted(set(ids) | set(public.committee))
     p.setdefault("min_clients", min(DEFAULT_MIN_CLIENTS, len(clients)))
+    if p.get("mode", "semi-honest") == "malicious":
+        p["registry"] = _session_registry(p.get("registry"), clients)
+    elif p.get("registry") is not None:
+        raise ParameterError("registry= belongs to mode='malicious'")
     # a fresh 63-bit round per session: its config digest, and so the context every
     # partial decryption is bound to, differ from every other session's
     return descriptor.make_session(clients, dimension, trust="threshold", public=public,
                                    round=secrets.randbits(63), **p)
+
+
+def _session_registry(value: Any, clients: Iterable[int]) -> dict[int, VerifyKey]:
+    """The identity registry (a file path or a mapping) restricted to ``clients``."""
+    if value is None:
+        raise ParameterError("mode='malicious' needs registry= (the identity registry file "
+                             "every node holds, see protocols.flower.identity)")
+    reg = read_registry(value) if isinstance(value, (str, Path)) else dict(value)
+    missing = [c for c in clients if c not in reg]
+    if missing:
+        raise ParameterError(f"node ids {missing[:5]} of the session have no registry entry")
+    return {c: reg[c] for c in clients}
 
 
 def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
@@ -251,7 +292,10 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     ServerApp's machine), ``clip`` and ``paillier-value-bits`` (2..48). The
     test-only run-config key ``insecure-allow-small-key-for-tests`` lets the
     server take a key below 2048 bits (nodes still refuse one unless their
-    own ClientApp passes the flag to :func:`node_options`)."""
+    own ClientApp passes the flag to :func:`node_options`). ``paillier-registry``
+    (a path on the ServerApp's machine: the identity registry file the nodes
+    hold, see :mod:`protocols.flower.identity`) runs every session in
+    ``mode="malicious"``; empty or absent: semi-honest."""
     path = str(run_config.get("paillier-public", ""))
     if not path:
         raise ParameterError("protocol 'paillier' needs the run config's paillier-public "
@@ -260,9 +304,13 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 48:
         raise ParameterError(f"paillier-value-bits={bits!r} is not an int in 2..48")
     insecure = bool(run_config.get("insecure-allow-small-key-for-tests", False))
-    return {"public": read_public(path, insecure_allow_small_key_for_tests=insecure),
-            "clip": float(clip), "value_bits": bits,
-            "insecure_allow_small_key_for_tests": insecure}
+    params: dict[str, Any] = {
+        "public": read_public(path, insecure_allow_small_key_for_tests=insecure),
+        "clip": float(clip), "value_bits": bits, "insecure_allow_small_key_for_tests": insecure}
+    registry = str(run_config.get("paillier-registry", ""))
+    if registry:
+        params.update(mode="malicious", registry=read_registry(registry))
+    return params
 
 
 # --------------------------------------------------------------------- node side
@@ -290,8 +338,17 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
     ``local_secrets`` reads that file and, on a committee node, its key share
     (checked: this node's id, the committee key, its index, its verification
     key).
+
+    Malicious mode uses the identity of :func:`~protocols.flower.identity.node_identity`:
+    ``policy`` refuses a session whose registry differs from the node's
+    ``secagg-registry`` file for any client id, and one whose configuration
+    digest this node already started in the run (kept in ``context.state``
+    under :data:`SPENT_RECORD`); ``local_secrets`` adds the node's
+    ``signing_key`` from ``secagg-signing-key``. ``secagg-require-malicious=1``
+    refuses semi-honest sessions.
     """
     insecure = insecure_allow_small_key_for_tests
+    id_policy, id_secrets = node_identity()
 
     def policy(descriptor: ProtocolDescriptor, config: Any, context: Context) -> None:
         if descriptor.name != PAILLIER_SUM.name:
@@ -299,6 +356,7 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
         if not isinstance(config, PaillierSumConfig) or config.trust_layout != "threshold":
             raise ProtocolError("this node takes part in threshold Paillier sessions only, "
                                 f"not {getattr(config, 'trust_layout', None)!r}")
+        id_policy(descriptor, config, context)  # the registry against this node's file
         mine = _node_public(context, insecure)
         if config.threshold_key_digest != mine.key.digest:
             raise IntegrityError("the session's threshold key differs from this node's "
@@ -317,6 +375,8 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
             raise ProtocolError(f"the session decrypts sums of as few as min_clients="
                                 f"{config.min_clients} inputs; this node requires at least "
                                 f"{floor} ({MIN_CLIENTS_CONFIG_KEY})")
+        if config.mode == "malicious":
+            _spend(context, config.digest)
 
     def local_secrets(descriptor: ProtocolDescriptor, config: Any,
                       context: Context) -> Mapping[str, Any]:
@@ -334,9 +394,27 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
                                    insecure_allow_small_key_for_tests=insecure)
         # the whole public material: the party checks the committee and t itself too
         return {"threshold_key": mine, "key_share": share,
-                "insecure_allow_small_key_for_tests": insecure}
+                "insecure_allow_small_key_for_tests": insecure,
+                **id_secrets(descriptor, config, context)}
 
     return policy, local_secrets
+
+
+def _spend(context: Context, digest: bytes) -> None:
+    """Record that this node starts the session of ``digest``; refuse a repeat.
+
+    A decryptor answers once per party, but a party ends with its session: a
+    ServerApp that reran a configuration would meet a fresh party, which
+    would decrypt another subset of the same signed inputs. The digests live
+    in ``context.state`` for the run (32 bytes per session; a SuperNode that
+    restarts forgets them, see SECURITY.md)."""
+    rec = context.state.config_records.get(SPENT_RECORD)
+    raw = rec.get("digests", []) if rec is not None else []
+    spent = [d for d in raw if isinstance(d, bytes)] if isinstance(raw, list) else []
+    if digest in spent:
+        raise IntegrityError("this node already took part in a malicious-mode Paillier session "
+                             "with this configuration (digest); a rerun is refused")
+    context.state[SPENT_RECORD] = ConfigRecord({"digests": [*spent, digest]})
 
 
 def check_relayed_quantizer(config: Any, encoder: Any) -> None:
@@ -375,7 +453,8 @@ def node_options(*, insecure_allow_small_key_for_tests: bool = False) -> dict[st
     """Keyword arguments for :func:`~protocols.flower.secure_aggregation_mod` /
     :func:`~protocols.flower.secure_train`: SecAgg, SecAgg+ (with the identity
     registry of :func:`~protocols.flower.identity.node_identity`) and threshold
-    Paillier (:func:`paillier_node`)."""
+    Paillier (:func:`paillier_node`, which uses the same identity in
+    malicious mode)."""
     from ..secagg import SECAGG, SECAGG_PLUS
     from .identity import node_identity
 

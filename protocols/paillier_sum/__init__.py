@@ -33,6 +33,15 @@ Three trust layouts:
     aborts with :class:`MalformedSumError`, blaming no decryptor. No
     single party, the aggregator included, can decrypt.
 
+    ``mode="malicious"`` (:class:`PaillierSumConfig`; ``simulate(...,
+    security="malicious")``) holds against an aggregator that deviates:
+    clients sign their inputs under an Ed25519 identity ``registry``, the
+    aggregator sends the committee every included input
+    (:class:`SignedInputs`) instead of its product, and each decryptor checks
+    every signature, id and count, multiplies the inputs itself and answers
+    once per session. It needs ``2 * decrypt_threshold > len(committee)``
+    and ``min_clients >= 2``.
+
 The parties implement the party contract (:mod:`protocols.core`): each
 takes one typed message in ``handle`` and returns the
 :class:`~protocols.core.Envelope` s it sends; it owns no socket, thread,
@@ -47,7 +56,7 @@ wrong round, a second input from one client, a replayed ciphertext, a
 ciphertext under another key or with another layout is refused with a
 specific :class:`~secagg.errors.SecAggError` and leaves the party unchanged.
 
-Security assumptions: parties are honest-but-curious; the transport
+Security assumptions (semi-honest mode): parties are honest-but-curious; the transport
 authenticates senders (for example with :mod:`secagg.sign` over the message
 bytes, which bind round and sender). A malicious aggregator can add or drop
 inputs (Paillier is malleable) and must not collude with the key holder (or,
@@ -74,7 +83,7 @@ import warnings
 from typing import Any
 
 from ..core import Envelope
-from .config import ROUNDS, PaillierQuantizer, PaillierSumConfig, TrustLayout
+from .config import MODES, ROUNDS, Mode, PaillierQuantizer, PaillierSumConfig, TrustLayout
 from .dealing import (
     ThresholdPublic,
     deal_committee,
@@ -94,7 +103,9 @@ from .messages import (
     Message,
     PaillierSumCodec,
     PublicSetup,
+    SignedInputs,
     ThresholdSetup,
+    input_signing_payload,
 )
 from .parties import (
     FaultyDecryptorError,
@@ -125,6 +136,7 @@ __all__ = [
     "AGGREGATOR",
     "DEALER",
     "KEY_HOLDER",
+    "MODES",
     "PAILLIER_SUM",
     "ROUNDS",
     "DecryptedSum",
@@ -134,6 +146,7 @@ __all__ = [
     "FaultyDecryptorError",
     "MalformedSumError",
     "Message",
+    "Mode",
     "PaillierQuantizer",
     "PaillierSumAggregator",
     "PaillierSumClient",
@@ -142,11 +155,13 @@ __all__ = [
     "PaillierSumDealer",
     "PaillierSumKeyHolder",
     "PublicSetup",
+    "SignedInputs",
     "ThresholdPublic",
     "ThresholdSetup",
     "TrustLayout",
     "choose_committee",
     "deal_committee",
+    "input_signing_payload",
     "read_key_share",
     "read_public",
     "simulate",

@@ -6,14 +6,23 @@ dimension, the trust layout and the fixed-point encoding. Its :attr:`digest`
 (SHA-256 of :meth:`~PaillierSumConfig.to_bytes`) is bound into every
 message, so a message of another round, client set or encoding is refused
 by the codec before a message object exists.
+
+``mode`` names whom the ``"threshold"`` layout holds against, in the
+vocabulary of :mod:`protocols.secagg`: ``"semi-honest"`` (an
+honest-but-curious aggregator) or ``"malicious"`` (an aggregator that may
+deviate): then every client signs its encrypted input under its Ed25519
+identity key in ``registry`` and every decryptor checks each input of the
+sum and recomputes the product itself (see :mod:`.parties`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 
 import numpy as np
@@ -22,8 +31,13 @@ import numpy.typing as npt
 from secagg import wire
 from secagg.errors import EncodingError, ParameterError
 from secagg.paillier import PackingLayout
+from secagg.sign import KEY_BYTES, VerifyKey
 
-__all__ = ["ROUNDS", "PaillierQuantizer", "PaillierSumConfig", "TrustLayout"]
+__all__ = ["MODES", "ROUNDS", "Mode", "PaillierQuantizer", "PaillierSumConfig", "TrustLayout"]
+
+#: Whom the round holds against (the names :mod:`protocols.secagg` uses).
+Mode = Literal["semi-honest", "malicious"]
+MODES: tuple[Mode, ...] = ("semi-honest", "malicious")
 
 TrustLayout = Literal["key-holder", "cross-silo", "threshold"]
 TRUST_LAYOUTS: tuple[TrustLayout, ...] = ("key-holder", "cross-silo", "threshold")
@@ -37,6 +51,7 @@ _MAX_CLIENTS = 1 << 20
 _CONFIG_MAGIC = b"PSCF"
 _CONFIG_VERSION = 1  # key-holder and cross-silo (unchanged bytes, unchanged digests)
 _CONFIG_VERSION_THRESHOLD = 2  # adds the decryption committee and its threshold
+_CONFIG_VERSION_MALICIOUS = 3  # threshold, malicious mode: adds the identity registry
 #: Most decryptors of one committee (the threshold key's ``MAX_PARTIES``).
 MAX_DECRYPTORS = 128
 
@@ -73,6 +88,14 @@ class PaillierSumConfig:
             :attr:`~secagg.paillier.threshold.ThresholdKey.digest` of the dealt
             key (n, t and every verification key), so every party refuses any
             other key; empty in the other layouts.
+        mode: ``"semi-honest"`` (default: the aggregator is honest-but-curious)
+            or ``"malicious"`` (``"threshold"`` layout only: clients sign their
+            inputs and decryptors recompute the sum; needs ``min_clients >= 2``
+            and ``2 * decrypt_threshold > len(committee)``).
+        registry: malicious mode only: every client's Ed25519 identity key
+            (client id -> :class:`~secagg.sign.VerifyKey`, one per client,
+            pairwise distinct). It must reach every party authentically, out of
+            band, never through the aggregator.
     """
 
     round: int
@@ -86,6 +109,8 @@ class PaillierSumConfig:
     committee: frozenset[int] = frozenset()
     decrypt_threshold: int = 0
     threshold_key_digest: bytes = b""
+    mode: Mode = "semi-honest"
+    registry: Mapping[int, VerifyKey] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_int("round", self.round, 0, _MAX_ROUND)
@@ -124,6 +149,45 @@ class PaillierSumConfig:
         if isinstance(m, bool) or not isinstance(m, int) or not 1 <= m <= len(self.clients):
             raise ParameterError(f"min_clients={m!r} is outside [1, {len(self.clients)}]")
         self._check_committee()
+        self._check_mode()
+
+    def _check_mode(self) -> None:
+        if self.mode not in MODES:
+            raise ParameterError(f"mode must be one of {MODES}, got {self.mode!r}")
+        reg = self.registry
+        if self.mode == "semi-honest":
+            if reg is not None:
+                raise ParameterError("registry belongs to mode='malicious' only")
+            return
+        if self.trust_layout != "threshold":
+            raise ParameterError(
+                f"mode='malicious' needs trust_layout='threshold', not "
+                f"{self.trust_layout!r}: its decryptors check every input and recompute the "
+                "sum (a key holder decrypts what it is sent; cross-silo clients all hold "
+                "the private key)")
+        k, t = len(self.committee), self.decrypt_threshold
+        if 2 * t <= k:
+            raise ParameterError(
+                f"mode='malicious' needs 2 * decrypt_threshold > committee size, got t={t} "
+                f"of {k}: two disjoint groups of t decryptors could decrypt two different "
+                f"subsets whose difference is one input; use decrypt_threshold >= {k // 2 + 1}")
+        if self.min_clients < 2:
+            raise ParameterError(
+                f"mode='malicious' needs min_clients >= 2, got {self.min_clients}: a "
+                "decrypted 'sum' of one input is that input")
+        if not isinstance(reg, Mapping):
+            raise ParameterError("mode='malicious' needs a registry: client id -> VerifyKey "
+                                 f"for every client, got {type(reg).__name__}")
+        if set(reg) != set(self.clients):
+            missing = sorted(self.clients - set(reg))[:5]
+            extra = sorted(set(reg) - self.clients, key=repr)[:5]
+            raise ParameterError(f"the registry must hold one VerifyKey per client id; "
+                                 f"missing {missing}, extra {extra}")
+        if not all(isinstance(v, VerifyKey) for v in reg.values()):
+            raise ParameterError("every registry entry must be a secagg.sign.VerifyKey")
+        if len({v.to_bytes() for v in reg.values()}) != len(reg):
+            raise ParameterError("the registry holds the same identity key for two clients")
+        object.__setattr__(self, "registry", MappingProxyType({int(i): reg[i] for i in reg}))
 
     def _check_committee(self) -> None:
         try:
@@ -213,10 +277,14 @@ class PaillierSumConfig:
         """Canonical versioned encoding: ``PSCF`` v1 (key-holder, cross-silo)
         or v2 (threshold: v1's fields, then ``u16 decrypt_threshold``, the
         committee as internal client indices and the 32-byte threshold key
-        digest); the ids travel sorted as u64."""
+        digest) or v3 (threshold, malicious mode: v2's fields, then each
+        client's 32-byte Ed25519 key in id order); the ids travel sorted as
+        u64. Semi-honest configurations keep their v1 / v2 bytes and digests."""
         threshold = self.trust_layout == "threshold"
+        malicious = self.mode == "malicious"
         w = wire.Writer(_CONFIG_MAGIC,
-                        _CONFIG_VERSION_THRESHOLD if threshold else _CONFIG_VERSION)
+                        _CONFIG_VERSION_MALICIOUS if malicious
+                        else _CONFIG_VERSION_THRESHOLD if threshold else _CONFIG_VERSION)
         w.u64(self.round).u8(TRUST_LAYOUTS.index(self.trust_layout)).u64(self.dimension)
         w.f64(self.clip).u8(self.value_bits).u64(self.max_summands or 0)
         w.u32(self.min_clients)
@@ -225,42 +293,62 @@ class PaillierSumConfig:
             w.u16(self.decrypt_threshold)
             wire.write_ids(w, (self.index_of(i) for i in self.committee))
             w.raw(self.threshold_key_digest)
+        if malicious:
+            assert self.registry is not None
+            for i in self.client_ids:
+                w.raw(self.registry[i].to_bytes())
         return w.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PaillierSumConfig:
         """Parse :meth:`to_bytes`, re-checking every field."""
-        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION, _CONFIG_VERSION_THRESHOLD))
+        r = wire.Reader(data, _CONFIG_MAGIC, (_CONFIG_VERSION, _CONFIG_VERSION_THRESHOLD,
+                                              _CONFIG_VERSION_MALICIOUS))
         version = r.version
+        threshold = version in (_CONFIG_VERSION_THRESHOLD, _CONFIG_VERSION_MALICIOUS)
         rnd, layout, dimension = r.u64(), r.u8(), r.u64()
         clip, value_bits, max_summands, min_clients = r.f64(), r.u8(), r.u64(), r.u32()
         ids = wire.read_ids(r, width=64, max_count=_MAX_CLIENTS)
         committee: frozenset[int] = frozenset()
         decrypt_threshold = 0
         key_digest = b""
-        if version == _CONFIG_VERSION_THRESHOLD:
+        registry: dict[int, VerifyKey] | None = None
+        if threshold:
             decrypt_threshold = r.u16()
             ixs = wire.read_ids(r, max_count=min(len(ids), MAX_DECRYPTORS))
             if ixs and not (ixs[0] >= 1 and ixs[-1] <= len(ids)):
                 raise ParameterError(f"committee index outside [1, {len(ids)}]")
             committee = frozenset(ids[i - 1] for i in ixs)
             key_digest = r.raw(32)
+        if version == _CONFIG_VERSION_MALICIOUS:
+            if len(ids) * KEY_BYTES > r.remaining():
+                raise ParameterError(f"{len(ids)} registry keys do not fit the "
+                                     f"{r.remaining()} bytes left")
+            registry = {u: VerifyKey.from_bytes(r.raw(KEY_BYTES)) for u in ids}
         r.done()
         if layout >= len(TRUST_LAYOUTS):
             raise ParameterError(f"unknown trust layout code {layout}")
-        if (TRUST_LAYOUTS[layout] == "threshold") != (version == _CONFIG_VERSION_THRESHOLD):
+        if (TRUST_LAYOUTS[layout] == "threshold") != threshold:
             raise ParameterError(
                 f"config version {version} cannot carry trust layout {TRUST_LAYOUTS[layout]!r}")
         return cls(round=rnd, clients=frozenset(ids), dimension=dimension,
                    trust_layout=TRUST_LAYOUTS[layout], clip=clip, value_bits=value_bits,
                    max_summands=max_summands or None, min_clients=min_clients,
                    committee=committee, decrypt_threshold=decrypt_threshold,
-                   threshold_key_digest=key_digest)
+                   threshold_key_digest=key_digest,
+                   mode="malicious" if registry is not None else "semi-honest",
+                   registry=registry)
 
     @cached_property
     def digest(self) -> bytes:
         """SHA-256 of :meth:`to_bytes`: bound into every message of the round."""
         return hashlib.sha256(self.to_bytes()).digest()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PaillierSumConfig) and self.digest == other.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
 
 
 class PaillierQuantizer:

@@ -20,7 +20,16 @@ ThresholdSetup     PSTS    dealer (threshold), or    setup     threshold key, la
                            a key dealt out of band             sealed key share
                                                                (relayed: none)
 DecryptionShare    PSPD    a decryptor (threshold)   decrypt   partial decryption
+SignedInputs       PSSI    aggregator (threshold,    decrypt   every included input:
+                           malicious mode)                     id, ciphertexts, signature
 =================  ======  ========================  ========  =====================
+
+Under a configuration in ``mode="malicious"`` every message is version 3:
+an :class:`EncryptedInput` then also carries its client's 64-byte Ed25519
+signature over :func:`input_signing_payload`, and the aggregator sends the
+committee :class:`SignedInputs` (every included input, each with its
+signature) instead of an :class:`EncryptedSum`, which that mode refuses.
+Semi-honest configurations keep version 2 and their exact bytes.
 
 The threshold key (``SGTK``) in a :class:`ThresholdSetup` is parsed and
 checked by the codec; the sealed share (AES-256-GCM, see
@@ -40,6 +49,7 @@ receiving party (:func:`open_vector`). Nothing is pickled.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
@@ -50,6 +60,7 @@ from secagg import paillier, wire
 from secagg.errors import EncodingError, ParameterError, RemoteProtocolError
 from secagg.paillier import EncryptedVector, PackingLayout
 from secagg.paillier import threshold as tp
+from secagg.sign import SIGNATURE_BYTES
 
 from ..core import SERVER, Address
 from .config import PaillierSumConfig
@@ -65,7 +76,9 @@ __all__ = [
     "Message",
     "PaillierSumCodec",
     "PublicSetup",
+    "SignedInputs",
     "ThresholdSetup",
+    "input_signing_payload",
     "open_vector",
 ]
 
@@ -77,6 +90,8 @@ KEY_HOLDER = "key_holder"
 DEALER = "dealer"
 
 _VERSION = 2
+_VERSION_MALICIOUS = 3  # mode="malicious": signed inputs, SignedInputs, no EncryptedSum
+_INPUT_SIGN_DOMAIN = b"secagg/paillier_sum/signed-input/v1"
 _ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT, _ROLE_DEALER = 0, 1, 2, 3
 _MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
 _MAX_SEALED_BYTES = _MAX_TKEY_BYTES + 2 * paillier.MAX_KEY_BITS // 8 + 128
@@ -101,15 +116,27 @@ class PublicSetup:
         return paillier.fingerprint(self.public_key)
 
 
+def input_signing_payload(config: PaillierSumConfig, client: int, payload: bytes) -> bytes:
+    """What a client signs in malicious mode: a domain label, the config
+    digest, its client id (u64) and SHA-256 of the exact ciphertext bytes
+    ``payload``. A signature therefore holds for one input of one client
+    under one configuration only."""
+    return (_INPUT_SIGN_DOMAIN + config.digest + int(client).to_bytes(8, "big")
+            + hashlib.sha256(bytes(payload)).digest())
+
+
 @dataclass(frozen=True)
 class EncryptedInput:
     """One client's encrypted vector: a serialised
-    :class:`~secagg.paillier.EncryptedVector` (parsed by the receiver)."""
+    :class:`~secagg.paillier.EncryptedVector` (parsed by the receiver) and,
+    in malicious mode, the client's Ed25519 signature over
+    :func:`input_signing_payload` (empty in semi-honest mode)."""
 
     ROUND: ClassVar[str] = "encrypt"
     MAGIC: ClassVar[bytes] = b"PSEI"
     sender: int
     payload: bytes
+    signature: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -172,11 +199,29 @@ class DecryptionShare:
     payload: bytes
 
 
+@dataclass(frozen=True)
+class SignedInputs:
+    """Malicious mode: what the aggregator asks the committee to decrypt, as
+    every included :class:`EncryptedInput` (client id, ciphertext bytes,
+    signature) in increasing id order. Each decryptor checks every input and
+    multiplies them itself; it never takes the aggregator's word for a sum."""
+
+    ROUND: ClassVar[str] = "decrypt"
+    MAGIC: ClassVar[bytes] = b"PSSI"
+    inputs: tuple[EncryptedInput, ...]
+    sender: Address = SERVER
+
+    @property
+    def included(self) -> frozenset[int]:
+        """The clients whose inputs are in the request."""
+        return frozenset(i.sender for i in self.inputs)
+
+
 Message: TypeAlias = (PublicSetup | EncryptedInput | EncryptedSum | DecryptedSum
-                      | ThresholdSetup | DecryptionShare)
+                      | ThresholdSetup | DecryptionShare | SignedInputs)
 _TYPES: dict[bytes, type] = {
     t.MAGIC: t for t in (PublicSetup, EncryptedInput, EncryptedSum, DecryptedSum,
-                         ThresholdSetup, DecryptionShare)
+                         ThresholdSetup, DecryptionShare, SignedInputs)
 }
 
 
@@ -203,6 +248,8 @@ class PaillierSumCodec:
         if not isinstance(config, PaillierSumConfig):
             raise ParameterError(f"expected a PaillierSumConfig, got {type(config).__name__}")
         self.config = config
+        self._malicious = config.mode == "malicious"
+        self._version = _VERSION_MALICIOUS if self._malicious else _VERSION
         self._insecure = insecure_allow_small_key_for_tests
         # an encrypted vector never holds more ciphertexts than values
         self._max_payload = min(wire.MAX_FIELD,
@@ -252,7 +299,12 @@ class PaillierSumCodec:
         """The bytes of ``message``; EncodingError for a field it cannot carry."""
         if type(message) not in _TYPES.values():
             raise EncodingError(f"cannot encode {type(message).__name__} as Paillier summation")
-        w = wire.Writer(message.MAGIC, _VERSION).raw(self.config.digest)
+        if isinstance(message, SignedInputs) and not self._malicious:
+            raise EncodingError("signed inputs belong to mode='malicious'")
+        if isinstance(message, EncryptedSum) and self._malicious:
+            raise EncodingError("mode='malicious' sends the committee SignedInputs, never an "
+                                "EncryptedSum")
+        w = wire.Writer(message.MAGIC, self._version).raw(self.config.digest)
         self._put_sender(w, message.sender)
         if isinstance(message, PublicSetup):
             if message.sender not in (KEY_HOLDER, *self.config.client_ids):
@@ -262,7 +314,7 @@ class PaillierSumCodec:
         elif isinstance(message, EncryptedInput):
             if not isinstance(message.sender, int):
                 raise EncodingError("an encrypted input comes from a client")
-            w.blob(bytes(message.payload))
+            self._put_input(w, message)
         elif isinstance(message, EncryptedSum):
             if message.sender != SERVER:
                 raise EncodingError("an encrypted sum comes from the aggregator")
@@ -287,6 +339,18 @@ class PaillierSumCodec:
             if message.sender not in self.config.committee:
                 raise EncodingError(f"a decryption share cannot come from {message.sender!r}")
             w.blob(bytes(message.payload))
+        elif isinstance(message, SignedInputs):
+            if message.sender != SERVER:
+                raise EncodingError("signed inputs come from the aggregator")
+            inputs = tuple(message.inputs)
+            if not all(isinstance(i, EncryptedInput) for i in inputs):
+                raise EncodingError("signed inputs hold EncryptedInput objects only")
+            ids = [i.sender for i in inputs]
+            if ids != sorted(ids) or len(set(ids)) != len(ids):
+                raise EncodingError("signed inputs must be in strictly increasing id order")
+            self._put_ids(w, frozenset(ids))
+            for i in inputs:
+                self._put_input(w, i)
         else:
             if message.sender != KEY_HOLDER:
                 raise EncodingError("a decrypted sum comes from the key holder")
@@ -297,6 +361,24 @@ class PaillierSumCodec:
             w.vector(np.ascontiguousarray(raw).view(np.uint64))
         return w.getvalue()
 
+    def _put_input(self, w: wire.Writer, message: EncryptedInput) -> None:
+        """A ciphertext blob and, in malicious mode, its 64-byte signature."""
+        sig = bytes(message.signature)
+        if self._malicious:
+            if len(sig) != SIGNATURE_BYTES:
+                raise EncodingError(f"mode='malicious': an input carries a {SIGNATURE_BYTES}-"
+                                    f"byte signature, got {len(sig)} bytes")
+        elif sig:
+            raise EncodingError("a semi-honest input carries no signature")
+        w.blob(bytes(message.payload))
+        if self._malicious:
+            w.raw(sig)
+
+    def _get_input(self, r: wire.Reader, sender: int) -> EncryptedInput:
+        payload = r.blob(max_len=self._max_payload)
+        sig = r.raw(SIGNATURE_BYTES) if self._malicious else b""
+        return EncryptedInput(sender, payload, sig)
+
     # -- decode ----------------------------------------------------------------------
     def decode(self, data: bytes) -> Message:
         """Parse and check one message; raises only SecAggError subclasses."""
@@ -306,7 +388,7 @@ class PaillierSumCodec:
         cls = _TYPES.get(data[:4])
         if cls is None:
             raise RemoteProtocolError(f"unknown message magic {data[:4]!r}")
-        r = wire.Reader(data, cls.MAGIC, (_VERSION,))  # type: ignore[attr-defined]
+        r = wire.Reader(data, cls.MAGIC, (self._version,))  # type: ignore[attr-defined]
         if r.raw(32) != self.config.digest:
             raise RemoteProtocolError(
                 "message bound to another configuration (digest): another round, "
@@ -327,10 +409,13 @@ class PaillierSumCodec:
         elif cls is EncryptedInput:
             if not isinstance(sender, int):
                 raise RemoteProtocolError(f"an encrypted input from {sender!r}")
-            msg = EncryptedInput(sender, r.blob(max_len=self._max_payload))
+            msg = self._get_input(r, sender)
         elif cls is EncryptedSum:
             if sender != SERVER:
                 raise RemoteProtocolError(f"an encrypted sum from {sender!r}")
+            if self._malicious:
+                raise RemoteProtocolError("mode='malicious' refuses an encrypted sum: the "
+                                          "committee decrypts signed inputs only")
             included = self._get_ids(r)
             msg = EncryptedSum(included, r.blob(max_len=self._max_payload))
         elif cls is ThresholdSetup:
@@ -354,6 +439,12 @@ class PaillierSumCodec:
                 raise RemoteProtocolError(f"a decryption share from {sender!r}, not a "
                                           "decryptor of this round")
             msg = DecryptionShare(sender, r.blob(max_len=self._max_payload))  # type: ignore[arg-type]
+        elif cls is SignedInputs:
+            if sender != SERVER or not self._malicious:
+                raise RemoteProtocolError(f"signed inputs from {sender!r} under mode="
+                                          f"{self.config.mode!r}")
+            ids = sorted(self._get_ids(r))
+            msg = SignedInputs(tuple(self._get_input(r, i) for i in ids))
         else:
             if sender != KEY_HOLDER:
                 raise RemoteProtocolError(f"a decrypted sum from {sender!r}")

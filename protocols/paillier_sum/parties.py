@@ -26,6 +26,17 @@ proof, refuses an answer that fails with :class:`FaultyDecryptorError` naming
 the decryptor (it stays unchanged; the decryptor counts as dropped and a
 transport goes on with the others), and combines once ``decrypt_threshold``
 valid answers arrived.
+
+``mode="malicious"`` (threshold layout; the aggregator may deviate): every
+client signs its :class:`EncryptedInput` with its Ed25519 identity key
+(``signing_key=``, checked against ``config.registry``); the aggregator
+verifies each signature on arrival and sends the committee
+:class:`SignedInputs` (every included input with its signature) instead of
+the product. A decryptor checks every input (distinct ids of the round,
+distinct ciphertexts, signatures valid under the registry for this config
+digest, at least ``min_clients`` of them), multiplies them itself and
+partially decrypts only that product, once per session. The aggregator
+still computes the same product to verify the proofs.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ from secagg import kex, paillier, wire
 from secagg.errors import (
     AbortError,
     EncodingError,
+    IntegrityError,
     LocalProtocolError,
     ParameterError,
     RemoteProtocolError,
@@ -49,6 +61,7 @@ from secagg.errors import (
 )
 from secagg.paillier import ClipPolicy, DJNTable, EncryptedVector, EncryptionMode, ObfuscatorPool
 from secagg.paillier import threshold as tp
+from secagg.sign import SigningKey
 
 from ..core import SERVER, CoordinatorResult, Envelope
 from .config import PaillierSumConfig
@@ -62,7 +75,9 @@ from .messages import (
     EncryptedSum,
     Message,
     PublicSetup,
+    SignedInputs,
     ThresholdSetup,
+    input_signing_payload,
     open_vector,
 )
 
@@ -128,6 +143,60 @@ def _check_sum_request(
         raise ProtocolError(
             f"the sum holds {vec.summands} summands but names {len(msg.included)} clients"
         )
+
+
+def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, public_key: Any,
+                    msg: SignedInputs, insecure: bool) -> EncryptedVector:
+    """Malicious mode: check every input a decryption request carries and
+    return their product mod n^2, computed here (never the aggregator's).
+
+    Refused (:class:`~secagg.errors.RemoteProtocolError`, or
+    :class:`~secagg.errors.IntegrityError` for a bad signature): a sender
+    other than the aggregator, a repeated or unknown client id, fewer than
+    ``min_clients`` inputs, a repeated ciphertext, a signature that does not
+    verify under ``config.registry`` for this config digest, a vector under
+    another key or layout or claiming more than one summand."""
+    if msg.sender != SERVER:
+        raise ProtocolError(f"a decryption request from {msg.sender!r}, not the aggregator")
+    inputs = msg.inputs
+    if not isinstance(inputs, tuple) or not all(
+            isinstance(i, EncryptedInput) and isinstance(i.payload, bytes)
+            and isinstance(i.signature, bytes) for i in inputs):
+        raise ProtocolError("a decryption request holds a tuple of EncryptedInput objects "
+                            "(bytes payload and signature) only")
+    ids = [i.sender for i in inputs]
+    if len(set(ids)) != len(ids):
+        raise ProtocolError(f"the request names a client twice: {sorted(ids)}")
+    extra = set(ids) - config.clients
+    if extra:
+        raise ProtocolError(f"the request names clients outside the round: "
+                            f"{sorted(extra, key=repr)}")
+    if len(ids) < config.min_clients:
+        raise ProtocolError(f"refusing to decrypt a sum of {len(ids)} inputs; min_clients is "
+                            f"{config.min_clients}")
+    digests = {hashlib.sha256(bytes(i.payload)).digest() for i in inputs}
+    if len(digests) != len(inputs):
+        raise ProtocolError("the request holds one ciphertext twice")
+    assert config.registry is not None
+    vectors = []
+    for i in inputs:
+        try:
+            config.registry[i.sender].verify(
+                bytes(i.signature), input_signing_payload(config, i.sender, i.payload))
+        except SecAggError as exc:
+            raise IntegrityError(f"client {i.sender}'s input is not signed by its registry key "
+                                 f"for this configuration: {exc}") from exc
+        vec = open_vector(i.payload, public_key, insecure)
+        if layout != vec.layout:
+            raise ProtocolError(f"client {i.sender}'s vector has another packing layout")
+        if vec.summands != 1:
+            raise ProtocolError(f"client {i.sender}'s vector claims {vec.summands} summands, "
+                                "expected 1")
+        vectors.append(vec)
+    try:
+        return paillier.aggregate(vectors)
+    except ParameterError as exc:
+        raise ProtocolError(f"cannot multiply the inputs: {exc}") from exc
 
 
 def _check_setup(config: PaillierSumConfig, setup: PublicSetup,
@@ -239,8 +308,9 @@ class MalformedSumError(AbortError):
     """Every needed partial decryption verified, yet the decrypted sum is
     malformed (a padding slot overflowed or a value lies past the largest
     possible sum): a client sent an input out of range. No decryptor is to
-    blame; the session aborted and output nothing. The ciphertexts are not
-    signed, so the aggregator cannot tell which client it was."""
+    blame; the session aborted and output nothing. The aggregator cannot tell
+    which client it was (in malicious mode the inputs are signed, but only
+    decrypting single inputs would show which one is out of range)."""
 
 
 class PaillierSumDealer:
@@ -440,6 +510,7 @@ class PaillierSumClient:
         decryptor_key: kex.PrivateKey | None = None,
         threshold_key: tp.ThresholdKey | ThresholdPublic | None = None,
         key_share: tp.KeyShare | None = None,
+        signing_key: SigningKey | None = None,
     ) -> None:
         if mode is not None:
             _deprecated("PaillierSumClient(mode=...)", "encryption=")
@@ -449,6 +520,17 @@ class PaillierSumClient:
         encryption = encryption or "online"
         if client_id not in config.clients:
             raise ParameterError(f"client {client_id!r} is not in the round's clients")
+        if config.mode == "malicious":
+            if not isinstance(signing_key, SigningKey):
+                raise ParameterError(f"mode='malicious': client {client_id} needs its Ed25519 "
+                                     "signing_key (a secagg.sign.SigningKey) to sign its input")
+            assert config.registry is not None
+            if signing_key.verify_key() != config.registry[client_id]:
+                raise ParameterError(f"client {client_id}'s signing_key does not match its "
+                                     "registry entry")
+        elif signing_key is not None:
+            raise ParameterError("signing_key belongs to mode='malicious'")
+        self._signing_key = signing_key
         if encryption not in _ENCRYPTIONS:
             raise ParameterError(f"unknown encryption path {encryption!r}; one of {_ENCRYPTIONS}")
         cross = config.trust_layout == "cross-silo"
@@ -574,6 +656,8 @@ class PaillierSumClient:
             return self._on_threshold_setup(msg)
         if isinstance(msg, EncryptedSum) and layout == "threshold":
             return self._on_threshold_sum(msg)
+        if isinstance(msg, SignedInputs) and layout == "threshold":
+            return self._on_signed_inputs(msg)
         raise ProtocolError(
             f"a {self.config.trust_layout} client does not accept {type(msg).__name__}")
 
@@ -605,7 +689,11 @@ class PaillierSumClient:
         vec = paillier.encrypt(self._pk, layout, self._input / layout.scale,
                                workers=self._workers,
                                insecure_allow_small_key_for_tests=self._insecure, **kw)
-        return EncryptedInput(self.client_id, vec.to_bytes())
+        payload = vec.to_bytes()
+        if self._signing_key is None:
+            return EncryptedInput(self.client_id, payload)
+        sig = self._signing_key.sign(input_signing_payload(self.config, self.client_id, payload))
+        return EncryptedInput(self.client_id, payload, sig)
 
     def _on_setup(self, msg: PublicSetup) -> list[Envelope]:
         if msg.sender != KEY_HOLDER:
@@ -675,7 +763,34 @@ class PaillierSumClient:
         self.state = "sent"
         return [Envelope(SERVER, enc)]
 
+    def _check_decryptor(self) -> tp.KeyShare:
+        """This client may answer a decryption request now; its share."""
+        if self.client_id not in self.config.committee:
+            raise ProtocolError(f"client {self.client_id} is not a decryptor of this round")
+        if self.state == "new":
+            raise ProtocolError("a decryption request arrived before the threshold setup")
+        if self.state == "done":
+            raise ProtocolError(
+                f"decryptor {self.client_id} already answered one decryption request in round "
+                f"{self.config.round}; refusing another")
+        assert self._share is not None
+        return self._share
+
+    def _on_signed_inputs(self, msg: SignedInputs) -> list[Envelope]:
+        if self.config.mode != "malicious":
+            raise ProtocolError("signed inputs belong to mode='malicious'")
+        share = self._check_decryptor()
+        product = _signed_product(self.config, self._layout(), self._pk, msg, self._insecure)
+        partial = tp.partial_decrypt(share, product, context=decryption_context(self.config),
+                                     workers=self._workers)
+        self.included = msg.included
+        self.state = "done"
+        return [Envelope(SERVER, DecryptionShare(self.client_id, partial.to_bytes()))]
+
     def _on_threshold_sum(self, msg: EncryptedSum) -> list[Envelope]:
+        if self.config.mode == "malicious":
+            raise ProtocolError("mode='malicious': a decryptor decrypts only the product it "
+                                "computes from signed inputs, never the aggregator's sum")
         if self.client_id not in self.config.committee:
             raise ProtocolError(f"client {self.client_id} is not a decryptor of this round")
         if self.state == "new":
@@ -864,6 +979,7 @@ class PaillierSumAggregator:
         self._sum: EncryptedVector | None = None
         self._included: set[int] = set()
         self._seen: set[bytes] = set()
+        self._inputs: dict[int, EncryptedInput] = {}  # malicious mode: signed inputs kept
         self.state: Literal["setup", "collecting", "summed", "done", "aborted"] = "setup"
         self.raw_result: npt.NDArray[np.int64] | None = None
         self._result: CoordinatorResult | None = None
@@ -1070,6 +1186,20 @@ class PaillierSumAggregator:
         digest = hashlib.sha256(msg.payload).digest()
         if digest in self._seen:
             raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
+        if self.config.mode == "malicious":
+            assert self.config.registry is not None
+            if not isinstance(msg.signature, bytes):
+                raise ProtocolError(f"client {msg.sender}'s signature is not bytes")
+            try:
+                self.config.registry[msg.sender].verify(
+                    bytes(msg.signature),
+                    input_signing_payload(self.config, msg.sender, msg.payload))
+            except SecAggError as exc:
+                raise IntegrityError(f"client {msg.sender}'s input is not signed by its "
+                                     f"registry key for this configuration: {exc}") from exc
+        elif msg.signature:
+            raise ProtocolError(f"client {msg.sender}'s input carries a signature; this round "
+                                "is semi-honest")
         vec = open_vector(msg.payload, self._pk, self._insecure)
         if vec.layout != self.layout:
             raise ProtocolError(f"client {msg.sender}'s vector has another packing layout")
@@ -1084,6 +1214,8 @@ class PaillierSumAggregator:
         self._sum = new_sum
         self._included.add(msg.sender)
         self._seen.add(digest)
+        if self.config.mode == "malicious":
+            self._inputs[msg.sender] = msg
         if self._included == set(self.config.clients):
             return self._send_sum()
         return []
@@ -1094,6 +1226,10 @@ class PaillierSumAggregator:
                 f"only {len(self._included)} inputs arrived; min_clients is "
                 f"{self.config.min_clients}"
             )
+        if self.config.mode == "malicious":  # every input, each decryptor multiplies them
+            request = SignedInputs(tuple(self._inputs[c] for c in sorted(self._included)))
+            self.state = "summed"
+            return [Envelope(c, request) for c in self.config.decryptor_ids]
         out = EncryptedSum(self.included, self._sum.to_bytes())
         if self.config.trust_layout == "key-holder":
             self.state = "summed"

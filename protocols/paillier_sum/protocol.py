@@ -26,12 +26,24 @@ committee and t come from it) and, for in-process clients, ``key_shares=``
 coordinator only). There is no dealer party: the aggregator starts in the
 ``"encrypt"`` round and relays the public setup, and each client checks it
 against its own copy (``PaillierSumClient(threshold_key=, key_share=)``).
+
+``mode="malicious"`` (threshold only; against an aggregator that may
+deviate): ``signing_keys`` (each in-process client's Ed25519
+:class:`~secagg.sign.SigningKey` by client id; fresh ones are generated when
+neither it nor ``registry`` is given) and ``registry`` (client id ->
+:class:`~secagg.sign.VerifyKey`; derived from ``signing_keys`` if omitted;
+alone it builds a coordinator-only session on a key dealt out of band).
+``min_clients`` defaults to 1, and to 2 in malicious mode; ``round``
+defaults to 0, and in malicious mode to a fresh 63-bit number from
+:mod:`secrets` (signatures bind the configuration digest: a configuration
+run twice would accept the first run's signed inputs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,9 +53,10 @@ from secagg import kex, paillier
 from secagg.errors import AbortError, ParameterError
 from secagg.paillier import ClipPolicy, DJNTable, EncryptionMode, ObfuscatorPool
 from secagg.paillier import threshold as tp
+from secagg.sign import SigningKey, VerifyKey
 
 from ..core import CoordinatorResult, ProtocolDescriptor, Session, derive_seed
-from .config import MAX_DECRYPTORS, ROUNDS, PaillierSumConfig, TrustLayout
+from .config import MAX_DECRYPTORS, MODES, ROUNDS, Mode, PaillierSumConfig, TrustLayout
 from .dealing import ThresholdPublic, shares_for
 from .messages import DEALER, KEY_HOLDER, PaillierSumCodec
 from .parties import (
@@ -72,6 +85,35 @@ def choose_committee(client_ids: Iterable[int], size: int, seed: bytes) -> froze
     return frozenset(rank[:size])
 
 
+def _identities(
+    client_ids: tuple[int, ...], mode: Mode, registry: Mapping[int, VerifyKey] | None,
+    signing_keys: Mapping[int, SigningKey] | None, *, in_process: bool,
+) -> tuple[Mapping[int, VerifyKey] | None, Mapping[int, SigningKey]]:
+    """The configuration's registry and the in-process clients' signing keys."""
+    if mode not in MODES:
+        raise ParameterError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "semi-honest":
+        if registry is not None or signing_keys is not None:
+            raise ParameterError("registry and signing_keys belong to mode='malicious'")
+        return None, {}
+    if signing_keys is None and registry is None:
+        signing_keys = {c: SigningKey.generate() for c in client_ids}
+    if signing_keys is None:
+        if in_process:
+            raise ParameterError("mode='malicious' with in-process clients needs their "
+                                 "signing_keys (or neither registry nor signing_keys, to draw "
+                                 "fresh ones)")
+        return registry, {}
+    keys = dict(signing_keys)
+    if set(keys) != set(client_ids) or not all(isinstance(k, SigningKey)
+                                               for k in keys.values()):
+        raise ParameterError("signing_keys must hold one secagg.sign.SigningKey per client id")
+    derived = {c: k.verify_key() for c, k in keys.items()}
+    if registry is not None and dict(registry) != derived:
+        raise ParameterError("the registry does not match the clients' signing_keys")
+    return derived, keys
+
+
 def _build(
     client_ids: tuple[int, ...], dimension: int, *, seed: int | None = None,
     keypair: tuple[Any, Any] | None = None,
@@ -81,8 +123,8 @@ def _build(
     clip: float = 1.0,
     value_bits: int = 16,
     max_summands: int | None = None,
-    min_clients: int = 1,
-    round: int = 0,
+    min_clients: int | None = None,
+    round: int | None = None,
     workers: int | None = None,
     on_clip: ClipPolicy = "clip",
     insecure_allow_small_key_for_tests: bool = False,
@@ -91,9 +133,19 @@ def _build(
     committee: Iterable[int] | None = None,
     public: ThresholdPublic | None = None,
     key_shares: Mapping[int, tp.KeyShare] | None = None,
+    mode: Mode = "semi-honest",
+    registry: Mapping[int, VerifyKey] | None = None,
+    signing_keys: Mapping[int, SigningKey] | None = None,
 ) -> Session:
     insecure = insecure_allow_small_key_for_tests
     thresh = trust == "threshold"
+    if mode == "malicious" and not thresh:
+        raise ParameterError(f"mode='malicious' needs trust='threshold', not {trust!r}: only "
+                             "its decryptors check every input and recompute the sum")
+    if min_clients is None:
+        min_clients = 2 if mode == "malicious" else 1
+    if round is None:  # malicious mode: a fresh round, so old signed inputs never verify
+        round = secrets.randbits(63) if mode == "malicious" else 0
     if public is not None or key_shares is not None:
         if public is None:
             raise ParameterError("key_shares need the public material they belong to (public=)")
@@ -106,13 +158,17 @@ def _build(
         if given:
             raise ParameterError(f"with public= the key, the committee and its threshold come "
                                  f"from the public material; drop {sorted(given)}")
+        reg, keys = _identities(client_ids, mode, registry, signing_keys,
+                                in_process=key_shares is not None)
         return _build_dealt(client_ids, dimension, public, key_shares, encryption=encryption,
                             clip=clip, value_bits=value_bits, max_summands=max_summands,
                             min_clients=min_clients, round=round, workers=workers,
-                            on_clip=on_clip, insecure=insecure)
+                            on_clip=on_clip, insecure=insecure, mode=mode, registry=reg,
+                            signing_keys=keys)
     if not thresh and (decryptors, decrypt_threshold, committee) != (None, None, None):
         raise ParameterError("decryptors, decrypt_threshold and committee belong to "
                              f"trust='threshold', not {trust!r}")
+    reg, keys = _identities(client_ids, mode, registry, signing_keys, in_process=True)
     chosen: frozenset[int] = frozenset()
     t = 0
     if thresh:
@@ -130,7 +186,8 @@ def _build(
         # checked here so that a bad committee is named before any key work
         PaillierSumConfig(round=round, clients=frozenset(client_ids), dimension=dimension,
                           trust_layout=trust, committee=chosen, decrypt_threshold=t,
-                          threshold_key_digest=bytes(32))
+                          threshold_key_digest=bytes(32), min_clients=min_clients, mode=mode,
+                          registry=reg)
     cross = trust == "cross-silo"
     if encryption == "crt" and not cross:
         raise ParameterError("encryption 'crt' needs the private key: use trust='cross-silo'")
@@ -146,7 +203,8 @@ def _build(
                                trust_layout=trust, clip=clip, value_bits=value_bits,
                                max_summands=max_summands, min_clients=min_clients,
                                committee=chosen, decrypt_threshold=t,
-                               threshold_key_digest=dealt.key.digest if dealt else b"")
+                               threshold_key_digest=dealt.key.digest if dealt else b"",
+                               mode=mode, registry=reg)
     decryptor_keys = {cid: kex.PrivateKey.generate() for cid in chosen}
     packing = config.packing(pk, insecure_allow_small_key_for_tests=insecure)
     clients: dict[int, Any] = {}
@@ -162,7 +220,7 @@ def _build(
             cid, config, keypair=keypair if cross else None,
             expected_public_key=None if cross else pk, encryption=encryption,
             workers=workers, on_clip=on_clip, insecure_allow_small_key_for_tests=insecure,
-            decryptor_key=decryptor_keys.get(cid), **extra)
+            decryptor_key=decryptor_keys.get(cid), signing_key=keys.get(cid), **extra)
     aggregator = PaillierSumAggregator(config, expected_public_key=pk,
                                        insecure_allow_small_key_for_tests=insecure)
     others: dict[str, Any] = {}
@@ -205,7 +263,9 @@ def _build_dealt(
     client_ids: tuple[int, ...], dimension: int, public: ThresholdPublic,
     key_shares: Mapping[int, tp.KeyShare] | None, *, encryption: EncryptionMode,
     clip: float, value_bits: int, max_summands: int | None, min_clients: int, round: int,
-    workers: int | None, on_clip: ClipPolicy, insecure: bool,
+    workers: int | None, on_clip: ClipPolicy, insecure: bool, mode: Mode = "semi-honest",
+    registry: Mapping[int, VerifyKey] | None = None,
+    signing_keys: Mapping[int, SigningKey] | None = None,
 ) -> Session:
     """A threshold session on a key dealt out of band (:mod:`.dealing`): no
     dealer party; the aggregator holds the public material only and relays
@@ -225,7 +285,8 @@ def _build_dealt(
                                max_summands=max_summands, min_clients=min_clients,
                                committee=frozenset(public.committee),
                                decrypt_threshold=public.threshold,
-                               threshold_key_digest=public.key.digest)
+                               threshold_key_digest=public.key.digest, mode=mode,
+                               registry=registry)
     pk = public.public_key
     clients: dict[int, Any] = {}
     if key_shares is not None:
@@ -245,7 +306,7 @@ def _build_dealt(
             clients[cid] = PaillierSumClient(
                 cid, config, encryption=encryption, workers=workers, on_clip=on_clip,
                 insecure_allow_small_key_for_tests=insecure, threshold_key=public.key,
-                key_share=shares.get(cid), **extra)
+                key_share=shares.get(cid), signing_key=(signing_keys or {}).get(cid), **extra)
     aggregator = PaillierSumAggregator(config, threshold_key=public.key,
                                        insecure_allow_small_key_for_tests=insecure)
     return Session(config=config, coordinator=aggregator, clients=clients,

@@ -14,10 +14,11 @@ from secagg import paillier
 from secagg.errors import EncodingError, ParameterError
 from secagg.paillier import ClipPolicy, EncryptionMode
 from secagg.paillier.threshold import KeyShare
+from secagg.sign import SigningKey, VerifyKey
 
 from ..results import AggregationResult
 from ..simulator import run
-from .config import TrustLayout
+from .config import Mode, TrustLayout
 from .dealing import ThresholdPublic
 from .protocol import PAILLIER_SUM
 
@@ -44,11 +45,11 @@ def simulate(
     clip: float = 1.0,
     value_bits: int = 16,
     max_summands: int | None = None,
-    min_clients: int = 1,
+    min_clients: int | None = None,
     encryption: EncryptionMode | None = None,
     keypair: tuple[Any, Any] | None = None,
     workers: int | None = None,
-    round: int = 0,
+    round: int | None = None,
     on_clip: ClipPolicy = "clip",
     insecure_allow_small_key_for_tests: bool = False,
     layout: TrustLayout | None = None,
@@ -58,6 +59,9 @@ def simulate(
     committee: Iterable[int] | None = None,
     public: ThresholdPublic | None = None,
     key_shares: Mapping[int, KeyShare] | None = None,
+    security: Mode = "semi-honest",
+    registry: Mapping[int, VerifyKey] | None = None,
+    signing_keys: Mapping[int, SigningKey] | None = None,
 ) -> AggregationResult:
     """Run one round in process, every message through its byte codec.
 
@@ -95,6 +99,14 @@ def simulate(
     precomputation and the decryption; None: the library's default). The
     clients themselves run in this process: their key material has no state
     codec to cross into a worker, unlike SecAgg's clients.
+
+    ``security="malicious"`` (threshold only) runs the malicious-aggregator
+    mode (``mode="malicious"`` of the configuration; ``mode=`` here is the
+    deprecated name of ``encryption=``): clients sign their inputs with
+    ``signing_keys`` (fresh ones if neither they nor ``registry`` are given)
+    and every decryptor checks them and recomputes the sum. ``min_clients``
+    defaults to 1, and to 2 in that mode; ``round`` to 0, and in that mode to
+    a fresh random round number.
     """
     trust = _renamed("layout", "trust", layout, trust, "key-holder")
     encryption = _renamed("mode", "encryption", mode, encryption, "online")
@@ -110,4 +122,5 @@ def simulate(
                round=round, workers=workers, client_pool=False, on_clip=on_clip,
                insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests,
                decryptors=decryptors, decrypt_threshold=decrypt_threshold, committee=committee,
-               public=public, key_shares=key_shares)
+               public=public, key_shares=key_shares, mode=security, registry=registry,
+               signing_keys=signing_keys)

@@ -46,7 +46,9 @@ def main(grid: Grid, context: Context) -> None:
         params = {}
         if descriptor is PAILLIER_SUM:  # threshold layout on the dealer's public material
             params = {"public": str(cfg["paillier-public"]), "clip": 1.0, "value_bits": 24}
-        if cfg["registry-path"]:
+        if cfg["registry-path"] and descriptor is PAILLIER_SUM:  # signed inputs
+            params.update(mode="malicious", registry=str(cfg["registry-path"]))
+        elif cfg["registry-path"]:
             registry = read_registry(str(cfg["registry-path"]))
             session = malicious_session(descriptor, registry, nodes, dim)
         report = run_session(grid, descriptor, nodes, dim,

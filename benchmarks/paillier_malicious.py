@@ -1,0 +1,111 @@
+"""What the malicious-aggregator mode of threshold Paillier costs a decryptor.
+
+Side by side, on one dealt key and the same inputs, per committee member:
+
+* semi-honest: the decryption request is the aggregator's product
+  (``EncryptedSum``); the decryptor parses it and partially decrypts it;
+* malicious: the request carries every included input with its Ed25519
+  signature (``SignedInputs``); the decryptor verifies every signature,
+  parses every vector, multiplies them mod n^2 itself, then partially
+  decrypts the product.
+
+Reported: the encoded request's bytes in both modes, the decryptor's
+check-and-multiply time and its partial-decryption time (best of
+``--repeat`` runs, wall clock, one process), and the ratios. Run with
+``python -m benchmarks.paillier_malicious [--bits 2048] [--clients 5 10 20]
+[--dimension 1000]``; ``--quick`` uses a 1024-bit key under the test-only
+flag (for a smoke run, not for figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+from protocols import paillier_sum as ps
+from protocols.core import SERVER
+from protocols.paillier_sum.messages import open_vector
+from protocols.paillier_sum.parties import _signed_product, decryption_context
+from secagg.paillier import threshold as tp
+
+from ._common import best_of, table, write_json
+
+
+def _request(keypair: Any, n: int, dimension: int, mode: str, insecure: bool) -> tuple[Any, ...]:
+    """One session driven to its decryption request: (config, codec, request,
+    decryptor party, packing layout, public key)."""
+    kw: dict[str, Any] = {"insecure_allow_small_key_for_tests": True} if insecure else {}
+    s = ps.PAILLIER_SUM.make_session(range(n), dimension, trust="threshold", keypair=keypair,
+                                     committee=[0, 1, 2], decrypt_threshold=2, seed=1,
+                                     min_clients=2, mode=mode, **kw)
+    rng = np.random.default_rng(0)
+    for c in s.clients.values():
+        c.set_input(s.encoder.encode(rng.uniform(-1, 1, dimension)))
+    agg: Any = s.coordinator
+    clients: dict[Any, Any] = dict(s.clients)
+    out: list[Any] = []
+    for e in s.others[ps.DEALER].start():
+        if e.receiver == SERVER:
+            agg.handle(e.message)
+        else:
+            out += clients[e.receiver].handle(e.message)
+    for e in out:
+        sent = agg.handle(e.message)
+    codec = ps.PaillierSumCodec(s.config, **kw)
+    return s.config, codec, sent[0].message, s.clients[0], agg.layout, keypair[0]
+
+
+def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -> dict[str, Any]:
+    """One row: request bytes and decryptor times in both modes for ``n`` clients."""
+    row: dict[str, Any] = {"clients": n, "dimension": dimension}
+    cfg, codec, msg, member, layout, pk = _request(keypair, n, dimension, "semi-honest",
+                                                       insecure)
+    row["request_bytes_semi"] = len(codec.encode(msg))
+    vec = open_vector(msg.payload, pk, insecure)
+    share = member._share
+    row["partial_s"] = best_of(lambda: tp.partial_decrypt(
+        share, vec, context=decryption_context(cfg)), repeat)
+    cfg, codec, msg, member, layout, pk = _request(keypair, n, dimension, "malicious",
+                                                       insecure)
+    row["request_bytes_mal"] = len(codec.encode(msg))
+    row["check_and_multiply_s"] = best_of(
+        lambda: _signed_product(cfg, layout, pk, msg, insecure), repeat)
+    product = _signed_product(cfg, layout, pk, msg, insecure)
+    share = member._share
+    row["partial_mal_s"] = best_of(lambda: tp.partial_decrypt(
+        share, product, context=decryption_context(cfg)), repeat)
+    row["check / partial"] = row["check_and_multiply_s"] / row["partial_mal_s"]
+    row["bytes mal / semi"] = row["request_bytes_mal"] / row["request_bytes_semi"]
+    return row
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.paillier_malicious",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--bits", type=int, default=2048, help="key size (default 2048)")
+    ap.add_argument("--clients", type=int, nargs="+", default=[5, 10, 20])
+    ap.add_argument("--dimension", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--quick", action="store_true",
+                    help="1024-bit key under the test-only flag, 3 and 5 clients, 200 values")
+    ap.add_argument("--out", default=None, help="JSON output path")
+    args = ap.parse_args(argv)
+    insecure = args.quick
+    bits = 1024 if args.quick else args.bits
+    clients = [3, 5] if args.quick else args.clients
+    dimension = 200 if args.quick else args.dimension
+    keypair = tp.generate_keypair(
+        bits, **({"insecure_allow_small_key_for_tests": True} if insecure else {}))
+    rows = [measure(keypair, n, dimension, args.repeat, insecure) for n in clients]
+    print(f"threshold Paillier, {bits}-bit key, 2-of-3 committee, one decryptor's work")
+    print(table(rows))
+    write_json("paillier_malicious", {"bits": bits, "rows": rows}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
