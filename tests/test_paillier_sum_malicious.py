@@ -198,6 +198,28 @@ def test_a_duplicated_client_or_ciphertext_is_refused(tkp: Any) -> None:
              "outside the round")
 
 
+def test_a_signed_input_claiming_two_summands_is_refused(tkp: Any) -> None:
+    """A colluding client signs a vector that claims two summands (its own input
+    times the victim's): the decryptor takes single inputs only."""
+    r = Round(tkp)
+    two = paillier.aggregate([r.vector(3), r.vector(4)])
+    assert two.summands == 2
+    colluder = r.member(3)._signing_key
+    payload = two.to_bytes()
+    doubled = ps.EncryptedInput(3, payload, colluder.sign(
+        ps.input_signing_payload(r.cfg, 3, payload)))
+    _refused(r, 0, ps.SignedInputs((r.enc[2], doubled)), ProtocolError, "claims 2 summands")
+
+
+def test_a_semi_honest_decryptor_refuses_signed_inputs(tkp: Any) -> None:
+    r = Round(tkp, security="semi-honest")
+    party = r.member(0)
+    before = party.export_state()
+    with pytest.raises(ProtocolError, match="belong to mode='malicious'"):
+        party.handle(ps.SignedInputs((r.enc[3], r.enc[4])))
+    assert party.export_state() == before
+
+
 def test_an_input_signed_for_another_configuration_is_refused(tkp: Any) -> None:
     keys = {u: SigningKey.generate() for u in range(5)}
     r1 = Round(tkp, signing_keys=keys, round=1)

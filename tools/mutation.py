@@ -762,6 +762,51 @@ _paillier = (
     ("        if v.size and int(np.abs(v.astype(np.int64)).max()) > q.max_int:",
      "        if v.size and int(np.abs(v.astype(np.int64)).max()) > 2 * q.max_int:",
      "integer inputs past the largest |v| accepted")
+    # malicious mode: the decryptor's checks of a decryption request
+    ("    if len(set(ids)) != len(ids):\n        raise ProtocolError(f\"the request names a client twice",
+     "    if False:\n        raise ProtocolError(f\"the request names a client twice",
+     "malicious mode: a request naming one client twice decrypted")
+    ("    if len(ids) < config.min_clients:",
+     "    if len(ids) < config.min_clients - 1:",
+     "malicious mode: min_clients-1 signed inputs decrypted")
+    ("    if len(digests) != len(inputs):",
+     "    if False:",
+     "malicious mode: one ciphertext twice decrypted")
+    ("            config.registry[i.sender].verify(\n                bytes(i.signature), input_signing_payload(config, i.sender, i.payload))",
+     "            pass",
+     "malicious mode: decryptor skips the signatures")
+    ("        if vec.summands != 1:\n            raise ProtocolError(f\"client {i.sender}'s vector claims",
+     "        if vec.summands > 2:\n            raise ProtocolError(f\"client {i.sender}'s vector claims",
+     "malicious mode: an input claiming two summands multiplied in")
+    ("        if self.config.mode != \"malicious\":\n            raise ProtocolError(\"signed inputs belong to",
+     "        if False:\n            raise ProtocolError(\"signed inputs belong to",
+     "a semi-honest decryptor takes a signed-inputs request")
+    ("        if self.config.mode == \"malicious\":\n            raise ProtocolError(\"mode='malicious': a decryptor decrypts only",
+     "        if False:\n            raise ProtocolError(\"mode='malicious': a decryptor decrypts only",
+     "malicious mode: decryptor decrypts the aggregator's product")
+    ("        if self.state == \"done\":\n            raise ProtocolError(\n                f\"decryptor {self.client_id} already answered one decryption",
+     "        if False:\n            raise ProtocolError(\n                f\"decryptor {self.client_id} already answered one decryption",
+     "malicious mode: a decryptor answers a second request")
+).out
+
+_paillier_config = (
+    _m("protocols/paillier_sum/config.py")
+    ("        if 2 * t <= k:",
+     "        if 2 * t < k:",
+     "malicious mode with 2t = k (two disjoint t-groups) accepted")
+    ("        if self.min_clients < 2:",
+     "        if self.min_clients < 1:",
+     "malicious mode with min_clients 1 accepted")
+    ("        if len({v.to_bytes() for v in reg.values()}) != len(reg):",
+     "        if False:",
+     "one identity key registered for two clients accepted")
+).out
+
+_paillier_flower = (
+    _m("protocols/flower/paillier.py")
+    ("    if digest in spent:",
+     "    if False:",
+     "a node takes part twice in one malicious-mode configuration")
 ).out
 
 # -- dp ------------------------------------------------------------------------------
@@ -971,8 +1016,11 @@ TARGETS: tuple[Target, ...] = (
     Target("sa-messages", _SA_TESTS, tuple(_sa_messages)),
     Target("sa-client", _SA_TESTS, tuple(_sa_client)),
     Target("sa-server", _SA_TESTS, tuple(_sa_server + _sa_unmask)),
-    Target("paillier", ("tests/test_paillier_sum.py", "tests/test_mutation_kills_paillier.py"),
-           tuple(_paillier)),
+    Target("paillier", ("tests/test_paillier_sum.py", "tests/test_mutation_kills_paillier.py",
+                        "tests/test_paillier_sum_malicious.py"),
+           tuple(_paillier + _paillier_config)),
+    Target("paillier-flower", ("tests/test_flower_paillier_malicious.py",),
+           tuple(_paillier_flower)),
     Target("dp-ledger", ("tests/test_dp_ledger.py", "tests/test_dp_budget_cli.py"),
            tuple(_dp_ledger)),
     Target("dp-local", ("tests/test_dp_local.py",), tuple(_dp_local)),
