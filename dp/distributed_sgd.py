@@ -174,9 +174,12 @@ def encode_batch(
     signs = _signs(seed, d_pad)
     bound = Fraction(params.l2_sensitivity) ** 2
     limit = math.floor(bound)  # an integer squared norm z2 <= bound iff z2 <= floor(bound)
+    # every row's L2 norm by one stacked call: the dot products run back to
+    # back (a multi-threaded BLAS that rests between calls stalls here)
+    norms = np.sqrt(np.matmul(g[:, None, :], g[:, :, None]).reshape(g.shape[0]))
     step = max(1, _BLOCK_VALUES // d_pad)
     for lo in range(0, g.shape[0], step):
-        y = _rotate_rows(params, g[lo : lo + step], signs)
+        y = _rotate_rows(params, g[lo : lo + step], norms[lo : lo + step], signs)
         _round_rows(y, limit, params.beta, src, total)
     if params.mechanism == "dgauss":
         total += discrete.discrete_gaussian(params.noise_variance, d_pad, src)
@@ -186,17 +189,18 @@ def encode_batch(
     return (total.view(np.uint64) & mask).astype(np.uint32)
 
 
-def _rotate_rows(params: DistributedDPParams, rows: FloatArray, signs: FloatArray) -> FloatArray:
-    """Each row (R x dimension, finite) clipped to L2 ``l2_clip``, padded,
-    sign-flipped, rotated and scaled by ``1 / gamma``: R x padded_dimension.
+def _rotate_rows(params: DistributedDPParams, rows: FloatArray, norms: FloatArray,
+                 signs: FloatArray) -> FloatArray:
+    """Each row (R x dimension, finite; ``norms`` their L2 norms) clipped to
+    L2 ``l2_clip``, padded, sign-flipped, rotated and scaled by ``1 /
+    gamma``: R x padded_dimension.
 
     Bit-identical row by row to the one-row computation ``norm =
     sqrt(row @ row)``; ``x *= l2_clip / norm`` if ``norm > l2_clip``;
-    ``hadamard(x * signs) * scale``: the norms are the same BLAS dot
-    products (stacked), a factor of 1.0 leaves an unclipped row unchanged,
+    ``hadamard(x * signs) * scale``, given the norms as the same BLAS dot
+    products (stacked): a factor of 1.0 leaves an unclipped row unchanged,
     and :func:`hadamard` of a matrix equals it row by row."""
     r = rows.shape[0]
-    norms = np.sqrt(np.matmul(rows[:, None, :], rows[:, :, None]).reshape(r))
     clipped = norms > params.l2_clip
     factor = np.ones(r, dtype=np.float64)
     np.divide(params.l2_clip, norms, out=factor, where=clipped)
@@ -223,12 +227,12 @@ def _round_rows(
     is at most ``limit`` (exact in int64). Row 0's attempts take the first
     draws, then row 1's, and so on: one draw per attempt, as in rounding one
     row at a time (each draw is its own keystream label, so draws cannot be
-    merged). What does not depend on the draws is computed for all rows at
-    once: the floors, the thresholds, the parts of the squared norm, and
-    which rows pass whatever the draw (their squared norm is within
-    ``limit`` even with every coordinate whose rounding up adds to it
-    rounded up: unclipped rows, typically). Those take one draw each, in their turn, and are
-    rounded together at the end; the others are tested attempt by attempt.
+    merged). The floors and thresholds are computed for all rows at once.
+    With several rows, so is which rows pass whatever the draw (their
+    squared norm is within ``limit`` even with every coordinate rounded
+    the way that adds more: unclipped rows, typically): those take one draw
+    each, in their turn, and are rounded together at the end; the others
+    are tested attempt by attempt.
 
     Raises:
         EncodingError: a row failed ``MAX_ROUNDING_ATTEMPTS`` times
@@ -243,35 +247,37 @@ def _round_rows(
     # unless t = 2^53 (frac = 1.0): that coordinate always rounds up, so it
     # moves into the base with threshold 0 (never up again)
     np.ceil(y, out=y)
-    whole = y == 2.0**53
-    if whole.any():
+    if r_all and y.max() == 2.0**53:
+        whole = y == 2.0**53
         base_f += whole
         y[whole] = 0.0
     threshold = y.astype(np.int64)
     threshold <<= 11
     shifted = threshold.view(np.uint64)
     base = base_f.astype(np.int64)
-    del base_f, threshold, whole
+    del base_f, threshold
     total += base.sum(axis=0)
-    # |base + up|^2 = |base|^2 + sum over rounded-up coordinates of 2 base + 1;
-    # exact in int64: the norms stay below 2^61 (see dp.distributed.encode)
-    squares = np.einsum("ij,ij->i", base, base)
-    step_up = base
-    step_up *= 2
-    step_up += 1
-    worst = squares + np.maximum(step_up, 0).sum(axis=1)  # every up that adds, added
-    sure = worst <= limit
+    if r_all > 1:
+        # the larger of |b| and |b + 1| per coordinate, squared and summed:
+        # exact in int64 (norms stay below 2^61, see dp.distributed.encode)
+        far = base + 1
+        np.maximum(far, -base, out=far)
+        sure = np.einsum("ij,ij->i", far, far) <= limit
+        del far
+    else:
+        sure = np.zeros(r_all, dtype=np.bool_)
     kept: list[npt.NDArray[np.uint64]] = []  # the one draw of each sure row, in order
     ups = np.zeros(d, dtype=np.int64)
     up = np.empty(d, dtype=np.bool_)
+    z = np.empty(d, dtype=np.int64)
     for row in range(r_all):
         if sure[row]:
             kept.append(src.words(d))
             continue
-        t, s0, steps = shifted[row], int(squares[row]), step_up[row]
         for _ in range(MAX_ROUNDING_ATTEMPTS):
-            np.less(src.words(d), t, out=up)
-            if s0 + int(np.dot(steps, up.view(np.uint8))) <= limit:
+            np.less(src.words(d), shifted[row], out=up)
+            np.add(base[row], up, out=z)
+            if int(np.dot(z, z)) <= limit:  # exact: below 2^61
                 ups += up
                 break
         else:

@@ -265,6 +265,20 @@ def test_rounding_of_awkward_values_matches_the_one_row_loop(quantile: float | N
         assert attempts > 9  # the largest row failed some attempts
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 8])
+def test_a_row_exactly_at_the_bound_passes(limit: int) -> None:
+    """Halves round to 0 or 1: the squared norm is the count rounded up, so
+    the bound is met with equality often; the row passes then, as in the
+    one-row loop (``<=``)."""
+    y = np.full((4, 8), 0.5)
+    a, b = discrete.DiscreteRandom(KEY), discrete.DiscreteRandom(KEY)
+    want = _reference_round_rows(y, limit, b)
+    got = np.zeros(8, dtype=np.int64)
+    S._round_rows(y.copy(), limit, 0.5, a, got)
+    assert np.array_equal(got, want) and a.words_drawn == b.words_drawn
+    assert int(got.sum()) <= 4 * limit
+
+
 # ------------------------------------------------------------ matrix hadamard
 
 
@@ -297,3 +311,30 @@ def test_hadamard_of_rows_accepts_no_rows_strided_and_integer_input() -> None:
 def test_hadamard_refuses_other_shapes(shape: tuple[int, ...]) -> None:
     with pytest.raises(ParameterError, match=r"power of two|axes"):
         M.hadamard(np.ones(shape))
+
+
+# ------------------------------------------------------------ the benchmark
+
+
+def test_benchmark_reference_and_patches_are_the_library_encoder_and_restore() -> None:
+    from benchmarks import distributed_dp as B
+    from protocols.fedavg import dp_distributed_sgd as driver
+
+    p = _params(650)
+    g = _grads(9, 650, seed=2)
+    got = B.per_row_encode_batch(p, g, SEED, discrete.DiscreteRandom(KEY))
+    assert np.array_equal(got, _both(p, g)[1])
+    real_encode, real_random, real_rotation = (
+        S.encode_batch, discrete.DiscreteRandom, M.rotation_seed)
+    with B.per_row_dpsgd():
+        assert S.encode_batch is B.per_row_encode_batch
+    with B.fixed_dpsgd_sources(b"t"):
+        first = [driver._Client(np.zeros((2, 1)), np.zeros(2)).rng.words(3) for _ in range(2)]
+        rot = M.rotation_seed(b"fresh context", 5)
+    with B.fixed_dpsgd_sources(b"t"):
+        again = [driver._Client(np.zeros((2, 1)), np.zeros(2)).rng.words(3) for _ in range(2)]
+        assert M.rotation_seed(b"another context", 5) == rot
+    assert [a.tolist() for a in first] == [a.tolist() for a in again]
+    assert first[0].tolist() != first[1].tolist()  # each client its own seed
+    assert (S.encode_batch, discrete.DiscreteRandom, M.rotation_seed) == (
+        real_encode, real_random, real_rotation)
