@@ -179,9 +179,13 @@ def encode_batch(
     # back (a multi-threaded BLAS that rests between calls stalls here)
     norms = np.sqrt(np.matmul(g[:, None, :], g[:, :, None]).reshape(g.shape[0]))
     step = max(1, _BLOCK_VALUES // d_pad)
+    # one set of block temporaries for the whole batch: fresh ones per block
+    # cost more in page faults than the passes over them at d = 10^5
+    work = np.empty((3, min(step, g.shape[0]), d_pad), dtype=np.int64)
     for lo in range(0, g.shape[0], step):
-        y = _rotate_rows(params, g[lo : lo + step], norms[lo : lo + step], signs)
-        _round_rows(y, limit, params.beta, src, total)
+        rows = g[lo : lo + step]
+        y = _rotate_rows(params, rows, norms[lo : lo + step], signs, work[0, : len(rows)])
+        _round_rows(y, limit, params.beta, src, total, work[1:, : len(rows)])
     if params.mechanism == "dgauss":
         total += discrete.discrete_gaussian(params.noise_variance, d_pad, src)
     else:
@@ -191,10 +195,11 @@ def encode_batch(
 
 
 def _rotate_rows(params: DistributedDPParams, rows: FloatArray, norms: FloatArray,
-                 signs: FloatArray) -> FloatArray:
+                 signs: FloatArray, scratch: npt.NDArray[np.int64]) -> FloatArray:
     """Each row (R x dimension, finite; ``norms`` their L2 norms) clipped to
     L2 ``l2_clip``, padded, sign-flipped, rotated and scaled by ``1 /
-    gamma``: R x padded_dimension.
+    gamma``: R x padded_dimension (``scratch``, R x padded_dimension, holds
+    the padded rows).
 
     Bit-identical row by row to the one-row computation ``norm =
     sqrt(row @ row)``; ``x *= l2_clip / norm`` if ``norm > l2_clip``;
@@ -203,11 +208,13 @@ def _rotate_rows(params: DistributedDPParams, rows: FloatArray, norms: FloatArra
     and :func:`hadamard` of a matrix equals it row by row."""
     r = rows.shape[0]
     clipped = norms > params.l2_clip
-    factor = np.ones(r, dtype=np.float64)
-    np.divide(params.l2_clip, norms, out=factor, where=clipped)
-    x = np.zeros((r, params.padded_dimension), dtype=np.float64)
+    x = scratch.view(np.float64)
     x[:, : params.dimension] = rows
-    x *= factor[:, None]
+    x[:, params.dimension :] = 0.0
+    if clipped.any():
+        factor = np.ones(r, dtype=np.float64)
+        np.divide(params.l2_clip, norms, out=factor, where=clipped)
+        x *= factor[:, None]
     x *= signs
     y = hadamard(x)
     y *= params.scale
@@ -216,11 +223,11 @@ def _rotate_rows(params: DistributedDPParams, rows: FloatArray, norms: FloatArra
 
 def _round_rows(
     y: FloatArray, limit: int, beta: float, src: discrete.DiscreteRandom,
-    total: npt.NDArray[np.int64],
+    total: npt.NDArray[np.int64], scratch: npt.NDArray[np.int64],
 ) -> None:
     """Conditional randomized rounding of each row of ``y`` (R x D, scaled
     and rotated), rows in order; adds the rounded rows to ``total`` and
-    overwrites ``y``.
+    overwrites ``y`` and ``scratch`` (2 x R x D).
 
     A row's attempt takes one ``src.words(D)`` draw, rounds coordinate ``i``
     up iff ``u_i / 2^53 < frac_i`` (``u`` the top 53 bits of word ``i``,
@@ -240,7 +247,8 @@ def _round_rows(
             (probability below ``beta^1000``; ``beta`` is named in the error).
     """
     r_all, d = y.shape
-    base_f = np.floor(y)
+    base_f = scratch[0].view(np.float64)
+    np.floor(y, out=base_f)
     y -= base_f  # frac in [0, 1]: 1.0 when a tiny negative y rounds up in float
     y *= 2.0**53
     # for a word w and an integer t <= 2^53: (w >> 11) / 2^53 < frac iff
@@ -252,25 +260,27 @@ def _round_rows(
         whole = y == 2.0**53
         base_f += whole
         y[whole] = 0.0
-    threshold = y.astype(np.int64)
+    threshold = scratch[1]
+    np.copyto(threshold, y, casting="unsafe")
     threshold <<= 11
     shifted = threshold.view(np.uint64)
-    base = base_f.astype(np.int64)
-    del base_f, threshold
-    total += base.sum(axis=0)
+    # y is spent: its memory takes the integer floors, and the float floors'
+    # memory becomes int64 scratch
+    base = y.view(np.int64)
+    np.copyto(base, base_f, casting="unsafe")
+    spare = scratch[0]
+    ups = base.sum(axis=0)  # the rounded rows' sum, less the ups still to come
     if r_all > 1:
         # the larger of |b| and |b + 1| per coordinate, squared and summed:
         # exact in int64 (norms stay below 2^61, see dp.distributed.encode)
-        far = base + 1
-        np.maximum(far, -base, out=far)
-        sure = np.einsum("ij,ij->i", far, far) <= limit
-        del far
+        np.negative(base, out=spare)
+        np.maximum(spare, base + 1, out=spare)
+        sure = np.einsum("ij,ij->i", spare, spare) <= limit
     else:
         sure = np.zeros(r_all, dtype=np.bool_)
     kept: list[npt.NDArray[np.uint64]] = []  # the one draw of each sure row, in order
-    ups = np.zeros(d, dtype=np.int64)
     up = np.empty(d, dtype=np.bool_)
-    z = np.empty(d, dtype=np.int64)
+    z = spare[0]
     for row in range(r_all):
         if sure[row]:
             kept.append(src.words(d))
