@@ -134,9 +134,8 @@ def select_dpsgd_parameters(
 
 
 #: encode_batch works on blocks of rows of at most this many values (128 KiB
-#: per float64 temporary: the passes stay in cache, and the allocator reuses
-#: the temporaries instead of mapping fresh pages for each batch; 2^16 was
-#: up to 1.3 times slower at 64 rows of 1024); a longer row is its own block
+#: per temporary, so that a block's passes stay in cache); a longer row is a
+#: block of its own
 _BLOCK_VALUES: Final = 1 << 14
 
 
