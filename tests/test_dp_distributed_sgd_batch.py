@@ -132,6 +132,20 @@ def _noise_words(p: M.DistributedDPParams, mechanism: str) -> int:
     return r.words_drawn
 
 
+@pytest.mark.parametrize("layout", ["fortran", "strided", "float32"])
+def test_any_memory_layout_gives_the_reference(layout: str) -> None:
+    p = _params(650)
+    g = _grads(40, 650, seed=11)
+    if layout == "fortran":
+        g = np.asfortranarray(g)
+    elif layout == "strided":
+        g = np.repeat(g, 2, axis=1)[:, ::2]
+    else:
+        g = g.astype(np.float32)
+    got, want, _ = _both(p, g)
+    assert np.array_equal(got, want)
+
+
 def test_blocks_of_rows_do_not_change_the_output(monkeypatch: pytest.MonkeyPatch) -> None:
     p = _params(300, beta=0.9, gamma=0.003)
     g = _grads(25, 300, seed=5)
