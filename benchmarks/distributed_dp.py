@@ -26,7 +26,7 @@ Run from the checkout: ``python -m benchmarks.distributed_dp`` (or
   (650, padded to 1024: ``secagg bench privacy --distributed-sgd``) for
   batches of 1, 16, 64 and 256 rows, and at d = 10^5 for 16 rows; both give
   the same output under the same key (checked in the run). With
-  ``--digits-run``, also one whole distributed DP-SGD run of the privacy
+  ``--digits-run``, also whole distributed DP-SGD runs of the privacy
   benchmark on digits, with each encoder in turn under fixed client seeds
   (:func:`fixed_dpsgd_sources`): wall seconds and test accuracy.
   ``--batch-only`` runs only these.
@@ -405,7 +405,8 @@ def main(argv: list[str]) -> int:
                     help="only the example-level DP-SGD batch encoding rows")
     ap.add_argument("--digits-run", action="store_true",
                     help="also time whole distributed DP-SGD runs on digits with each "
-                    "encoder (about 15 s per run; 3 runs each, 1 with --quick)")
+                    "encoder (3 runs each, 1 with --quick, after one untimed run; a few "
+                    "seconds per run)")
     args = ap.parse_args(argv)
     dims = [10**5] if args.quick else [10**5, 10**6]
     repeat = 3 if args.quick else 15
