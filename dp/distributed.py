@@ -135,7 +135,8 @@ def _factor_bits(log_n: int) -> list[int]:
 
 def hadamard(x: npt.ArrayLike) -> FloatArray:
     """The orthonormal Walsh-Hadamard transform ``H x / √D`` of a float64
-    vector whose length ``D`` is a power of two (its own inverse).
+    vector whose length ``D`` is a power of two, or of every row of a
+    ``B x D`` matrix (``B >= 0``); its own inverse.
 
     ``H_D`` is the Kronecker product ``H_{m_1} ⊗ ... ⊗ H_{m_k}`` of small
     Sylvester matrices (``m_i <= 32``; four factors at ``D = 2^20``). Viewing
@@ -146,20 +147,27 @@ def hadamard(x: npt.ArrayLike) -> FloatArray:
     ``matmul`` over column blocks of at most ``2^17 / m^2`` columns: small
     enough that a threaded BLAS runs every block on the calling thread
     (threaded products stall badly when other processes hold the cores).
-    The ``1/√D`` is folded into the first factor. Float rounding only: the
-    result equals the exact transform within a few ulps times ``log2 D``
-    relative to ``‖x‖``, and privacy never depends on it (the encoder checks
-    the rounded integer vector's norm exactly).
+    The rows of a matrix are one more stacking axis of the same products:
+    each row gets the same block products, in the same order, as when it is
+    transformed alone, so row ``i`` of the result is bit-identical to
+    ``hadamard(x[i])``. The ``1/√D`` is folded into the first factor. Float
+    rounding only: the result equals the exact transform within a few ulps
+    times ``log2 D`` relative to ``‖x‖``, and privacy never depends on it
+    (the encoder checks the rounded integer vector's norm exactly).
     """
     a = np.asarray(x, dtype=np.float64)
-    n = a.shape[0] if a.ndim == 1 else 0
-    if a.ndim != 1 or n < 1 or n & (n - 1):
-        raise ParameterError(f"length {n} must be a power of two (1-D)")
+    if a.ndim not in (1, 2):
+        raise ParameterError(
+            f"x has shape {a.shape}: {a.ndim} axes, expected 1 (a vector) or 2 (rows)")
+    n = a.shape[-1]
+    if n < 1 or n & (n - 1):
+        raise ParameterError(f"length {n} must be a power of two (x has shape {a.shape})")
+    rows = a.shape[0] if a.ndim == 2 else 1
     factors = _factor_bits(n.bit_length() - 1)
-    if not factors:
-        return a * 1.0  # a fresh copy: D = 1, H = [1]
-    src = np.ascontiguousarray(a)
-    bufs = [np.empty(n, dtype=np.float64) for _ in range(min(2, len(factors)))]
+    if not factors or rows == 0:
+        return a * 1.0  # a fresh copy: D = 1, H = [1], or no rows
+    src = np.ascontiguousarray(a).reshape(rows, n)
+    bufs = [np.empty((rows, n), dtype=np.float64) for _ in range(min(2, len(factors)))]
     for i, bits in enumerate(factors):
         m = 1 << bits
         rest = n // m
@@ -169,12 +177,12 @@ def hadamard(x: npt.ArrayLike) -> FloatArray:
         if i == 0:
             h = h * (1.0 / math.sqrt(n))
         dst = bufs[i % len(bufs)]
-        # block b: H (m x m) times columns [b w, (b+1) w) of X (m x rest),
-        # written as rows [b w, (b+1) w) of the (rest x m) result
-        np.matmul(h, src.reshape(m, blocks, width).transpose(1, 0, 2),
-                  out=dst.reshape(blocks, width, m).transpose(0, 2, 1))
+        # row r, block b: H (m x m) times columns [b w, (b+1) w) of row r's
+        # X (m x rest), written as rows [b w, (b+1) w) of its (rest x m) result
+        np.matmul(h, src.reshape(rows, m, blocks, width).transpose(0, 2, 1, 3),
+                  out=dst.reshape(rows, blocks, width, m).transpose(0, 1, 3, 2))
         src = dst
-    return src
+    return src.reshape(a.shape)
 
 
 def _signs(seed: bytes, n: int) -> FloatArray:

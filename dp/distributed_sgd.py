@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from fractions import Fraction
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -132,6 +133,12 @@ def select_dpsgd_parameters(
         "increase bits")
 
 
+#: encode_batch works on blocks of rows of at most this many values (128 KiB
+#: per temporary, so that a block's passes stay in cache); a longer row is a
+#: block of its own
+_BLOCK_VALUES: Final = 1 << 14
+
+
 def encode_batch(
     params: DistributedDPParams,
     grads: npt.ArrayLike,
@@ -142,6 +149,12 @@ def encode_batch(
     per sampled example, B may be 0) are clipped to ``l2_clip`` each, rotated,
     scaled and conditionally rounded each; the rounded rows are summed, one
     noise share is added and the result reduced mod ``2^bits`` (``uint32``).
+
+    The rows are processed in blocks (clip, sign flip, rotation and scaling
+    as matrix operations; :func:`_round_rows` for the rounding), with the
+    same float operations per row and the same draws from ``rng`` in the same
+    order as encoding one row at a time: under a fixed ``rng`` seed the
+    output does not depend on the blocking.
 
     Raises:
         ParameterError: wrong shape, non-finite values or ``bits > 32``.
@@ -161,32 +174,128 @@ def encode_batch(
     signs = _signs(seed, d_pad)
     bound = Fraction(params.l2_sensitivity) ** 2
     limit = math.floor(bound)  # an integer squared norm z2 <= bound iff z2 <= floor(bound)
-    for row in g:
-        norm = math.sqrt(float(row @ row))
-        x = np.zeros(d_pad, dtype=np.float64)
-        x[: params.dimension] = row
-        if norm > params.l2_clip:
-            x *= params.l2_clip / norm
-        y = hadamard(x * signs)
-        y *= params.scale
-        floor = np.floor(y)
-        frac = y - floor
-        base = floor.astype(np.int64)
-        for _ in range(MAX_ROUNDING_ATTEMPTS):
-            u = (src.words(d_pad) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-            zr = base + (u < frac)
-            if int(np.square(zr).sum()) <= limit:
-                break
-        else:  # pragma: no cover - probability below beta^1000
-            raise EncodingError(
-                f"conditional rounding failed {MAX_ROUNDING_ATTEMPTS} times (beta={params.beta})")
-        total += zr
+    # every row's L2 norm by one stacked call: the dot products run back to
+    # back (a multi-threaded BLAS that rests between calls stalls here)
+    norms = np.sqrt(np.matmul(g[:, None, :], g[:, :, None]).reshape(g.shape[0]))
+    step = max(1, _BLOCK_VALUES // d_pad)
+    # one set of block temporaries for the whole batch: fresh ones per block
+    # cost more in page faults than the passes over them at d = 10^5
+    work = np.empty((3, min(step, g.shape[0]), d_pad), dtype=np.int64)
+    for lo in range(0, g.shape[0], step):
+        rows = g[lo : lo + step]
+        y = _rotate_rows(params, rows, norms[lo : lo + step], signs, work[0, : len(rows)])
+        _round_rows(y, limit, params.beta, src, total, work[1:, : len(rows)])
     if params.mechanism == "dgauss":
         total += discrete.discrete_gaussian(params.noise_variance, d_pad, src)
     else:
         total += discrete.skellam(params.noise_variance, d_pad, src)
     mask = np.uint64((1 << params.bits) - 1)
     return (total.view(np.uint64) & mask).astype(np.uint32)
+
+
+def _rotate_rows(params: DistributedDPParams, rows: FloatArray, norms: FloatArray,
+                 signs: FloatArray, scratch: npt.NDArray[np.int64]) -> FloatArray:
+    """Each row (R x dimension, finite; ``norms`` their L2 norms) clipped to
+    L2 ``l2_clip``, padded, sign-flipped, rotated and scaled by ``1 /
+    gamma``: R x padded_dimension (``scratch``, R x padded_dimension, holds
+    the padded rows).
+
+    Bit-identical row by row to the one-row computation ``norm =
+    sqrt(row @ row)``; ``x *= l2_clip / norm`` if ``norm > l2_clip``;
+    ``hadamard(x * signs) * scale``, given the norms as the same BLAS dot
+    products (stacked): a factor of 1.0 leaves an unclipped row unchanged,
+    and :func:`hadamard` of a matrix equals it row by row."""
+    r = rows.shape[0]
+    clipped = norms > params.l2_clip
+    x = scratch.view(np.float64)
+    x[:, : params.dimension] = rows
+    x[:, params.dimension :] = 0.0
+    if clipped.any():
+        factor = np.ones(r, dtype=np.float64)
+        np.divide(params.l2_clip, norms, out=factor, where=clipped)
+        x *= factor[:, None]
+    x *= signs
+    y = hadamard(x)
+    y *= params.scale
+    return y
+
+
+def _round_rows(
+    y: FloatArray, limit: int, beta: float, src: discrete.DiscreteRandom,
+    total: npt.NDArray[np.int64], scratch: npt.NDArray[np.int64],
+) -> None:
+    """Conditional randomized rounding of each row of ``y`` (R x D, scaled
+    and rotated), rows in order; adds the rounded rows to ``total`` and
+    overwrites ``y`` and ``scratch`` (2 x R x D).
+
+    A row's attempt takes one ``src.words(D)`` draw, rounds coordinate ``i``
+    up iff ``u_i / 2^53 < frac_i`` (``u`` the top 53 bits of word ``i``,
+    ``frac = y - floor(y)``) and passes iff the rounded row's squared norm
+    is at most ``limit`` (exact in int64). Row 0's attempts take the first
+    draws, then row 1's, and so on: one draw per attempt, as in rounding one
+    row at a time (each draw is its own keystream label, so draws cannot be
+    merged). The floors and thresholds are computed for all rows at once.
+    With several rows, so is which rows pass whatever the draw (their
+    squared norm is within ``limit`` even with every coordinate rounded
+    the way that adds more: unclipped rows, typically): those take one draw
+    each, in their turn, and are rounded together at the end; the others
+    are tested attempt by attempt.
+
+    Raises:
+        EncodingError: a row failed ``MAX_ROUNDING_ATTEMPTS`` times
+            (probability below ``beta^1000``; ``beta`` is named in the error).
+    """
+    r_all, d = y.shape
+    base_f = scratch[0].view(np.float64)
+    np.floor(y, out=base_f)
+    y -= base_f  # frac in [0, 1]: 1.0 when a tiny negative y rounds up in float
+    y *= 2.0**53
+    # for a word w and an integer t <= 2^53: (w >> 11) / 2^53 < frac iff
+    # (w >> 11) < ceil(frac 2^53) = t iff w < t 2^11, which fits in uint64
+    # unless t = 2^53 (frac = 1.0): that coordinate always rounds up, so it
+    # moves into the base with threshold 0 (never up again)
+    np.ceil(y, out=y)
+    if r_all and y.max() == 2.0**53:
+        whole = y == 2.0**53
+        base_f += whole
+        y[whole] = 0.0
+    threshold = scratch[1]
+    np.copyto(threshold, y, casting="unsafe")
+    threshold <<= 11
+    shifted = threshold.view(np.uint64)
+    # y is spent: its memory takes the integer floors, and the float floors'
+    # memory becomes int64 scratch
+    base = y.view(np.int64)
+    np.copyto(base, base_f, casting="unsafe")
+    spare = scratch[0]
+    ups = base.sum(axis=0)  # the rounded rows' sum, less the ups still to come
+    if r_all > 1:
+        # the larger of |b| and |b + 1| per coordinate, squared and summed:
+        # exact in int64 (norms stay below 2^61, see dp.distributed.encode)
+        np.negative(base, out=spare)
+        np.maximum(spare, base + 1, out=spare)
+        sure = np.einsum("ij,ij->i", spare, spare) <= limit
+    else:
+        sure = np.zeros(r_all, dtype=np.bool_)
+    kept: list[npt.NDArray[np.uint64]] = []  # the one draw of each sure row, in order
+    up = np.empty(d, dtype=np.bool_)
+    z = spare[0]
+    for row in range(r_all):
+        if sure[row]:
+            kept.append(src.words(d))
+            continue
+        for _ in range(MAX_ROUNDING_ATTEMPTS):
+            np.less(src.words(d), shifted[row], out=up)
+            np.add(base[row], up, out=z)
+            if int(np.dot(z, z)) <= limit:  # exact: below 2^61
+                ups += up
+                break
+        else:
+            raise EncodingError(
+                f"conditional rounding failed {MAX_ROUNDING_ATTEMPTS} times (beta={beta})")
+    if kept:
+        ups += (np.stack(kept) < shifted[sure]).view(np.uint8).sum(axis=0, dtype=np.int64)
+    total += ups
 
 
 def example_guarantee(g: DistributedPrivacyGuarantee) -> DistributedPrivacyGuarantee:
