@@ -282,16 +282,16 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
     ids = check_client_ids(node_ids)
     clients = sorted(set(ids) | set(public.committee))
     p.setdefault("min_clients", min(DEFAULT_MIN_CLIENTS, len(clients)))
+    if p.get("mode", "semi-honest") == "malicious":
+        p["registry"] = _session_registry(p.get("registry"), clients)
+    elif p.get("registry") is not None:
+        raise ParameterError("registry= belongs to mode='malicious'")
     if p.get("mode", "semi-honest") != public.mode:
         raise ParameterError(f"mode={p.get('mode', 'semi-honest')!r}, but the key in public= "
                              f"was dealt for mode={public.mode!r} sessions only (every node "
                              "refuses another mode on it)"
                              + (": pass mode='malicious' and registry="
                                 if public.mode == "malicious" else ""))
-    if p.get("mode", "semi-honest") == "malicious":
-        p["registry"] = _session_registry(p.get("registry"), clients)
-    elif p.get("registry") is not None:
-        raise ParameterError("registry= belongs to mode='malicious'")
     # a fresh 63-bit round per session: its config digest, and so the context every
     # partial decryption is bound to, differ from every other session's
     return descriptor.make_session(clients, dimension, trust="threshold", public=public,
