@@ -39,6 +39,7 @@ def test_threshold_paillier_session_over_tls_and_node_auth():
         node_ids = {h.node_id for h in d.handles}
         public = read_public(d.paillier_public)
         assert set(public.committee) == node_ids and public.threshold == 2
+        assert public.mode == "semi-honest"  # no identity: dealt for semi-honest sessions
         for h in d.handles:  # every node names the public file and its own share only
             assert h.node_config[PUBLIC_CONFIG_KEY] == str(d.paillier_public)
             share = Path(str(h.node_config[SHARE_CONFIG_KEY]))

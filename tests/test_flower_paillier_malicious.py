@@ -21,10 +21,11 @@ from flwr.clientapp import ClientApp
 from protocols.core import Envelope
 from protocols.flower.client import secure_train
 from protocols.flower.identity import write_registry, write_signing_key
+from protocols.flower.journal import read_journal
 from protocols.flower.paillier import (
+    JOURNAL_CONFIG_KEY,
     PUBLIC_CONFIG_KEY,
     SHARE_CONFIG_KEY,
-    SPENT_RECORD,
     deal_to_files,
     flower_session,
     node_options,
@@ -57,11 +58,12 @@ DESCRIPTOR = paillier_descriptor(**INSECURE)
 
 @pytest.fixture(scope="module")
 def dealt(tmp_path_factory):
-    """The dealer's files and every node's identity: (public path, share paths,
-    registry path, signing-key paths)."""
+    """The dealer's files (a key dealt for malicious mode) and every node's
+    identity: (public path, share paths, registry path, signing-key paths)."""
     root = tmp_path_factory.mktemp("dealer")
     keypair = tp.generate_keypair(512, **INSECURE)
-    public, shares = deal_to_files(root, COMMITTEE, 2, keypair=keypair, **INSECURE)
+    public, shares = deal_to_files(root, COMMITTEE, 2, keypair=keypair, mode="malicious",
+                                   **INSECURE)
     keys = {n: SigningKey.generate() for n in NODES}
     registry = root / "registry.json"
     write_registry(registry, {n: k.verify_key() for n, k in keys.items()})
@@ -72,10 +74,25 @@ def dealt(tmp_path_factory):
     return public, shares, registry, key_paths
 
 
+@pytest.fixture(scope="module")
+def semi(dealt, tmp_path_factory):
+    """Another key (its own keypair: a keypair is dealt once), dealt for
+    semi-honest sessions, with the same identities."""
+    root = tmp_path_factory.mktemp("dealer-semi-honest")
+    keypair = tp.generate_keypair(256, **INSECURE)
+    public, shares = deal_to_files(root, COMMITTEE, 2, keypair=keypair, **INSECURE)
+    return public, shares, dealt[2], dealt[3]
+
+
+def journal(dealt, node: int):
+    """The node's journal folder (beside the dealer's files; one per node)."""
+    return dealt[0].parent / f"journal-{node}"
+
+
 def node_config(dealt, **extra):
     pub, shares, registry, keys = dealt
     return {n: {PUBLIC_CONFIG_KEY: str(pub), "secagg-registry": str(registry),
-                "secagg-signing-key": str(keys[n]),
+                "secagg-signing-key": str(keys[n]), JOURNAL_CONFIG_KEY: str(journal(dealt, n)),
                 **({SHARE_CONFIG_KEY: str(shares[n])} if n in shares else {}), **extra}
             for n in NODES}
 
@@ -118,19 +135,25 @@ def check(report, nodes) -> None:
     np.testing.assert_array_equal(report.result.raw_sum, sum(quantized(n) for n in nodes))
 
 
+def spent(dealt) -> dict[int, tuple[bytes, ...]]:
+    """Each node's journal: the digests of the malicious sessions it started."""
+    key = read_public(dealt[0], **INSECURE).key.digest
+    return {n: read_journal(journal(dealt, n), n, key) for n in NODES}
+
+
 def test_malicious_mode_gives_the_exact_sum_and_signs_every_input(dealt):
     grid = grid_with(dealt)
+    before = spent(dealt)
     report = run(grid, dealt, mode="malicious", registry=dealt[2])
     check(report, NODES)
     assert [r.name for r in report.rounds] == ["encrypt", "decrypt"]
     assert report.rounds[1].sent_to == frozenset(COMMITTEE)
-    digests = set()
-    for n in NODES:  # finished parties are gone; the malicious session's digest stays
-        state = grid.saved_state(n)
-        assert not saved_parties(state)
-        (digest,) = state[SPENT_RECORD]["digests"]
-        digests.add(digest)
-    assert len(digests) == 1 and len(digests.pop()) == 32
+    after = spent(dealt)
+    new = {after[n][-1] for n in NODES}
+    for n in NODES:  # finished parties are gone; the session's digest is in the journal
+        assert not saved_parties(grid.saved_state(n))
+        assert after[n][:-1] == before[n]
+    assert len(new) == 1 and len(new.pop()) == 32
 
 
 def test_dropouts_of_nodes_and_decryptors(dealt):
@@ -189,8 +212,8 @@ def lying_session(dealt, mode, lie="single"):
     return session
 
 
-def test_semi_honest_a_lying_serverapp_decrypts_one_nodes_update(dealt):
-    report = run(grid_with(dealt), dealt, session=lying_session(dealt, "semi-honest"))
+def test_semi_honest_a_lying_serverapp_decrypts_one_nodes_update(semi):
+    report = run(grid_with(semi), semi, session=lying_session(semi, "semi-honest"))
     np.testing.assert_array_equal(report.result.raw_sum, quantized(VICTIM))  # the attack
 
 
@@ -254,12 +277,13 @@ def test_server_side_refusals(dealt):
         run(grid_with(dealt), dealt, mode="malicious", registry=reg)
 
 
-def test_nodes_that_require_malicious_mode_refuse_a_semi_honest_session(dealt):
-    grid = grid_with(dealt, **{"secagg-require-malicious": "1"})
+def test_nodes_that_require_malicious_mode_refuse_a_semi_honest_session(dealt, semi):
+    grid = grid_with(semi, **{"secagg-require-malicious": "1"})
     with pytest.raises(SessionAborted) as info:
-        run(grid, dealt)
+        run(grid, semi)
     assert all("malicious-mode sessions only" in why
                for why in info.value.rounds[0].dropped.values())
+    grid = grid_with(dealt, **{"secagg-require-malicious": "1"})
     check(run(grid, dealt, mode="malicious", registry=dealt[2]), NODES)
 
 
@@ -285,10 +309,12 @@ def test_fedavg_rounds_in_malicious_mode(dealt, tmp_path):
     for i, n in enumerate(NODES):
         config[n].update({"partition-id": i, "num-partitions": len(NODES)})
     grid = FakeGrid(make_fedavg_app, list(NODES), run_config=cfg, node_config=config)
+    before = spent(dealt)
     records = run_fedavg(grid, cfg)
     assert [r.round for r in records] == [1, 2]
     assert records[-1].test_loss < records[0].test_loss
     for r in records:  # nodes that refuse semi-honest sessions took part in every round
         assert not r.aborted and set(r.included) == set(NODES)
-    for n in NODES:  # one spent digest per session
-        assert len(grid.saved_state(n)[SPENT_RECORD]["digests"]) == 2
+    after = spent(dealt)
+    for n in NODES:  # each session's digest joined every node's journal
+        assert after[n][:-2] == before[n] and len(after[n]) == len(before[n]) + 2

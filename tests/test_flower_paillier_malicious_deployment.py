@@ -19,6 +19,9 @@ import pytest
 pytest.importorskip("flwr")
 
 from protocols.flower.deployment import LocalDeployment, _alive, _descendants
+from protocols.flower.journal import read_journal
+from protocols.flower.paillier import JOURNAL_CONFIG_KEY
+from protocols.paillier_sum import read_public
 
 APP = Path(__file__).parent / "flower_sum_app"
 
@@ -30,6 +33,10 @@ def test_malicious_threshold_paillier_sessions_over_tls_and_node_auth():
         node_ids = {h.node_id for h in d.handles}
         for h in d.handles:  # the identity reaches each node through its node config only
             assert h.node_config["secagg-registry"] == str(d.registry)
+        public = read_public(d.paillier_public)
+        assert public.mode == "malicious"  # identity=True: the key runs malicious sessions only
+        journals = {h.node_id: h.node_config[JOURNAL_CONFIG_KEY] for h in d.handles}
+        assert len(set(journals.values())) == 3  # one journal folder per node
         result = d.root / "result.json"
         d.run_app(APP, {"result-path": str(result), "protocol": "paillier", "sessions": 2,
                         "dimension": 200, "paillier-public": str(d.paillier_public),
@@ -37,7 +44,10 @@ def test_malicious_threshold_paillier_sessions_over_tls_and_node_auth():
                   timeout=300)
         sessions = json.loads(result.read_text())
         family = _descendants(set(started))
+        # every node recorded both sessions' digests in its journal, on disk
+        spent = {n: read_journal(f, n, public.key.digest) for n, f in journals.items()}
     assert len(sessions) == 2
+    assert all(len(v) == 2 for v in spent.values()) and len(set(spent.values())) == 1
     for session in sessions:
         assert set(session["included"]) == node_ids
         assert session["max_error"] <= session["error_bound"]

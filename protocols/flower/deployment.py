@@ -239,8 +239,13 @@ class LocalDeployment:
     of ``paillier_key_bits`` bits to the first k nodes' ids, writes the public
     material (:attr:`paillier_public`, named in every node's config) and
     each member's key share (mode 0600, named in that node's config only),
-    and forgets the key (see :mod:`protocols.flower.paillier`). A
-    single-user demo: the share files stay in :attr:`root`, readable by the
+    and forgets the key (see :mod:`protocols.flower.paillier`). The key is
+    dealt for malicious-mode sessions when ``paillier_malicious`` is true
+    (default: ``identity``), for semi-honest ones otherwise (every node
+    refuses the other mode on it); every node also gets its own journal
+    folder ``paillier-journal<index>`` (mode 0700, ``secagg-paillier-journal``),
+    where it records the malicious-mode sessions it took part in across runs
+    and restarts. A single-user demo: the share files stay in :attr:`root`, readable by the
     OS user that also runs the ServerApp process, so nothing there keeps the
     server from reading every share.
     """
@@ -254,6 +259,7 @@ class LocalDeployment:
     paillier_committee: int = 0
     paillier_threshold: int = 0
     paillier_key_bits: int = 2048
+    paillier_malicious: bool | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.nodes <= 200:
@@ -363,15 +369,20 @@ class LocalDeployment:
         return self.root / "paillier-public.bin"
 
     def _deal_paillier(self) -> None:
-        from .paillier import PUBLIC_CONFIG_KEY, SHARE_CONFIG_KEY, deal_to_files
+        from .paillier import JOURNAL_CONFIG_KEY, PUBLIC_CONFIG_KEY, SHARE_CONFIG_KEY, deal_to_files
 
         members = [h.node_id for h in self.handles[:self.paillier_committee]]
         t = self.paillier_threshold or len(members) // 2 + 1
-        public, shares = deal_to_files(self.root, members, t, key_bits=self.paillier_key_bits)
+        malicious = self.identity if self.paillier_malicious is None else self.paillier_malicious
+        public, shares = deal_to_files(self.root, members, t, key_bits=self.paillier_key_bits,
+                                       mode="malicious" if malicious else "semi-honest")
         if public != self.paillier_public:  # pragma: no cover - deal_to_files' fixed name
             raise DeploymentError(f"the dealer wrote {public}, not {self.paillier_public}")
         for h in self.handles:
             h.node_config[PUBLIC_CONFIG_KEY] = str(public)
+            journal = self.root / f"paillier-journal{h.index}"
+            journal.mkdir(mode=0o700, exist_ok=True)
+            h.node_config[JOURNAL_CONFIG_KEY] = str(journal)
             if h.node_id in shares:
                 h.node_config[SHARE_CONFIG_KEY] = str(shares[h.node_id])
 

@@ -37,10 +37,20 @@ sent). Node side: :func:`node_options` gives
 the Paillier party factory, and a policy that refuses a session whose key
 digest, committee or threshold differ from the node's public material file.
 
+**The key decides the mode.** The dealer states in the public material
+whether the key runs semi-honest or malicious-mode sessions
+(``deal_to_files(..., mode="malicious")``; ``LocalDeployment`` deals for
+malicious mode with ``identity=True``). Every node, on the committee or
+not, refuses a session of the other mode on that key, whatever its own
+``secagg-require-malicious`` says: a semi-honest committee decrypts
+whatever the server sends, so a malicious-mode input could otherwise be
+decrypted alone in a semi-honest session on the same key. The server's
+:func:`flower_session` refuses the mismatch before anything is sent.
+
 **Malicious ServerApp** (``run_session(..., mode="malicious",
-registry=<registry file or mapping>)``): the nodes use the identity of
-SecAgg's malicious mode (:mod:`protocols.flower.identity`): the registry
-file (``secagg-registry``) and the node's Ed25519 key
+registry=<registry file or mapping>)`` on a key dealt for it): the nodes
+use the identity of SecAgg's malicious mode (:mod:`protocols.flower.identity`):
+the registry file (``secagg-registry``) and the node's Ed25519 key
 (``secagg-signing-key``), both out of band. Each node refuses a session
 whose registry differs from its file for any client id in it (the server's
 copy is checked, never trusted), signs its encrypted update, and a committee
@@ -48,13 +58,14 @@ node decrypts only the product it computes itself from every included
 input, after checking each signature, that the ids are distinct members of
 the session and that there are at least ``min_clients`` of them; it answers
 once per session. A decryption request for a session the node holds no
-party for is refused (a SuperNode that restarted fails closed), and a node
+party for is refused (a SuperNode that restarted fails closed). A node
 refuses to start a malicious session whose configuration digest it already
-took part in during this run (``context.state`` keeps those digests, so
-the ServerApp cannot rerun a session to have another subset of the same
-signed inputs decrypted). The server picks the mode, so the guarantee
-holds on nodes whose config sets ``secagg-require-malicious=1``: they refuse
-semi-honest Paillier sessions too.
+started under the same key, in any run and across restarts: the digests are
+kept in a **journal file** in the folder named by ``secagg-paillier-journal``
+(:mod:`protocols.flower.journal`; one file per node id and key, fsynced
+before the node answers), so the ServerApp cannot rerun a configuration to
+have another subset of the same signed inputs decrypted. A node without
+that config key refuses malicious-mode sessions (fail closed).
 
 Security assumption: the dealer is trusted (SECURITY.md); the files reach
 the nodes out of band (their operators copy them), never through the
@@ -63,9 +74,10 @@ only their own copy. In the default semi-honest mode the ServerApp is
 honest-but-curious: the committee decrypts whatever ciphertext the server
 sends as the sum, so a malicious ServerApp can have any single ciphertext
 it holds decrypted, also one from an earlier session of the same dealing
-(the ``min_clients`` floor guards against misconfiguration only). Use
-``mode="malicious"`` where the ServerApp may deviate; what it still leaves
-open (colluding nodes, a SuperNode that restarts) is in SECURITY.md.
+(the ``min_clients`` floor guards against misconfiguration only). Deal the
+key for ``mode="malicious"`` where the ServerApp may deviate; what it still
+leaves open (colluding nodes, a journal its operator deletes or rolls back)
+is in SECURITY.md.
 """
 
 from __future__ import annotations
@@ -76,7 +88,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from flwr.app import ConfigRecord, Context
+from flwr.app import Context
 
 from secagg.errors import IntegrityError, ParameterError, ProtocolError
 from secagg.paillier import DEFAULT_KEY_BITS
@@ -97,8 +109,10 @@ from ..paillier_sum import (
     write_public,
 )
 from .identity import node_identity, read_registry
+from .journal import read_journal, write_journal
 
 __all__ = [
+    "JOURNAL_CONFIG_KEY",
     "MIN_CLIENTS_CONFIG_KEY",
     "PUBLIC_CONFIG_KEY",
     "SHARE_CONFIG_KEY",
@@ -118,6 +132,9 @@ PUBLIC_CONFIG_KEY = "secagg-paillier-public"
 SHARE_CONFIG_KEY = "secagg-paillier-share"
 #: node config key: the fewest inputs a sum this node helps decrypt may hold (default 2)
 MIN_CLIENTS_CONFIG_KEY = "secagg-paillier-min-clients"
+#: node config key: folder of this node's journal of malicious-mode sessions (every
+#: node that takes part in them; see :mod:`protocols.flower.journal`)
+JOURNAL_CONFIG_KEY = "secagg-paillier-journal"
 #: the server's default ``min_clients`` and the nodes' default floor: a decrypted
 #: "sum" of one input is that input
 DEFAULT_MIN_CLIENTS = 2
@@ -141,9 +158,6 @@ REFUSED_LAYOUTS = {
 #: session parameters the ServerApp never takes (key material or dealing)
 _SERVER_REFUSES = ("keypair", "key_bits", "key_shares", "decryptors", "decrypt_threshold",
                    "committee", "signing_keys")
-#: ``context.state`` record of the configuration digests of the malicious-mode
-#: Paillier sessions this node started in the run (a rerun is refused)
-SPENT_RECORD = "secagg-paillier.spent"
 
 
 def _insecure_codec(config: PaillierSumConfig, **options: Any) -> PaillierSumCodec:
@@ -169,18 +183,22 @@ def deal_to_files(
     *,
     key_bits: int = DEFAULT_KEY_BITS,
     keypair: tuple[Any, Any] | None = None,
+    mode: str = "semi-honest",
     insecure_allow_small_key_for_tests: bool = False,
 ) -> tuple[Path, dict[int, Path]]:
     """The trusted dealer, out of band: deal a ``threshold``-of-``len(committee)``
     key for the committee's node ids and write ``paillier-public.bin`` (for the
     server and every node) and ``paillier-share-<node id>.bin`` (mode 0600, for
-    that node only) into ``folder``. Returns ``(public path, {node id: share
-    path})``. Hand each share file to its node out of band, then delete it
-    here; the dealer's process should exit afterwards (it saw the whole key)."""
+    that node only) into ``folder``. ``mode`` (``"semi-honest"`` or
+    ``"malicious"``) is the only session mode the key will run, stated in the
+    public file: every node refuses a session of the other mode on it.
+    Returns ``(public path, {node id: share path})``. Hand each share file to
+    its node out of band, then delete it here; the dealer's process should
+    exit afterwards (it saw the whole key)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     public, shares = deal_committee(
-        committee, threshold, key_bits=key_bits, keypair=keypair,
+        committee, threshold, key_bits=key_bits, keypair=keypair, mode=mode,
         insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
     public_path = out / "paillier-public.bin"
     write_public(public_path, public)
@@ -268,6 +286,12 @@ def flower_session(descriptor: ProtocolDescriptor, node_ids: Iterable[int], dime
         p["registry"] = _session_registry(p.get("registry"), clients)
     elif p.get("registry") is not None:
         raise ParameterError("registry= belongs to mode='malicious'")
+    if p.get("mode", "semi-honest") != public.mode:
+        raise ParameterError(f"mode={p.get('mode', 'semi-honest')!r}, but the key in public= "
+                             f"was dealt for mode={public.mode!r} sessions only (every node "
+                             "refuses another mode on it)"
+                             + (": pass mode='malicious' and registry="
+                                if public.mode == "malicious" else ""))
     # a fresh 63-bit round per session: its config digest, and so the context every
     # partial decryption is bound to, differ from every other session's
     return descriptor.make_session(clients, dimension, trust="threshold", public=public,
@@ -295,7 +319,8 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     own ClientApp passes the flag to :func:`node_options`). ``paillier-registry``
     (a path on the ServerApp's machine: the identity registry file the nodes
     hold, see :mod:`protocols.flower.identity`) runs every session in
-    ``mode="malicious"``; empty or absent: semi-honest."""
+    ``mode="malicious"``; empty or absent: semi-honest. The mode must be the
+    one the key was dealt for (ParameterError otherwise)."""
     path = str(run_config.get("paillier-public", ""))
     if not path:
         raise ParameterError("protocol 'paillier' needs the run config's paillier-public "
@@ -310,6 +335,11 @@ def fedavg_params(run_config: Mapping[str, Any], clip: float) -> dict[str, Any]:
     registry = str(run_config.get("paillier-registry", ""))
     if registry:
         params.update(mode="malicious", registry=read_registry(registry))
+    if params.get("mode", "semi-honest") != params["public"].mode:
+        raise ParameterError(f"the key in paillier-public={path} was dealt for "
+                             f"{params['public'].mode} sessions only, and paillier-registry is "
+                             f"{'set' if registry else 'empty'}: give the registry exactly "
+                             "when the key is dealt for malicious mode")
     return params
 
 
@@ -339,13 +369,18 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
     (checked: this node's id, the committee key, its index, its verification
     key).
 
+    ``policy`` also refuses a session whose mode is not the one the key was
+    dealt for (the public material's ``mode``), whatever the node's
+    ``secagg-require-malicious``.
+
     Malicious mode uses the identity of :func:`~protocols.flower.identity.node_identity`:
     ``policy`` refuses a session whose registry differs from the node's
     ``secagg-registry`` file for any client id, and one whose configuration
-    digest this node already started in the run (kept in ``context.state``
-    under :data:`SPENT_RECORD`); ``local_secrets`` adds the node's
-    ``signing_key`` from ``secagg-signing-key``. ``secagg-require-malicious=1``
-    refuses semi-honest sessions.
+    digest this node already started under the key, in any run (its journal
+    in the folder ``secagg-paillier-journal``, written durably before the
+    node answers; no such config key: refused); ``local_secrets`` adds the
+    node's ``signing_key`` from ``secagg-signing-key``.
+    ``secagg-require-malicious=1`` refuses semi-honest sessions.
     """
     insecure = insecure_allow_small_key_for_tests
     id_policy, id_secrets = node_identity()
@@ -375,8 +410,11 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
             raise ProtocolError(f"the session decrypts sums of as few as min_clients="
                                 f"{config.min_clients} inputs; this node requires at least "
                                 f"{floor} ({MIN_CLIENTS_CONFIG_KEY})")
+        if config.mode != mine.mode:
+            raise IntegrityError(f"a {config.mode} session on a key dealt for {mine.mode} "
+                                 "sessions only (this node's public material file): refused")
         if config.mode == "malicious":
-            _spend(context, config.digest)
+            _spend(context, mine.key.digest, config.digest)
 
     def local_secrets(descriptor: ProtocolDescriptor, config: Any,
                       context: Context) -> Mapping[str, Any]:
@@ -400,21 +438,31 @@ def paillier_node(*, insecure_allow_small_key_for_tests: bool = False) -> tuple[
     return policy, local_secrets
 
 
-def _spend(context: Context, digest: bytes) -> None:
-    """Record that this node starts the session of ``digest``; refuse a repeat.
+def _spend(context: Context, key_digest: bytes, digest: bytes) -> None:
+    """Record, durably, that this node starts the session of ``digest`` under
+    the key of ``key_digest``; refuse a repeat.
 
     A decryptor answers once per party, but a party ends with its session: a
-    ServerApp that reran a configuration would meet a fresh party, which
-    would decrypt another subset of the same signed inputs. The digests live
-    in ``context.state`` for the run (32 bytes per session; a SuperNode that
-    restarts forgets them, see SECURITY.md)."""
-    rec = context.state.config_records.get(SPENT_RECORD)
-    raw = rec.get("digests", []) if rec is not None else []
-    spent = [d for d in raw if isinstance(d, bytes)] if isinstance(raw, list) else []
+    ServerApp that reran a configuration (in this run, in a new run, or after
+    the SuperNode restarted: each gives a fresh ``context.state``) would meet
+    a fresh party, which would decrypt another subset of the same signed
+    inputs. The digests live in the node's journal file
+    (:mod:`protocols.flower.journal`, folder ``secagg-paillier-journal``),
+    written and fsynced before the node answers; without that key in the node
+    config a malicious-mode session is refused (fail closed)."""
+    folder = context.node_config.get(JOURNAL_CONFIG_KEY)
+    if not folder or not isinstance(folder, str):
+        raise ProtocolError(f"a malicious-mode Paillier session, but no {JOURNAL_CONFIG_KEY} "
+                            "in the node config: without a durable journal this node could "
+                            "not refuse a rerun of the session's configuration in a later "
+                            "run or after a restart, so it refuses the session")
+    me = int(context.node_id)
+    spent = read_journal(folder, me, key_digest)
     if digest in spent:
         raise IntegrityError("this node already took part in a malicious-mode Paillier session "
-                             "with this configuration (digest); a rerun is refused")
-    context.state[SPENT_RECORD] = ConfigRecord({"digests": [*spent, digest]})
+                             f"with this configuration (digest {digest.hex()[:16]}...); a rerun "
+                             "is refused")
+    write_journal(folder, me, key_digest, [*spent, digest])
 
 
 def check_relayed_quantizer(config: Any, encoder: Any) -> None:

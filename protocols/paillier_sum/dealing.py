@@ -19,10 +19,22 @@ Every session of the layout then binds the key's digest, the committee and
 t into its configuration, so a client refuses a session (or a relayed
 public setup) that differs from its own copy of the public material.
 
+The dealer also states the sessions' **mode** (``mode=`` of
+:func:`deal_committee`): a key dealt for ``"malicious"`` sessions must never
+run a semi-honest one (whose decryptors decrypt whatever the aggregator
+sends, so a malicious-mode input signed under that key could be decrypted
+alone), and a key dealt ``"semi-honest"`` runs no malicious session. The
+mode is in the public material every node holds, so the key, not each
+node's own setting, decides it (the Flower node enforces it,
+:mod:`protocols.flower.paillier`).
+
 File formats (strict, versioned, :mod:`secagg.wire`; never pickle):
 
-* public material, magic ``PSTK`` v1: ``blob ThresholdKey (SGTK) |
-  committee ids (u32 count, u64 each, increasing)``;
+* public material, magic ``PSTK`` v2: ``blob ThresholdKey (SGTK) |
+  committee ids (u32 count, u64 each, increasing) | u8 mode`` (0: the key
+  runs semi-honest sessions only, 1: malicious-mode sessions only). A v1
+  file (the same without the mode byte, written before the mode existed) is
+  read as semi-honest; files are always written as v2;
 * key share file, magic ``PSKF`` v1: ``u64 client id | blob KeyShare (SGTS)``.
 
 Each holds one encoding per value: integers minimal (no leading zero byte),
@@ -64,6 +76,9 @@ __all__ = [
 ]
 
 _PUBLIC_MAGIC = b"PSTK"
+_PUBLIC_VERSION = 2
+#: the session modes a key can be dealt for, by their byte in ``PSTK`` v2
+KEY_MODES = ("semi-honest", "malicious")
 _SHARE_MAGIC = b"PSKF"
 _MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
 #: largest public-material or key-share file read (bytes)
@@ -80,15 +95,20 @@ class ThresholdPublic:
         committee: the decryptors' client ids, sorted; ``committee[i - 1]``
             holds share ``i``. Exactly ``key.parties`` distinct ids in
             ``[0, 2^64)``.
+        mode: the only session mode the key may run, ``"semi-honest"``
+            (default) or ``"malicious"`` (see the module docstring).
 
     Derived: ``threshold`` (t), ``digest`` (SHA-256 of :meth:`to_bytes`).
     """
 
     key: tp.ThresholdKey
     committee: tuple[int, ...]
+    mode: str = "semi-honest"
     digest: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.mode not in KEY_MODES:
+            raise ParameterError(f"mode must be one of {KEY_MODES}, got {self.mode!r}")
         if not isinstance(self.key, tp.ThresholdKey):
             raise ParameterError(f"key must be a ThresholdKey, got {type(self.key).__name__}")
         ids = check_client_ids(self.committee)
@@ -124,22 +144,28 @@ class ThresholdPublic:
         return hash(self.digest)
 
     def to_bytes(self) -> bytes:
-        """``PSTK`` v1 (see the module docstring)."""
-        w = wire.Writer(_PUBLIC_MAGIC, 1).blob(self.key.to_bytes())
-        return wire.write_ids(w, self.committee, width=64).getvalue()
+        """``PSTK`` v2 (see the module docstring)."""
+        w = wire.Writer(_PUBLIC_MAGIC, _PUBLIC_VERSION).blob(self.key.to_bytes())
+        return wire.write_ids(w, self.committee, width=64).u8(
+            KEY_MODES.index(self.mode)).getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes, *,
                    insecure_allow_small_key_for_tests: bool = False) -> ThresholdPublic:
-        """Parse and check :meth:`to_bytes` (a malformed file is a ProtocolError)."""
-        r = wire.Reader(data, _PUBLIC_MAGIC, (1,))
+        """Parse and check :meth:`to_bytes` (a malformed file is a ProtocolError);
+        a v1 file, which predates the mode, is semi-honest."""
+        r = wire.Reader(data, _PUBLIC_MAGIC, (1, _PUBLIC_VERSION))
         key = tp.ThresholdKey.from_bytes(
             r.blob(max_len=_MAX_TKEY_BYTES),
             insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
         ids = wire.read_ids(r, width=64, max_count=tp.MAX_PARTIES)
+        code = r.u8() if r.version >= 2 else 0
         r.done()
+        if code >= len(KEY_MODES):
+            raise ProtocolError(f"threshold public material: mode byte {code}; known "
+                                f"0..{len(KEY_MODES) - 1} ({', '.join(KEY_MODES)})")
         try:
-            return cls(key, ids)
+            return cls(key, ids, KEY_MODES[code])
         except ParameterError as exc:
             raise ProtocolError(f"invalid threshold public material: {exc}") from exc
 
@@ -150,6 +176,7 @@ def deal_committee(
     *,
     key_bits: int = DEFAULT_KEY_BITS,
     keypair: tuple[Any, Any] | None = None,
+    mode: str = "semi-honest",
     insecure_allow_small_key_for_tests: bool = False,
 ) -> tuple[ThresholdPublic, dict[int, tp.KeyShare]]:
     """The trusted dealer: a ``threshold``-of-``len(committee)`` key for ``committee``.
@@ -157,9 +184,13 @@ def deal_committee(
     Generates a safe-prime key of ``key_bits`` bits (slow: about 10 s at
     2048 bits), or deals ``keypair`` (from
     :func:`secagg.paillier.threshold.generate_keypair`; the caller must then
-    destroy the private key). Returns the public material and each
-    member's share by client id. Trust: see the module docstring.
+    destroy the private key). ``mode``: the only session mode the key will
+    run (``"semi-honest"`` or ``"malicious"``, stated in the public
+    material). Returns the public material and each member's share by
+    client id. Trust: see the module docstring.
     """
+    if mode not in KEY_MODES:
+        raise ParameterError(f"mode must be one of {KEY_MODES}, got {mode!r}")
     ids = check_client_ids(committee)
     if not 1 <= len(ids) <= MAX_DECRYPTORS:
         raise ParameterError(f"the committee has {len(ids)} members; it needs 1 to "
@@ -167,7 +198,7 @@ def deal_committee(
     key: int | tuple[Any, Any] = key_bits if keypair is None else keypair
     dealt = tp.deal(key, len(ids), threshold,
                     insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests)
-    public = ThresholdPublic(dealt.key, ids)
+    public = ThresholdPublic(dealt.key, ids, mode)
     return public, {cid: dealt.shares[i] for i, cid in enumerate(ids)}
 
 
