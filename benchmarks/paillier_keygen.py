@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import select
 import signal
@@ -88,6 +89,34 @@ MIN_BENCH_BITS = 512
 def corruption_threshold(parties: int) -> int:
     """TNO's largest corruption threshold t for n parties (n >= 2t + 1)."""
     return (parties - 1) // 2
+
+
+def expected_rounds(bits: int, batch_size: int = 100) -> float:
+    """TNO's mean number of candidate rounds for a ``bits``-bit modulus: a
+    random odd ``bits / 2``-bit number is prime with probability about
+    ``2 / ln(2^(bits / 2))`` and both p and q must be, so about
+    ``(bits ln 2 / 4)^2`` (p, q) pairs, ``batch_size`` per round. The count
+    is geometric: its standard deviation is about its mean."""
+    return (bits * math.log(2) / 4) ** 2 / batch_size
+
+
+def tno_notes(results: dict[str, Any]) -> list[str]:
+    """Rounds observed against the mean, and the CPU a mean run would take."""
+    out = []
+    for setting in results.values():
+        runs = [r for r in setting.get("tno") or [] if r.get("rounds")]
+        if not runs:
+            continue
+        bits, n = runs[0]["bits"], runs[0]["parties"]
+        mean = expected_rounds(bits, runs[0].get("batch_size", 100))
+        rounds = sum(r["rounds"] for r in runs)
+        cpu = sum(statistics.median(r["cpu_seconds"]) for r in runs)
+        out.append(
+            f"tno {bits} bits n={n}: {rounds} candidate rounds in {len(runs)} run(s) "
+            f"({cpu / rounds:.3g} CPU s per round per party); a mean run needs about "
+            f"{mean:.0f} rounds, i.e. about {mean * cpu / rounds:.0f} CPU s per party"
+        )
+    return out
 
 
 def _summary(xs: Sequence[float]) -> dict[str, float]:
@@ -528,6 +557,7 @@ def main(argv: list[str]) -> int:
         "cpus": os.cpu_count(),
         "load_average": load,
         "seconds": time.perf_counter() - t_start,
+        "tno_notes": tno_notes(results),
     }
     print("Key generation (wall seconds; ours: one dealer process; tno: n processes on "
           "127.0.0.1, from the common start to the last party's key):")  # fmt: skip
@@ -537,6 +567,8 @@ def main(argv: list[str]) -> int:
         print(f"One decryption of a {args.decrypt_values}-value vector sum (seconds):")
         print(table(d_rows))
     print()
+    for line in tno_notes(results):
+        print(line)
     if version:
         print(f"tno.mpc.protocols.distributed_keygen {version} ({python})")
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")

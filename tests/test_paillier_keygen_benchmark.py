@@ -92,6 +92,17 @@ def test_tno_rows_from_injected_reports() -> None:
     assert dec[1]["ciphertexts"] == 1000 and dec[1]["total CPU s"] == 4.5
 
 
+def test_expected_rounds_and_notes() -> None:
+    # (1024 ln 2 / 4)^2 / 100 pairs per round: about 1259 rounds for 2048 bits
+    assert round(bench.expected_rounds(2048)) == 1259
+    assert round(bench.expected_rounds(1024)) == 315
+    run = bench.summarize_tno([_report(i) for i in range(3)], wall_seconds=13.0,
+                              bits=1024, parties=3)  # fmt: skip
+    [note] = bench.tno_notes({"1024,3": {"tno": [run, bench.failed_run(1024, 3, "x")]}})
+    assert note.startswith("tno 1024 bits n=3: 7 candidate rounds in 1 run(s) (0.429 CPU s")
+    assert note.endswith("about 315 rounds, i.e. about 135 CPU s per party")
+
+
 def test_party_counts_parse_tno_log_lines() -> None:
     counts = party._Counts()
 
