@@ -34,10 +34,10 @@ partial, sends it to all and combines everything itself; no proofs.
 
 TNO runs in its own environment (it is not a dependency of this project)::
 
-    python3 -m venv /tmp/tnoenv
-    /tmp/tnoenv/bin/pip install tno.mpc.protocols.distributed-keygen \\
+    python3 -m venv ../tnoenv
+    ../tnoenv/bin/pip install tno.mpc.protocols.distributed-keygen \\
         'tno.mpc.encryption_schemes.utils[gmpy]<0.16'
-    python -m benchmarks paillier_keygen --tno-python /tmp/tnoenv/bin/python
+    python -m benchmarks paillier_keygen --tno-python ../tnoenv/bin/python
 
 (``utils<0.16``: its 0.16 needs ``tno.mpc.communication`` 5, which the key
 generation package does not accept.) Without TNO only our rows are measured.
@@ -75,9 +75,9 @@ from ._common import table, write_json
 PARTY_SCRIPT = Path(__file__).with_name("_tno_party.py")
 TNO_PACKAGE = "tno.mpc.protocols.distributed_keygen"
 INSTALL_HINT = (
-    "python3 -m venv /tmp/tnoenv && /tmp/tnoenv/bin/pip install "
+    "python3 -m venv ../tnoenv && ../tnoenv/bin/pip install "
     "tno.mpc.protocols.distributed-keygen 'tno.mpc.encryption_schemes.utils[gmpy]<0.16', "
-    "then pass --tno-python /tmp/tnoenv/bin/python"
+    "then pass --tno-python ../tnoenv/bin/python"
 )
 VALUE_BITS = 16
 CAPACITY = 1000
