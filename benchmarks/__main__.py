@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: secagg bench SUITE [options]   (SUITE --help for its options)")
         print("suites: " + ", ".join(available))
         return 0 if argv else 2
-    suite = argv[0]
+    suite = argv[0].replace("-", "_")  # secagg bench paillier-keygen == paillier_keygen
     if suite not in available:
         print(f"unknown suite {suite!r}; available: {', '.join(available)}", file=sys.stderr)
         return 2
