@@ -29,6 +29,7 @@ Q = int(gmpy2.next_prime(2**160 + 2**80 + 3))
 N = P * Q
 PK = phe.PaillierPublicKey(N)
 SK = phe.PaillierPrivateKey(PK, P, Q)
+W2 = ((N * N).bit_length() + 7) // 8
 HEALTH = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 
 
@@ -342,3 +343,145 @@ def test_random_bytes_after_the_magic_decode_canonically_or_not(blob: bytes) -> 
     except SecAggError:
         return
     assert got.to_bytes() == data
+
+
+# -- batched verification -----------------------------------------------------------------
+def _batchable(xs: list[float], context: bytes) -> tuple[paillier.EncryptedVector,
+                                                         popk.BatchableProofVector, bytes]:
+    vec, proofs = popk.encrypt_with_batchable_proofs(PK, layout(len(xs)), np.array(xs),
+                                                     context=context, **INSECURE)
+    return vec, proofs, context
+
+
+def _with(proofs: popk.BatchableProofVector, j: int,
+          p: popk.CommittedProof) -> popk.BatchableProofVector:
+    quads = [(0, q.a, q.z, q.w) for q in proofs.proofs]
+    quads[j] = (0, p.a, p.z, p.w)
+    return popk.BatchableProofVector._of(N, proofs.key_fingerprint, quads)
+
+
+def test_batchable_proofs_verify_in_a_batch_and_alone_in_compact_form() -> None:
+    vec, batch, _ = _batchable([0.3] * 60, b"ctx")
+    vec2, compact = popk.encrypt_with_proofs(PK, vec.layout, np.full(60, 0.3), context=b"ctx",
+                                             **INSECURE)
+    assert len(batch) == len(compact) == vec.layout.ciphertexts > 1
+    popk.verify_batch([(vec, batch, b"ctx")])
+    popk.verify_vector(vec2, compact, context=b"ctx")
+    with pytest.raises(IntegrityError):  # each form's proofs are bound to their own vector
+        popk.verify_batch([(vec2, batch, b"ctx")])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=HEALTH)
+@given(sizes=st.lists(st.integers(1, 90), min_size=1, max_size=4), data=st.data())
+def test_a_batch_passes_iff_every_proof_does(sizes: list[int], data: st.DataObject) -> None:
+    items = [_batchable([0.5] * d, b"c%d" % k) for k, d in enumerate(sizes)]
+    popk.verify_batch(items)
+    k = data.draw(st.integers(0, len(items) - 1))
+    vec, proofs, context = items[k]
+    j = data.draw(st.integers(0, len(proofs) - 1))
+    p = proofs.proofs[j]
+    kind = data.draw(st.sampled_from(["a", "z", "w", "context", "ciphertext", "swap"]))
+    if kind == "a":
+        bad = (vec, _with(proofs, j, popk.CommittedProof(p.a * (1 + N) % (N * N), p.z, p.w)),
+               context)
+    elif kind == "z":
+        bad = (vec, _with(proofs, j, popk.CommittedProof(p.a, (p.z + 1) % N, p.w)), context)
+    elif kind == "w":
+        bad = (vec, _with(proofs, j, popk.CommittedProof(p.a, p.z, p.w * 2 % N)), context)
+    elif kind == "context":
+        bad = (vec, proofs, context + b"!")
+    elif kind == "ciphertext":  # a re-randomised copy of ciphertext j
+        cts = list(vec.ciphertexts)
+        zero = paillier.encrypt(PK, vec.layout, np.zeros(vec.layout.dimension), **INSECURE)
+        cts[j] = cts[j] * zero.ciphertexts[0] % (N * N)
+        bad = (paillier.EncryptedVector(PK, vec.layout, cts, 1, **INSECURE), proofs, context)
+    else:  # another item's proofs
+        other = items[(k + 1) % len(items)]
+        if len(items) == 1 or len(other[1]) != len(proofs):
+            return
+        bad = (vec, other[1], context)
+    forged = [*items[:k], bad, *items[k + 1:]]
+    with pytest.raises(IntegrityError, match=f"item {k}"):
+        popk.verify_batch(forged)
+
+
+def test_the_batch_squares_away_a_sign_only() -> None:
+    """A prover that knows (m, r) can make its equation hold up to -1 (an
+    element of order 2): the single check refuses it, the squared batch
+    accepts it -- the plaintext is still known to the prover. Anything else
+    (here a factor 1 + n) fails both."""
+    m, r = 7, 3
+    n2 = N * N
+    vec = fixed_vector([m, 1], [r, 5], dimension=one_ciphertext_dimension() + 1)
+    head = popk._head(N, vec._ciphertexts, b"s")
+    x, s = 11, 13
+    a = (n2 - pow(1 + N, x, n2) * pow(s, N, n2) % n2) % n2  # -(1+n)^x s^n
+    e = popk._challenge(head, 0, gmpy2.mpz(vec.ciphertexts[0]), gmpy2.mpz(a), W2)
+    signed = popk.CommittedProof(a, (x + e * m) % N, s * pow(r, e, N) % N)
+    _, honest, _ = _batchable([0.0] * (one_ciphertext_dimension() + 1), b"s")
+    proofs = popk.BatchableProofVector._of(
+        N, honest.key_fingerprint, [(0, signed.a, signed.z, signed.w),
+                                    (0, *_honest_second(vec, head))])
+    popk.verify_batch([(vec, proofs, b"s")])  # accepted up to the sign
+    lhs = (1 + signed.z * N) * pow(signed.w, N, n2) % n2
+    assert lhs == (n2 - a * pow(vec.ciphertexts[0], e, n2) % n2) % n2  # exactly minus
+
+
+def _honest_second(vec: paillier.EncryptedVector, head: bytes) -> tuple[int, int, int]:
+    """An honest committed proof for ciphertext 1 (m = 1, r = 5) of ``vec``."""
+    n2 = N * N
+    x, s = 17, 19
+    a = pow(1 + N, x, n2) * pow(s, N, n2) % n2
+    e = popk._challenge(head, 1, gmpy2.mpz(vec.ciphertexts[1]), gmpy2.mpz(a), W2)
+    return a, (x + e * 1) % N, s * pow(5, e, N) % N
+
+
+def test_batch_structural_refusals_and_codec() -> None:
+    item = _batchable([0.2] * 100, b"b")
+    vec, proofs, _ = item
+    popk.verify_batch([])
+    with pytest.raises(ParameterError, match="not a \\(vector, proofs, context\\)"):
+        popk.verify_batch([(vec, proofs)])  # type: ignore[list-item]
+    with pytest.raises(ParameterError, match="BatchableProofVector"):
+        popk.verify_batch([(vec, popk.ProofVector(PK, [], **INSECURE), b"b")])  # type: ignore[list-item]
+    other_pk, _ = phe.generate_paillier_keypair(n_length=256)
+    other = popk.encrypt_with_batchable_proofs(
+        other_pk, paillier.PackingLayout.create(other_pk, dimension=3, clip=1.0, value_bits=8,
+                                                capacity=4, **INSECURE),
+        np.zeros(3), context=b"o", **INSECURE)
+    with pytest.raises(ParameterError, match="another public key"):
+        popk.verify_batch([item, (*other, b"o")])
+    with pytest.raises(TypeError):
+        popk.BatchableProofVector()
+    data = proofs.to_bytes()
+    assert data[:5] == b"SGPB\x01"
+    back = popk.BatchableProofVector.from_bytes(data, PK, count=len(proofs), **INSECURE)
+    assert back == proofs and back.to_bytes() == data
+    popk.verify_batch([(vec, back, b"b")])
+    for cut in range(1, len(data), 7):
+        with pytest.raises(ProtocolError):
+            popk.BatchableProofVector.from_bytes(data[:cut], PK, **INSECURE)
+    a_at = 5 + 32 + 4 + 2
+    with pytest.raises(ProtocolError, match="out of range"):  # a = 0
+        popk.BatchableProofVector.from_bytes(data[:a_at] + bytes(W2) + data[a_at + W2:], PK,
+                                             **INSECURE)
+    with pytest.raises(ProtocolError, match="proofs for"):
+        popk.BatchableProofVector.from_bytes(data, PK, count=len(proofs) + 1, **INSECURE)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=HEALTH)
+@given(data=st.data())
+def test_fuzzed_batchable_proof_bytes_raise_only_library_errors(data: st.DataObject) -> None:
+    item = _FUZZ.get("b") or _FUZZ.setdefault("b", _batchable([0.1] * 60, b"f"))
+    vec, proofs, context = item
+    for blob in _mutations(proofs.to_bytes(), data.draw):
+        try:
+            got = popk.BatchableProofVector.from_bytes(blob, PK, **INSECURE)
+        except SecAggError:
+            continue
+        assert got.to_bytes() == blob
+        try:
+            popk.verify_batch([(vec, got, context)])
+        except IntegrityError:
+            continue
+        assert got == proofs
