@@ -5,13 +5,19 @@ Side by side, on one dealt key and the same inputs, per committee member:
 * semi-honest: the decryption request is the aggregator's product
   (``EncryptedSum``); the decryptor parses it and partially decrypts it;
 * malicious: the request carries every included input with its Ed25519
-  signature (``SignedInputs``); the decryptor verifies every signature,
-  parses every vector, multiplies them mod n^2 itself, then partially
-  decrypts the product.
+  signature and its proofs of plaintext knowledge (``SignedInputs``); the
+  decryptor verifies every signature and every proof, parses every vector,
+  multiplies them mod n^2 itself, then partially decrypts the product.
 
 Reported: the encoded request's bytes in both modes, the decryptor's
-check-and-multiply time and its partial-decryption time (best of
-``--repeat`` runs, wall clock, one process), and the ratios. Run with
+check-and-multiply time (proofs included) and its partial-decryption time,
+the verification of one client's proofs against that partial decryption,
+and, per client, encryption with and without proofs and the bytes the
+proofs add to an input (best of ``--repeat`` runs, wall clock, one
+process), with the ratios. Side by side, the same clients' proofs in
+committed form checked by one batched verification
+(:func:`secagg.paillier.popk.verify_batch`) against checking each proof
+(:func:`secagg.paillier.popk.verify_vector`), and the bytes of each form. Run with
 ``python -m benchmarks.paillier_malicious [--bits 2048] [--clients 5 10 20]
 [--dimension 1000]``; ``--quick`` uses a 1024-bit key under the test-only
 flag (for a smoke run, not for figures).
@@ -28,6 +34,8 @@ from protocols import paillier_sum as ps
 from protocols.core import SERVER
 from protocols.paillier_sum.messages import open_vector
 from protocols.paillier_sum.parties import _signed_product, decryption_context
+from secagg import paillier
+from secagg.paillier import popk
 from secagg.paillier import threshold as tp
 
 from ._common import best_of, table, write_json
@@ -76,9 +84,58 @@ def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -
     share = member._share
     row["partial_mal_s"] = best_of(lambda: tp.partial_decrypt(
         share, product, context=decryption_context(cfg)), repeat)
+    first = msg.inputs[0]
+    one = open_vector(first.payload, pk, insecure)
+    proofs = popk.ProofVector.from_bytes(first.proofs, pk, count=len(one.ciphertexts),
+                                         insecure_allow_small_key_for_tests=insecure)
+    row["verify_one_client_s"] = best_of(lambda: popk.verify_vector(
+        one, proofs, context=ps.proof_context(cfg, first.sender)), repeat)
+    vectors = [open_vector(i.payload, pk, insecure) for i in msg.inputs]
+    compact = [popk.ProofVector.from_bytes(i.proofs, pk, count=len(v.ciphertexts),
+                                           insecure_allow_small_key_for_tests=insecure)
+               for i, v in zip(msg.inputs, vectors, strict=True)]
+    contexts = [ps.proof_context(cfg, i.sender) for i in msg.inputs]
+
+    def verify_each() -> None:
+        for v, p, c in zip(vectors, compact, contexts, strict=True):
+            popk.verify_vector(v, p, context=c)
+
+    row["verify_all_each_s"] = best_of(verify_each, repeat)
+    # the same clients' encryptions with proofs in committed form (fresh vectors)
+    kw: dict[str, Any] = {"insecure_allow_small_key_for_tests": True} if insecure else {}
+    batch_items = []
+    x = np.random.default_rng(1).uniform(-1, 1, dimension)
+    for c in contexts:
+        v, bp = popk.encrypt_with_batchable_proofs(pk, layout, x, context=c, **kw)
+        batch_items.append((v, bp, c))
+    row["verify_all_batched_s"] = best_of(lambda: popk.verify_batch(batch_items), repeat)
+    row["each / batched"] = row["verify_all_each_s"] / row["verify_all_batched_s"]
+    row["proof_bytes_compact"] = len(msg.inputs[0].proofs)
+    row["proof_bytes_committed"] = len(batch_items[0][1].to_bytes())
     row["check / partial"] = row["check_and_multiply_s"] / row["partial_mal_s"]
+    row["verify 1 client / partial"] = row["verify_one_client_s"] / row["partial_mal_s"]
+    row["batched all / partial"] = row["verify_all_batched_s"] / row["partial_mal_s"]
     row["bytes mal / semi"] = row["request_bytes_mal"] / row["request_bytes_semi"]
     return row
+
+
+def measure_client(keypair: Any, dimension: int, repeat: int, insecure: bool) -> dict[str, Any]:
+    """One client's encryption of ``dimension`` values with and without proofs,
+    and the bytes the proofs (and the signature) add to its input."""
+    kw: dict[str, Any] = {"insecure_allow_small_key_for_tests": True} if insecure else {}
+    pk = keypair[0]
+    layout = paillier.PackingLayout.create(pk, dimension=dimension, clip=1.0, value_bits=16,
+                                           capacity=64, **kw)
+    x = np.random.default_rng(0).uniform(-1, 1, dimension)
+    plain = best_of(lambda: paillier.encrypt(pk, layout, x, **kw), repeat)
+    proved = best_of(lambda: popk.encrypt_with_proofs(pk, layout, x, context=b"bench", **kw),
+                     repeat)
+    vec, proofs = popk.encrypt_with_proofs(pk, layout, x, context=b"bench", **kw)
+    payload, proof_bytes = len(vec.to_bytes()), len(proofs.to_bytes())
+    return {"dimension": dimension, "ciphertexts": layout.ciphertexts,
+            "encrypt_s": plain, "encrypt_and_prove_s": proved,
+            "with / without proofs": proved / plain, "payload_bytes": payload,
+            "proof_bytes": proof_bytes, "proof / payload": proof_bytes / payload}
 
 
 def main(argv: list[str]) -> int:
@@ -98,10 +155,14 @@ def main(argv: list[str]) -> int:
     dimension = 200 if args.quick else args.dimension
     keypair = tp.generate_keypair(
         bits, **({"insecure_allow_small_key_for_tests": True} if insecure else {}))
+    client = measure_client(keypair, dimension, args.repeat, insecure)
+    print(f"one client, {bits}-bit key, {dimension} values: encryption with and without "
+          "proofs of plaintext knowledge")
+    print(table([client]))
     rows = [measure(keypair, n, dimension, args.repeat, insecure) for n in clients]
     print(f"threshold Paillier, {bits}-bit key, 2-of-3 committee, one decryptor's work")
     print(table(rows))
-    write_json("paillier_malicious", {"bits": bits, "rows": rows}, args.out)
+    write_json("paillier_malicious", {"bits": bits, "client": client, "rows": rows}, args.out)
     return 0
 
 

@@ -470,7 +470,7 @@ def _valid_blobs(tkp: Any) -> tuple[ps.PaillierSumCodec, list[bytes]]:
 def test_signed_messages_round_trip_and_are_strict(tkp: Any) -> None:
     codec, blobs = _valid_blobs(tkp)
     for b in blobs:
-        assert b[4] == 3  # version 3 under a malicious configuration
+        assert b[4] == 4  # version 4 under a malicious configuration (proofs)
         assert codec.encode(codec.decode(b)) == b
     enc, request = codec.decode(blobs[0]), codec.decode(blobs[1])
     assert len(enc.signature) == 64 and len(request.inputs) == 3
@@ -538,7 +538,7 @@ def test_random_bytes_after_the_signed_inputs_magic_decode_canonically_or_not(
                                decrypt_threshold=2, threshold_key_digest=bytes(32),
                                min_clients=2, mode="malicious", registry=keys)
     codec = ps.PaillierSumCodec(cfg, **INSECURE)
-    data = b"PSSI\x03" + cfg.digest + b"\x00" + blob
+    data = b"PSSI\x04" + cfg.digest + b"\x00" + blob
     try:
         m = codec.decode(data)
     except SecAggError:

@@ -772,11 +772,14 @@ _paillier = (
     ("    if len(digests) != len(inputs):",
      "    if False:",
      "malicious mode: one ciphertext twice decrypted")
-    ("            config.registry[i.sender].verify(\n                bytes(i.signature), input_signing_payload(config, i.sender, i.payload))",
+    ("            config.registry[sender].verify(\n                signature, input_signing_payload(config, sender, payload, proofs))",
      "            pass",
      "malicious mode: decryptor skips the signatures")
-    ("        if vec.summands != 1:\n            raise ProtocolError(f\"client {i.sender}'s vector claims",
-     "        if vec.summands > 2:\n            raise ProtocolError(f\"client {i.sender}'s vector claims",
+    ("        _check_proofs(config, sender, vec, proofs, public_key, insecure, workers)",
+     "        pass",
+     "malicious mode: decryptor skips the proofs of plaintext knowledge")
+    ("        if vec.summands != 1:\n            raise ProtocolError(f\"client {sender}'s vector claims",
+     "        if vec.summands > 2:\n            raise ProtocolError(f\"client {sender}'s vector claims",
      "malicious mode: an input claiming two summands multiplied in")
     ("        if self.config.mode != \"malicious\":\n            raise ProtocolError(\"signed inputs belong to",
      "        if False:\n            raise ProtocolError(\"signed inputs belong to",

@@ -106,6 +106,7 @@ from .messages import (
     SignedInputs,
     ThresholdSetup,
     input_signing_payload,
+    proof_context,
 )
 from .parties import (
     FaultyDecryptorError,
@@ -162,6 +163,7 @@ __all__ = [
     "choose_committee",
     "deal_committee",
     "input_signing_payload",
+    "proof_context",
     "read_key_share",
     "read_public",
     "simulate",

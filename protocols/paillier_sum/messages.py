@@ -21,15 +21,19 @@ ThresholdSetup     PSTS    dealer (threshold), or    setup     threshold key, la
                                                                (relayed: none)
 DecryptionShare    PSPD    a decryptor (threshold)   decrypt   partial decryption
 SignedInputs       PSSI    aggregator (threshold,    decrypt   every included input:
-                           malicious mode)                     id, ciphertexts, signature
+                           malicious mode)                     id, ciphertexts, signature,
+                                                               proofs
 =================  ======  ========================  ========  =====================
 
-Under a configuration in ``mode="malicious"`` every message is version 3:
+Under a configuration in ``mode="malicious"`` every message is version 4:
 an :class:`EncryptedInput` then also carries its client's 64-byte Ed25519
-signature over :func:`input_signing_payload`, and the aggregator sends the
-committee :class:`SignedInputs` (every included input, each with its
-signature) instead of an :class:`EncryptedSum`, which that mode refuses.
-Semi-honest configurations keep version 2 and their exact bytes.
+signature over :func:`input_signing_payload` and, after it, a blob of
+proofs of plaintext knowledge (:class:`secagg.paillier.popk.ProofVector`,
+one per ciphertext, bound to :func:`proof_context`), which the signature
+covers; the aggregator sends the committee :class:`SignedInputs` (every
+included input, each with its signature and proofs) instead of an
+:class:`EncryptedSum`, which that mode refuses. Semi-honest configurations
+keep version 2 and their exact bytes.
 
 The threshold key (``SGTK``) in a :class:`ThresholdSetup` is parsed and
 checked by the codec; the sealed share (AES-256-GCM, see
@@ -80,6 +84,7 @@ __all__ = [
     "ThresholdSetup",
     "input_signing_payload",
     "open_vector",
+    "proof_context",
 ]
 
 #: The aggregator's address: the coordinator's, :data:`protocols.core.SERVER`.
@@ -90,8 +95,11 @@ KEY_HOLDER = "key_holder"
 DEALER = "dealer"
 
 _VERSION = 2
-_VERSION_MALICIOUS = 3  # mode="malicious": signed inputs, SignedInputs, no EncryptedSum
-_INPUT_SIGN_DOMAIN = b"secagg/paillier_sum/signed-input/v1"
+# mode="malicious": signed inputs with proofs of plaintext knowledge, SignedInputs,
+# no EncryptedSum (version 3 carried no proofs)
+_VERSION_MALICIOUS = 4
+_INPUT_SIGN_DOMAIN = b"secagg/paillier_sum/signed-input/v2"
+_PROOF_DOMAIN = b"secagg/paillier_sum/plaintext-knowledge/v1"
 _ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT, _ROLE_DEALER = 0, 1, 2, 3
 _MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
 _MAX_SEALED_BYTES = _MAX_TKEY_BYTES + 2 * paillier.MAX_KEY_BITS // 8 + 128
@@ -116,13 +124,22 @@ class PublicSetup:
         return paillier.fingerprint(self.public_key)
 
 
-def input_signing_payload(config: PaillierSumConfig, client: int, payload: bytes) -> bytes:
+def input_signing_payload(config: PaillierSumConfig, client: int, payload: bytes,
+                          proofs: bytes = b"") -> bytes:
     """What a client signs in malicious mode: a domain label, the config
-    digest, its client id (u64) and SHA-256 of the exact ciphertext bytes
-    ``payload``. A signature therefore holds for one input of one client
-    under one configuration only."""
+    digest, its client id (u64), SHA-256 of the exact ciphertext bytes
+    ``payload`` and SHA-256 of the exact proof bytes ``proofs``. A signature
+    therefore holds for one input (with its proofs) of one client under one
+    configuration only."""
     return (_INPUT_SIGN_DOMAIN + config.digest + int(client).to_bytes(8, "big")
-            + hashlib.sha256(bytes(payload)).digest())
+            + hashlib.sha256(bytes(payload)).digest() + hashlib.sha256(bytes(proofs)).digest())
+
+
+def proof_context(config: PaillierSumConfig, client: int) -> bytes:
+    """The context a client's proofs of plaintext knowledge are bound to: a
+    domain label, the config digest and its client id (u64). Proofs copied to
+    another client or configuration do not verify."""
+    return _PROOF_DOMAIN + config.digest + int(client).to_bytes(8, "big")
 
 
 @dataclass(frozen=True)
@@ -130,13 +147,16 @@ class EncryptedInput:
     """One client's encrypted vector: a serialised
     :class:`~secagg.paillier.EncryptedVector` (parsed by the receiver) and,
     in malicious mode, the client's Ed25519 signature over
-    :func:`input_signing_payload` (empty in semi-honest mode)."""
+    :func:`input_signing_payload` and its proofs of plaintext knowledge
+    (:class:`secagg.paillier.popk.ProofVector` bytes, parsed by the
+    receiver); both empty in semi-honest mode."""
 
     ROUND: ClassVar[str] = "encrypt"
     MAGIC: ClassVar[bytes] = b"PSEI"
     sender: int
     payload: bytes
     signature: bytes = field(default=b"", repr=False)
+    proofs: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -203,7 +223,7 @@ class DecryptionShare:
 class SignedInputs:
     """Malicious mode: what the aggregator asks the committee to decrypt, as
     every included :class:`EncryptedInput` (client id, ciphertext bytes,
-    signature) in increasing id order. Each decryptor checks every input and
+    signature, proofs) in increasing id order. Each decryptor checks every input and
     multiplies them itself; it never takes the aggregator's word for a sum."""
 
     ROUND: ClassVar[str] = "decrypt"
@@ -254,6 +274,9 @@ class PaillierSumCodec:
         # an encrypted vector never holds more ciphertexts than values
         self._max_payload = min(wire.MAX_FIELD,
                                 1024 + config.dimension * (_CT_BYTES_MAX + 8))
+        # one proof (16-byte challenge, two responses mod n) per ciphertext
+        self._max_proofs = min(wire.MAX_FIELD,
+                               1024 + config.dimension * (_CT_BYTES_MAX + 16))
 
     # -- addresses -------------------------------------------------------------------
     def _put_sender(self, w: wire.Writer, sender: Address) -> None:
@@ -362,22 +385,29 @@ class PaillierSumCodec:
         return w.getvalue()
 
     def _put_input(self, w: wire.Writer, message: EncryptedInput) -> None:
-        """A ciphertext blob and, in malicious mode, its 64-byte signature."""
+        """A ciphertext blob and, in malicious mode, its 64-byte signature and
+        its proof blob."""
         sig = bytes(message.signature)
+        proofs = bytes(message.proofs)
         if self._malicious:
             if len(sig) != SIGNATURE_BYTES:
                 raise EncodingError(f"mode='malicious': an input carries a {SIGNATURE_BYTES}-"
                                     f"byte signature, got {len(sig)} bytes")
-        elif sig:
-            raise EncodingError("a semi-honest input carries no signature")
+            if len(proofs) > self._max_proofs:
+                raise EncodingError(f"the proofs are {len(proofs)} bytes, past the limit "
+                                    f"{self._max_proofs}")
+        elif sig or proofs:
+            raise EncodingError("a semi-honest input carries no signature and no proofs")
         w.blob(bytes(message.payload))
         if self._malicious:
-            w.raw(sig)
+            w.raw(sig).blob(proofs)
 
     def _get_input(self, r: wire.Reader, sender: int) -> EncryptedInput:
         payload = r.blob(max_len=self._max_payload)
-        sig = r.raw(SIGNATURE_BYTES) if self._malicious else b""
-        return EncryptedInput(sender, payload, sig)
+        if not self._malicious:
+            return EncryptedInput(sender, payload)
+        sig = r.raw(SIGNATURE_BYTES)
+        return EncryptedInput(sender, payload, sig, r.blob(max_len=self._max_proofs))
 
     # -- decode ----------------------------------------------------------------------
     def decode(self, data: bytes) -> Message:

@@ -28,15 +28,18 @@ transport goes on with the others), and combines once ``decrypt_threshold``
 valid answers arrived.
 
 ``mode="malicious"`` (threshold layout; the aggregator may deviate): every
-client signs its :class:`EncryptedInput` with its Ed25519 identity key
-(``signing_key=``, checked against ``config.registry``); the aggregator
-verifies each signature on arrival and sends the committee
-:class:`SignedInputs` (every included input with its signature) instead of
-the product. A decryptor checks every input (distinct ids of the round,
-distinct ciphertexts, signatures valid under the registry for this config
-digest, at least ``min_clients`` of them), multiplies them itself and
-partially decrypts only that product, once per session. The aggregator
-still computes the same product to verify the proofs.
+client encrypts on the online path, proves knowledge of each ciphertext's
+plaintext (:mod:`secagg.paillier.popk`, bound to :func:`proof_context`) and
+signs its :class:`EncryptedInput` (ciphertexts and proofs) with its Ed25519
+identity key (``signing_key=``, checked against ``config.registry``); the
+aggregator verifies each signature and the proofs on arrival and sends the
+committee :class:`SignedInputs` (every included input with its signature
+and proofs) instead of the product. A decryptor checks every input
+(distinct ids of the round, distinct ciphertexts, signatures valid under
+the registry for this config digest, proofs of plaintext knowledge, at
+least ``min_clients`` of them), multiplies them itself and partially
+decrypts only that product, once per session. The aggregator still
+computes the same product to verify the decryption proofs.
 """
 
 from __future__ import annotations
@@ -59,7 +62,14 @@ from secagg.errors import (
     RemoteProtocolError,
     SecAggError,
 )
-from secagg.paillier import ClipPolicy, DJNTable, EncryptedVector, EncryptionMode, ObfuscatorPool
+from secagg.paillier import (
+    ClipPolicy,
+    DJNTable,
+    EncryptedVector,
+    EncryptionMode,
+    ObfuscatorPool,
+    popk,
+)
 from secagg.paillier import threshold as tp
 from secagg.sign import SigningKey
 
@@ -79,6 +89,7 @@ from .messages import (
     ThresholdSetup,
     input_signing_payload,
     open_vector,
+    proof_context,
 )
 
 __all__ = ["FaultyDecryptorError", "MalformedSumError", "PaillierSumAggregator",
@@ -145,26 +156,55 @@ def _check_sum_request(
         )
 
 
+def _exact_input(i: object) -> tuple[int, bytes, bytes, bytes]:
+    """``(sender, payload, signature, proofs)`` of an input whose fields are
+    exactly ``int`` and ``bytes`` (no subclass: a subclass can answer each
+    read differently, so a check and a use could see different bytes)."""
+    if (type(i) is not EncryptedInput or type(i.sender) is not int
+            or type(i.payload) is not bytes or type(i.signature) is not bytes
+            or type(i.proofs) is not bytes):
+        raise ProtocolError("an input must be an EncryptedInput with an exact int sender and "
+                            "exact bytes payload, signature and proofs (no subclasses)")
+    return i.sender, i.payload, i.signature, i.proofs
+
+
+def _check_proofs(config: PaillierSumConfig, client: int, vec: EncryptedVector,
+                  proofs: bytes, public_key: Any, insecure: bool,
+                  workers: int | None = None) -> None:
+    """Client ``client``'s proofs of plaintext knowledge for ``vec`` verify
+    under :func:`proof_context`; else :class:`IntegrityError` naming it."""
+    try:
+        pv = popk.ProofVector.from_bytes(proofs, public_key, count=len(vec.ciphertexts),
+                                         insecure_allow_small_key_for_tests=insecure)
+        popk.verify_vector(vec, pv, context=proof_context(config, client), workers=workers)
+    except SecAggError as exc:
+        raise IntegrityError(f"client {client}'s proof of plaintext knowledge is refused: "
+                             f"{exc}") from exc
+
+
 def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, public_key: Any,
-                    msg: SignedInputs, insecure: bool) -> EncryptedVector:
+                    msg: SignedInputs, insecure: bool,
+                    workers: int | None = None) -> EncryptedVector:
     """Malicious mode: check every input a decryption request carries and
     return their product mod n^2, computed here (never the aggregator's).
 
     Refused (:class:`~secagg.errors.RemoteProtocolError`, or
-    :class:`~secagg.errors.IntegrityError` for a bad signature): a sender
-    other than the aggregator, a repeated or unknown client id, fewer than
-    ``min_clients`` inputs, a repeated ciphertext, a signature that does not
-    verify under ``config.registry`` for this config digest, a vector under
-    another key or layout or claiming more than one summand."""
+    :class:`~secagg.errors.IntegrityError` for a bad signature or proof): a
+    sender other than the aggregator, a field that is not exactly ``int`` or
+    ``bytes``, a repeated or unknown client id, fewer than ``min_clients``
+    inputs, a repeated ciphertext, a signature that does not verify under
+    ``config.registry`` for this config digest, a vector under another key or
+    layout or claiming more than one summand, proofs of plaintext knowledge
+    that do not verify for that client under this config digest (so no
+    client can sign a product, inverse or re-randomised copy of others'
+    ciphertexts as its input). Each field is read once; only those values
+    are checked and used."""
     if msg.sender != SERVER:
         raise ProtocolError(f"a decryption request from {msg.sender!r}, not the aggregator")
-    inputs = msg.inputs
-    if not isinstance(inputs, tuple) or not all(
-            isinstance(i, EncryptedInput) and isinstance(i.payload, bytes)
-            and isinstance(i.signature, bytes) for i in inputs):
-        raise ProtocolError("a decryption request holds a tuple of EncryptedInput objects "
-                            "(bytes payload and signature) only")
-    ids = [i.sender for i in inputs]
+    if type(msg.inputs) is not tuple:
+        raise ProtocolError("a decryption request holds a tuple of EncryptedInput objects only")
+    inputs = [_exact_input(i) for i in msg.inputs]
+    ids = [i[0] for i in inputs]
     if len(set(ids)) != len(ids):
         raise ProtocolError(f"the request names a client twice: {sorted(ids)}")
     extra = set(ids) - config.clients
@@ -174,24 +214,25 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
     if len(ids) < config.min_clients:
         raise ProtocolError(f"refusing to decrypt a sum of {len(ids)} inputs; min_clients is "
                             f"{config.min_clients}")
-    digests = {hashlib.sha256(bytes(i.payload)).digest() for i in inputs}
+    digests = {hashlib.sha256(payload).digest() for _, payload, _, _ in inputs}
     if len(digests) != len(inputs):
         raise ProtocolError("the request holds one ciphertext twice")
     assert config.registry is not None
     vectors = []
-    for i in inputs:
+    for sender, payload, signature, proofs in inputs:
         try:
-            config.registry[i.sender].verify(
-                bytes(i.signature), input_signing_payload(config, i.sender, i.payload))
+            config.registry[sender].verify(
+                signature, input_signing_payload(config, sender, payload, proofs))
         except SecAggError as exc:
-            raise IntegrityError(f"client {i.sender}'s input is not signed by its registry key "
+            raise IntegrityError(f"client {sender}'s input is not signed by its registry key "
                                  f"for this configuration: {exc}") from exc
-        vec = open_vector(i.payload, public_key, insecure)
+        vec = open_vector(payload, public_key, insecure)
         if layout != vec.layout:
-            raise ProtocolError(f"client {i.sender}'s vector has another packing layout")
+            raise ProtocolError(f"client {sender}'s vector has another packing layout")
         if vec.summands != 1:
-            raise ProtocolError(f"client {i.sender}'s vector claims {vec.summands} summands, "
+            raise ProtocolError(f"client {sender}'s vector claims {vec.summands} summands, "
                                 "expected 1")
+        _check_proofs(config, sender, vec, proofs, public_key, insecure, workers)
         vectors.append(vec)
     try:
         return paillier.aggregate(vectors)
@@ -528,6 +569,11 @@ class PaillierSumClient:
             if signing_key.verify_key() != config.registry[client_id]:
                 raise ParameterError(f"client {client_id}'s signing_key does not match its "
                                      "registry entry")
+            if encryption != "online":
+                raise ParameterError(
+                    f"mode='malicious': client {client_id} proves knowledge of each "
+                    f"ciphertext's randomness r, which encryption={encryption!r} does not keep; "
+                    "use encryption='online'")
         elif signing_key is not None:
             raise ParameterError("signing_key belongs to mode='malicious'")
         self._signing_key = signing_key
@@ -686,14 +732,19 @@ class PaillierSumClient:
                                      insecure_allow_small_key_for_tests=self._insecure)
             kw["djn"] = self._djn
         # the integer input back in the layout's units: round(v / scale * scale) == v
-        vec = paillier.encrypt(self._pk, layout, self._input / layout.scale,
-                               workers=self._workers,
-                               insecure_allow_small_key_for_tests=self._insecure, **kw)
-        payload = vec.to_bytes()
+        values = self._input / layout.scale
         if self._signing_key is None:
-            return EncryptedInput(self.client_id, payload)
-        sig = self._signing_key.sign(input_signing_payload(self.config, self.client_id, payload))
-        return EncryptedInput(self.client_id, payload, sig)
+            vec = paillier.encrypt(self._pk, layout, values, workers=self._workers,
+                                   insecure_allow_small_key_for_tests=self._insecure, **kw)
+            return EncryptedInput(self.client_id, vec.to_bytes())
+        # malicious mode: the online path, proving knowledge of every plaintext
+        vec, proofs = popk.encrypt_with_proofs(
+            self._pk, layout, values, context=proof_context(self.config, self.client_id),
+            workers=self._workers, insecure_allow_small_key_for_tests=self._insecure)
+        payload, proof_bytes = vec.to_bytes(), proofs.to_bytes()
+        sig = self._signing_key.sign(
+            input_signing_payload(self.config, self.client_id, payload, proof_bytes))
+        return EncryptedInput(self.client_id, payload, sig, proof_bytes)
 
     def _on_setup(self, msg: PublicSetup) -> list[Envelope]:
         if msg.sender != KEY_HOLDER:
@@ -780,7 +831,8 @@ class PaillierSumClient:
         if self.config.mode != "malicious":
             raise ProtocolError("signed inputs belong to mode='malicious'")
         share = self._check_decryptor()
-        product = _signed_product(self.config, self._layout(), self._pk, msg, self._insecure)
+        product = _signed_product(self.config, self._layout(), self._pk, msg, self._insecure,
+                                  self._workers)
         partial = tp.partial_decrypt(share, product, context=decryption_context(self.config),
                                      workers=self._workers)
         self.included = msg.included
@@ -1183,30 +1235,32 @@ class PaillierSumAggregator:
             raise ProtocolError(f"client {msg.sender} is not in the round")
         if msg.sender in self._included:
             raise ProtocolError(f"client {msg.sender} already sent its input (replay refused)")
-        digest = hashlib.sha256(msg.payload).digest()
+        malicious = self.config.mode == "malicious"
+        payload = _exact_input(msg)[1] if malicious else msg.payload
+        digest = hashlib.sha256(payload).digest()
         if digest in self._seen:
             raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
-        if self.config.mode == "malicious":
+        if malicious:
             assert self.config.registry is not None
-            if not isinstance(msg.signature, bytes):
-                raise ProtocolError(f"client {msg.sender}'s signature is not bytes")
             try:
                 self.config.registry[msg.sender].verify(
-                    bytes(msg.signature),
-                    input_signing_payload(self.config, msg.sender, msg.payload))
+                    msg.signature,
+                    input_signing_payload(self.config, msg.sender, payload, msg.proofs))
             except SecAggError as exc:
                 raise IntegrityError(f"client {msg.sender}'s input is not signed by its "
                                      f"registry key for this configuration: {exc}") from exc
-        elif msg.signature:
-            raise ProtocolError(f"client {msg.sender}'s input carries a signature; this round "
-                                "is semi-honest")
-        vec = open_vector(msg.payload, self._pk, self._insecure)
+        elif msg.signature or msg.proofs:
+            raise ProtocolError(f"client {msg.sender}'s input carries a signature or proofs; "
+                                "this round is semi-honest")
+        vec = open_vector(payload, self._pk, self._insecure)
         if vec.layout != self.layout:
             raise ProtocolError(f"client {msg.sender}'s vector has another packing layout")
         if vec.summands != 1:
             raise ProtocolError(
                 f"client {msg.sender}'s vector claims {vec.summands} summands, expected 1"
             )
+        if malicious:
+            _check_proofs(self.config, msg.sender, vec, msg.proofs, self._pk, self._insecure)
         try:
             new_sum = vec if self._sum is None else paillier.aggregate([self._sum, vec])
         except ParameterError as exc:

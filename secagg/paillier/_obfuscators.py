@@ -93,6 +93,19 @@ def online_obfuscators(n: int, count: int) -> list[Mpz]:
     return list(gmpy2.powmod_base_list(rs, nn, nn * nn)) if rs else []
 
 
+def online_obfuscators_with_units(n: int, count: int) -> list[tuple[Mpz, Mpz]]:
+    """``count`` pairs ``(r, r^n mod n^2)`` for fresh uniform units r.
+
+    The r are secret (anyone holding one can strip its ciphertext's
+    obfuscator): callers keep them in memory only as long as a proof of
+    plaintext knowledge needs them.
+    """
+    nn = gmpy2.mpz(n)
+    rs = [random_unit(nn) for _ in range(count)]
+    obf = list(gmpy2.powmod_base_list(rs, nn, nn * nn)) if rs else []
+    return list(zip(rs, obf, strict=True))
+
+
 def crt_obfuscators_ctx(ctx: _PrivateContext, count: int) -> list[Mpz]:
     """``count`` uniform n-th residues mod n^2, computed mod p^2 and q^2."""
     if count == 0:

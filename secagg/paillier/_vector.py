@@ -40,6 +40,7 @@ from ._obfuscators import (
     crt_obfuscators,
     djn_obfuscators,
     online_obfuscators,
+    online_obfuscators_with_units,
     run_chunked,
 )
 from ._packing import ClipPolicy, PackingLayout
@@ -340,6 +341,35 @@ def encrypt(
     return EncryptedVector._trusted(
         public_key, ctx, layout, cts, 1, insecure_allow_small_key_for_tests
     )
+
+
+def _encrypt_online_keeping_units(
+    public_key: Any,
+    layout: PackingLayout,
+    values: npt.ArrayLike,
+    *,
+    workers: int | None,
+    on_clip: ClipPolicy,
+    insecure_allow_small_key_for_tests: bool,
+) -> tuple[EncryptedVector, list[Mpz], list[Mpz]]:
+    """The online path of :func:`encrypt` (fresh r, obfuscator ``r^n``), also
+    returning each ciphertext's packed plaintext m and unit r, so that
+    ``c = (1 + n)^m r^n mod n^2``. Both are secret: for a proof of plaintext
+    knowledge only, dropped by the caller right after proving."""
+    check_public_key(
+        public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
+    )
+    ctx = _PublicContext.of(public_key)
+    _check_layout_for(ctx, layout, "the layout")
+    check_workers(workers)
+    plaintexts = layout.pack(layout.encode(values, on_clip=on_clip))
+    pairs = run_chunked(online_obfuscators_with_units, (int(ctx.n),), len(plaintexts), workers)
+    n, n2 = ctx.n, ctx.n2
+    cts = tuple((m * n + 1) * ro % n2 for m, (_, ro) in zip(plaintexts, pairs, strict=True))
+    vec = EncryptedVector._trusted(
+        public_key, ctx, layout, cts, 1, insecure_allow_small_key_for_tests
+    )
+    return vec, [gmpy2.mpz(m) for m in plaintexts], [r for r, _ in pairs]
 
 
 @timed(CRYPTO)
