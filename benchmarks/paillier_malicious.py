@@ -80,7 +80,7 @@ def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -
     row["request_bytes_mal"] = len(codec.encode(msg))
     row["check_and_multiply_s"] = best_of(
         lambda: _signed_product(cfg, layout, pk, msg, insecure), repeat)
-    product = _signed_product(cfg, layout, pk, msg, insecure)
+    product, _ = _signed_product(cfg, layout, pk, msg, insecure)
     share = member._share
     row["partial_mal_s"] = best_of(lambda: tp.partial_decrypt(
         share, product, context=decryption_context(cfg)), repeat)

@@ -461,3 +461,35 @@ def test_fuzzed_journals_raise_only_library_errors(tmp_path_factory, data):
     except SecAggError:
         return
     assert bad == good and got == tuple(entries)
+
+
+def test_a_relative_journal_path_is_refused_and_write_errors_are_library_errors(
+        tmp_path, monkeypatch):
+    """The journal folder must be absolute (a relative one would follow the
+    node's working directory); a failing write (disk full) refuses the session
+    with a library error and leaves no temporary file."""
+    import errno
+    import os
+
+    from flwr.app import Context, RecordDict
+
+    from protocols.flower import journal as J
+    from protocols.flower.paillier import _spend
+
+    ctx = Context(run_id=1, node_id=7, node_config={JOURNAL_CONFIG_KEY: "journals"},
+                  state=RecordDict(), run_config={})
+    with pytest.raises(ParameterError, match="absolute"):
+        _spend(ctx, b"k" * 32, b"d" * 32)
+    folder = tmp_path / "j"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(J.os, "fsync", full)
+    with pytest.raises(ParameterError, match="cannot write the journal"):
+        J.write_journal(folder, 7, b"k" * 32, [b"d" * 32])
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(J.os, "fsync", real_fsync)
+    J.write_journal(folder, 7, b"k" * 32, [b"d" * 32])
+    assert J.read_journal(folder, 7, b"k" * 32) == (b"d" * 32,)

@@ -232,6 +232,23 @@ def test_a_client_given_the_public_material_checks_the_committee(dealt):
     assert back.round == "decrypt"
 
 
+def test_a_client_refuses_a_session_in_another_mode_than_its_key_was_dealt_for(dealt):
+    """A key runs one mode only: a client holding public material dealt for
+    malicious sessions refuses a semi-honest configuration on that key (where
+    the committee would decrypt a relabelled single input), in process too."""
+    public, shares = dealt
+    config = session(dealt).config
+    assert config.mode == "semi-honest"
+    strict = ThresholdPublic(public.key, public.committee, "malicious")
+    for cid, share in ((4, shares[4]), (6, None)):
+        with pytest.raises(ParameterError, match="dealt for 'malicious'"):
+            PaillierSumClient(cid, config, threshold_key=strict, key_share=share, **INSECURE)
+    c = PaillierSumClient(4, config, threshold_key=public, key_share=shares[4], **INSECURE)
+    with pytest.raises(ParameterError, match="dealt for 'malicious'"):
+        PaillierSumClient.restore(config, c.export_state(), threshold_key=strict,
+                                  key_share=shares[4], **INSECURE)
+
+
 # ------------------------------------------------- a relay that lies to the clients
 
 

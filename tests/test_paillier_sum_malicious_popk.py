@@ -165,7 +165,7 @@ def test_without_the_proof_check_the_negation_attack_decrypts_the_victim(tkp: An
     r = Round(tkp)
     evil = r.signed_by(3, negation_vector(r, 3))
     request = r.codec.decode(r.codec.encode(r.request({3: evil})))
-    product = parties._signed_product(r.cfg, r.layout, r.pk, request, True)
+    product, _ = parties._signed_product(r.cfg, r.layout, r.pk, request, True)
     partials = []
     for d in (0, 1):
         (out,) = r.s.clients[d].handle(request)
@@ -270,6 +270,33 @@ def test_a_bytes_subclass_cannot_slip_a_copy_past_the_duplicate_check(tkp: Any) 
         with pytest.raises(ProtocolError, match="exact bytes"):
             party.handle(r.request({colluder: odd}))
     assert (party.export_state(), observable_state(party)) == before
+
+
+def test_a_request_subclass_cannot_change_what_the_decryptor_records(tkp: Any) -> None:
+    """A SignedInputs subclass whose inputs read differently the third time
+    (after the checks) would make the decryptor record another included set:
+    the decryptor takes exactly a SignedInputs, and records the ids it checked."""
+    r = Round(tkp)
+    honest = r.request({})
+    reads = {"n": 0}
+
+    class Shifting(ps.SignedInputs):
+        @property  # type: ignore[misc]
+        def inputs(self) -> tuple[Any, ...]:
+            reads["n"] += 1
+            full = object.__getattribute__(self, "__dict__")["inputs"]
+            return full if reads["n"] <= 2 else tuple(i for i in full if i.sender == VICTIM)
+
+    odd = Shifting.__new__(Shifting)
+    object.__setattr__(odd, "__dict__", dict(honest.__dict__))
+    party = r.s.clients[0]
+    before = party.export_state(), observable_state(party)
+    with pytest.raises(ProtocolError, match="must be a SignedInputs"):
+        party.handle(odd)
+    assert (party.export_state(), observable_state(party)) == before
+    [reply] = party.handle(honest)
+    assert reply.receiver == SERVER
+    assert party.included == frozenset(i.sender for i in honest.inputs)
 
 
 # -- the client ---------------------------------------------------------------------------

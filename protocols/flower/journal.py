@@ -218,10 +218,12 @@ def write_journal(folder: Path | str, node_id: int, key_digest: bytes,
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+        _fsync_folder(path.parent)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, I/O error: the session is refused
+            raise ParameterError(f"cannot write the journal {path}: {exc}") from exc
         raise
-    _fsync_folder(path.parent)
 
 
 def _fsync_folder(folder: Path) -> None:

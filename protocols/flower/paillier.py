@@ -456,6 +456,9 @@ def _spend(context: Context, key_digest: bytes, digest: bytes) -> None:
                             "in the node config: without a durable journal this node could "
                             "not refuse a rerun of the session's configuration in a later "
                             "run or after a restart, so it refuses the session")
+    if not Path(folder).is_absolute():
+        raise ParameterError(f"{JOURNAL_CONFIG_KEY}={folder!r} must be an absolute path (a "
+                             "relative one would follow the node's working directory)")
     me = int(context.node_id)
     spent = read_journal(folder, me, key_digest)
     if digest in spent:

@@ -184,9 +184,10 @@ def _check_proofs(config: PaillierSumConfig, client: int, vec: EncryptedVector,
 
 def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, public_key: Any,
                     msg: SignedInputs, insecure: bool,
-                    workers: int | None = None) -> EncryptedVector:
+                    workers: int | None = None) -> tuple[EncryptedVector, frozenset[int]]:
     """Malicious mode: check every input a decryption request carries and
-    return their product mod n^2, computed here (never the aggregator's).
+    return their product mod n^2, computed here (never the aggregator's),
+    with the ids of the clients in it.
 
     Refused (:class:`~secagg.errors.RemoteProtocolError`, or
     :class:`~secagg.errors.IntegrityError` for a bad signature or proof): a
@@ -198,7 +199,11 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
     that do not verify for that client under this config digest (so no
     client can sign a product, inverse or re-randomised copy of others'
     ciphertexts as its input). Each field is read once; only those values
-    are checked and used."""
+    are checked and used; the request itself must be exactly a
+    :class:`SignedInputs`."""
+    if type(msg) is not SignedInputs:
+        raise ProtocolError(f"a decryption request must be a SignedInputs, not "
+                            f"{type(msg).__name__}")
     if msg.sender != SERVER:
         raise ProtocolError(f"a decryption request from {msg.sender!r}, not the aggregator")
     if type(msg.inputs) is not tuple:
@@ -235,7 +240,7 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
         _check_proofs(config, sender, vec, proofs, public_key, insecure, workers)
         vectors.append(vec)
     try:
-        return paillier.aggregate(vectors)
+        return paillier.aggregate(vectors), frozenset(ids)
     except ParameterError as exc:
         raise ProtocolError(f"cannot multiply the inputs: {exc}") from exc
 
@@ -311,6 +316,10 @@ def _check_local_material(client_id: int, config: PaillierSumConfig,
             raise ParameterError(f"the configuration's threshold {config.decrypt_threshold} "
                                  f"differs from this client's public material "
                                  f"({material.threshold})")
+        if material.mode != config.mode:
+            raise ParameterError(f"the key was dealt for {material.mode!r} sessions; this "
+                                 f"configuration is {config.mode!r} (a key runs one mode only, "
+                                 "or a malicious-mode input could be decrypted alone)")
         key = material.key
     else:
         key = material
@@ -831,11 +840,11 @@ class PaillierSumClient:
         if self.config.mode != "malicious":
             raise ProtocolError("signed inputs belong to mode='malicious'")
         share = self._check_decryptor()
-        product = _signed_product(self.config, self._layout(), self._pk, msg, self._insecure,
-                                  self._workers)
+        product, included = _signed_product(self.config, self._layout(), self._pk, msg,
+                                            self._insecure, self._workers)
         partial = tp.partial_decrypt(share, product, context=decryption_context(self.config),
                                      workers=self._workers)
-        self.included = msg.included
+        self.included = included  # the checked ids, not a second read of the request
         self.state = "done"
         return [Envelope(SERVER, DecryptionShare(self.client_id, partial.to_bytes()))]
 

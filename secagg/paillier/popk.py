@@ -39,12 +39,15 @@ Batched verification (:func:`verify_batch`) needs the commitment ``a``
 itself, so it takes the committed form ``(a, z, w)`` of the same proofs
 (:class:`BatchableProofVector`, magic ``SGPB`` version 1: as above with a
 ``2 * width``-byte ``a`` in place of ``e``; about twice the bytes). It checks
-all proofs of many vectors with one equation raised to fresh random 128-bit
-exponents, squared on both sides so that elements of order 2 (which
-Z*_{n^2} has; every other prime factor of its order exceeds 2^128 for keys
-that are products of safe primes) cannot cancel: a batch with any proof
-whose equation fails (beyond a factor of order 2, which leaves the
-plaintext known) passes with probability at most 2^-128.
+all proofs of many vectors with one equation raised to fresh random odd
+128-bit exponents (127 random bits), squared on both sides so that elements
+of order 2 (which Z*_{n^2} has; every other prime factor of its order
+exceeds 2^128 for keys that are products of safe primes) cannot cancel: for
+such keys a batch with any proof whose equation fails (beyond a factor of
+order 2, which leaves the plaintext known) passes with probability at most
+2^-127. For other keys (e.g. ``phe``'s) elements of small odd order exist
+and the batch bound does not hold; verify those one by one. The protocol
+itself verifies one by one.
 
 Randomness comes from :mod:`secrets` only.
 """
@@ -562,7 +565,9 @@ def verify_batch(
     n^2 plus multi-exponentiations with 128-bit and 256-bit exponents (about
     ``96 * (K + 34)`` products mod n^2), against ``K`` n-bit exponentiations
     for :func:`verify_vector`. The random exponents come from
-    :mod:`secrets`, drawn after the proofs are fixed."""
+    :mod:`secrets`, drawn after the proofs are fixed. The 2^-127 bound holds
+    for keys that are products of safe primes (threshold keys); for other
+    keys use :func:`verify_vector`."""
     if not items:
         return
     fp: bytes | None = None
