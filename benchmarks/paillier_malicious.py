@@ -5,19 +5,20 @@ Side by side, on one dealt key and the same inputs, per committee member:
 * semi-honest: the decryption request is the aggregator's product
   (``EncryptedSum``); the decryptor parses it and partially decrypts it;
 * malicious: the request carries every included input with its Ed25519
-  signature and its proofs of plaintext knowledge (``SignedInputs``); the
-  decryptor verifies every signature and every proof, parses every vector,
-  multiplies them mod n^2 itself, then partially decrypts the product.
+  signature and its proofs of plaintext knowledge in committed form
+  (``SignedInputs``); the decryptor verifies every signature, parses every
+  vector, verifies ALL proofs in one batch
+  (:func:`secagg.paillier.popk.verify_batch`), multiplies them mod n^2
+  itself, then partially decrypts the product.
 
 Reported: the encoded request's bytes in both modes, the decryptor's
 check-and-multiply time (proofs included) and its partial-decryption time,
-the verification of one client's proofs against that partial decryption,
-and, per client, encryption with and without proofs and the bytes the
-proofs add to an input (best of ``--repeat`` runs, wall clock, one
-process), with the ratios. Side by side, the same clients' proofs in
-committed form checked by one batched verification
-(:func:`secagg.paillier.popk.verify_batch`) against checking each proof
-(:func:`secagg.paillier.popk.verify_vector`), and the bytes of each form. Run with
+with the ratio; side by side, the same check as it was before batching
+(the same proofs in compact form, each verified one by one with
+:func:`secagg.paillier.popk.verify_vector`) and the bytes of each form, per
+input and per request; and, per client, encryption with and without proofs
+and the bytes the proofs add to an input (best of ``--repeat`` runs, wall
+clock, one process). Run with
 ``python -m benchmarks.paillier_malicious [--bits 2048] [--clients 5 10 20]
 [--dimension 1000]``; ``--quick`` uses a 1024-bit key under the test-only
 flag (for a smoke run, not for figures).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import gmpy2
 import numpy as np
 
 from protocols import paillier_sum as ps
@@ -65,6 +67,35 @@ def _request(keypair: Any, n: int, dimension: int, mode: str, insecure: bool) ->
     return s.config, codec, sent[0].message, s.clients[0], agg.layout, keypair[0]
 
 
+def _compact(pk: Any, vec: Any, committed: Any, context: bytes) -> popk.ProofVector:
+    """The compact form ``(e, z, w)`` of the same proofs (what version 4
+    inputs carried): ``e`` recomputed from each commitment ``a``."""
+    n = int(pk.n)
+    w2 = (int(pk.nsquare).bit_length() + 7) // 8
+    head = popk._head(n, vec._ciphertexts, context)
+    quads = [(popk._challenge(head, j, c, gmpy2.mpz(p.a), w2), p.a, p.z, p.w)
+             for j, (c, p) in enumerate(zip(vec._ciphertexts, committed.proofs, strict=True))]
+    return popk.ProofVector._of(n, committed.key_fingerprint, quads)
+
+
+def _check_one_by_one(cfg: Any, layout: Any, pk: Any, msg: Any, compact: list[bytes],
+                      insecure: bool) -> Any:
+    """The decryptor's check before batching (version 4): per input, the
+    signature, parsing, then that input's compact proofs one by one
+    (:func:`popk.verify_vector`); then the product."""
+    vectors = []
+    for i, proofs in zip(msg.inputs, compact, strict=True):
+        cfg.registry[i.sender].verify(
+            i.signature, ps.input_signing_payload(cfg, i.sender, i.payload, i.proofs))
+        vec = open_vector(i.payload, pk, insecure)
+        assert vec.layout == layout and vec.summands == 1
+        pv = popk.ProofVector.from_bytes(proofs, pk, count=len(vec.ciphertexts),
+                                         insecure_allow_small_key_for_tests=insecure)
+        popk.verify_vector(vec, pv, context=ps.proof_context(cfg, i.sender))
+        vectors.append(vec)
+    return paillier.aggregate(vectors)
+
+
 def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -> dict[str, Any]:
     """One row: request bytes and decryptor times in both modes for ``n`` clients."""
     row: dict[str, Any] = {"clients": n, "dimension": dimension}
@@ -78,44 +109,47 @@ def measure(keypair: Any, n: int, dimension: int, repeat: int, insecure: bool) -
     cfg, codec, msg, member, layout, pk = _request(keypair, n, dimension, "malicious",
                                                        insecure)
     row["request_bytes_mal"] = len(codec.encode(msg))
+    # the protocol's check: cheap checks per input, then ONE verify_batch over all
     row["check_and_multiply_s"] = best_of(
         lambda: _signed_product(cfg, layout, pk, msg, insecure), repeat)
     product, _ = _signed_product(cfg, layout, pk, msg, insecure)
     share = member._share
     row["partial_mal_s"] = best_of(lambda: tp.partial_decrypt(
         share, product, context=decryption_context(cfg)), repeat)
-    first = msg.inputs[0]
-    one = open_vector(first.payload, pk, insecure)
-    proofs = popk.ProofVector.from_bytes(first.proofs, pk, count=len(one.ciphertexts),
-                                         insecure_allow_small_key_for_tests=insecure)
-    row["verify_one_client_s"] = best_of(lambda: popk.verify_vector(
-        one, proofs, context=ps.proof_context(cfg, first.sender)), repeat)
+    # the same inputs' proofs in compact form, checked one by one (version 4)
     vectors = [open_vector(i.payload, pk, insecure) for i in msg.inputs]
-    compact = [popk.ProofVector.from_bytes(i.proofs, pk, count=len(v.ciphertexts),
-                                           insecure_allow_small_key_for_tests=insecure)
-               for i, v in zip(msg.inputs, vectors, strict=True)]
     contexts = [ps.proof_context(cfg, i.sender) for i in msg.inputs]
+    committed = [popk.BatchableProofVector.from_bytes(
+        i.proofs, pk, count=len(v.ciphertexts), insecure_allow_small_key_for_tests=insecure)
+        for i, v in zip(msg.inputs, vectors, strict=True)]
+    compact = [_compact(pk, v, b, c) for v, b, c in zip(vectors, committed, contexts,
+                                                           strict=True)]
+    compact_bytes = [p.to_bytes() for p in compact]
+    assert _check_one_by_one(cfg, layout, pk, msg, compact_bytes,
+                             insecure).ciphertexts == product.ciphertexts
+    row["check_one_by_one_s"] = best_of(
+        lambda: _check_one_by_one(cfg, layout, pk, msg, compact_bytes, insecure), repeat)
 
     def verify_each() -> None:
         for v, p, c in zip(vectors, compact, contexts, strict=True):
             popk.verify_vector(v, p, context=c)
 
     row["verify_all_each_s"] = best_of(verify_each, repeat)
-    # the same clients' encryptions with proofs in committed form (fresh vectors)
-    kw: dict[str, Any] = {"insecure_allow_small_key_for_tests": True} if insecure else {}
-    batch_items = []
-    x = np.random.default_rng(1).uniform(-1, 1, dimension)
-    for c in contexts:
-        v, bp = popk.encrypt_with_batchable_proofs(pk, layout, x, context=c, **kw)
-        batch_items.append((v, bp, c))
+    batch_items = list(zip(vectors, committed, contexts, strict=True))
     row["verify_all_batched_s"] = best_of(lambda: popk.verify_batch(batch_items), repeat)
     row["each / batched"] = row["verify_all_each_s"] / row["verify_all_batched_s"]
-    row["proof_bytes_compact"] = len(msg.inputs[0].proofs)
-    row["proof_bytes_committed"] = len(batch_items[0][1].to_bytes())
-    row["check / partial"] = row["check_and_multiply_s"] / row["partial_mal_s"]
-    row["verify 1 client / partial"] = row["verify_one_client_s"] / row["partial_mal_s"]
-    row["batched all / partial"] = row["verify_all_batched_s"] / row["partial_mal_s"]
-    row["bytes mal / semi"] = row["request_bytes_mal"] / row["request_bytes_semi"]
+    extra = sum(len(i.proofs) - len(b) for i, b in zip(msg.inputs, compact_bytes, strict=True))
+    row["request_bytes_compact"] = row["request_bytes_mal"] - extra
+    row["input_bytes_compact"] = (len(msg.inputs[0].payload) + 64 + len(compact_bytes[0]))
+    row["input_bytes_committed"] = (len(msg.inputs[0].payload) + 64
+                                    + len(msg.inputs[0].proofs))
+    row["proof_bytes_compact"] = len(compact_bytes[0])
+    row["proof_bytes_committed"] = len(msg.inputs[0].proofs)
+    row["check 1-by-1 / partial (before)"] = row["check_one_by_one_s"] / row["partial_mal_s"]
+    row["check batched / partial (after)"] = row["check_and_multiply_s"] / row["partial_mal_s"]
+    row["before / after"] = row["check_one_by_one_s"] / row["check_and_multiply_s"]
+    row["bytes mal / semi (after)"] = row["request_bytes_mal"] / row["request_bytes_semi"]
+    row["bytes mal / semi (before)"] = row["request_bytes_compact"] / row["request_bytes_semi"]
     return row
 
 
@@ -128,9 +162,10 @@ def measure_client(keypair: Any, dimension: int, repeat: int, insecure: bool) ->
                                            capacity=64, **kw)
     x = np.random.default_rng(0).uniform(-1, 1, dimension)
     plain = best_of(lambda: paillier.encrypt(pk, layout, x, **kw), repeat)
-    proved = best_of(lambda: popk.encrypt_with_proofs(pk, layout, x, context=b"bench", **kw),
+    proved = best_of(lambda: popk.encrypt_with_batchable_proofs(pk, layout, x,
+                                                                context=b"bench", **kw),
                      repeat)
-    vec, proofs = popk.encrypt_with_proofs(pk, layout, x, context=b"bench", **kw)
+    vec, proofs = popk.encrypt_with_batchable_proofs(pk, layout, x, context=b"bench", **kw)
     payload, proof_bytes = len(vec.to_bytes()), len(proofs.to_bytes())
     return {"dimension": dimension, "ciphertexts": layout.ciphertexts,
             "encrypt_s": plain, "encrypt_and_prove_s": proved,

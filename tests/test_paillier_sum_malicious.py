@@ -470,7 +470,7 @@ def _valid_blobs(tkp: Any) -> tuple[ps.PaillierSumCodec, list[bytes]]:
 def test_signed_messages_round_trip_and_are_strict(tkp: Any) -> None:
     codec, blobs = _valid_blobs(tkp)
     for b in blobs:
-        assert b[4] == 4  # version 4 under a malicious configuration (proofs)
+        assert b[4] == 5  # version 5 under a malicious configuration (committed-form proofs)
         assert codec.encode(codec.decode(b)) == b
     enc, request = codec.decode(blobs[0]), codec.decode(blobs[1])
     assert len(enc.signature) == 64 and len(request.inputs) == 3

@@ -142,7 +142,7 @@ def _proof_variants(r: Round, colluder: int,
     out = {"none": r.signed_by(colluder, vec)}
     if hasattr(r.enc[colluder], "proofs"):  # absent before proofs existed
         own = r.enc[colluder].proofs
-        zeros_with_proofs = popk.encrypt_with_proofs(
+        zeros_with_proofs = popk.encrypt_with_batchable_proofs(
             r.pk, r.layout, np.zeros(D), context=ps.proof_context(r.cfg, colluder),
             **INSECURE)[1]
         out.update({
@@ -315,12 +315,76 @@ def test_honest_inputs_carry_proofs_that_verify_and_are_signed(tkp: Any) -> None
     for u in range(N):
         msg = r.enc[u]
         vec = r.vector(u)
-        proofs = popk.ProofVector.from_bytes(msg.proofs, r.pk,
+        assert msg.proofs[:5] == b"SGPB\x01"  # the committed form, batchable
+        proofs = popk.BatchableProofVector.from_bytes(msg.proofs, r.pk,
                                                       count=len(vec.ciphertexts), **INSECURE)
-        popk.verify_vector(vec, proofs, context=ps.proof_context(r.cfg, u))
+        popk.verify_batch([(vec, proofs, ps.proof_context(r.cfg, u))])
         with pytest.raises(IntegrityError):
-            popk.verify_vector(vec, proofs, context=ps.proof_context(r.cfg, (u + 1) % N))
+            popk.verify_batch([(vec, proofs, ps.proof_context(r.cfg, (u + 1) % N))])
         # a proof blob changed after signing breaks the signature
         flipped = msg.proofs[:-1] + bytes([msg.proofs[-1] ^ 1])
         _decryptor_refuses(r, 0, r.request({u: dataclasses.replace(msg, proofs=flipped)}),
                            IntegrityError, f"client {u}'s input is not signed")
+
+
+# -- one batch per request ----------------------------------------------------------------
+def test_one_bad_proof_among_many_valid_ones_is_named(tkp: Any) -> None:
+    """A decryptor verifies every input's proofs in one batch; one client's
+    input carrying a single tampered proof (one ciphertext of one client,
+    re-signed by that client) among all the others' valid proofs fails the
+    batch, and the decryptor names that client, answers nothing and stays
+    unchanged. Each client in turn, so the name is not a fixed position."""
+    r = Round(tkp)
+    n2 = r.pk.nsquare
+    for u in range(N):
+        vec = r.vector(u)
+        pv = popk.BatchableProofVector.from_bytes(r.enc[u].proofs, r.pk, **INSECURE)
+        j = u % len(pv.proofs)
+        p = pv.proofs[j]
+        quads = [(0, q.a, q.z, q.w) for q in pv.proofs]
+        quads[j] = (0, p.a * (1 + r.pk.n) % n2, p.z, p.w)  # a shifted by E(1): fails
+        bad = popk.BatchableProofVector._of(r.pk.n, pv.key_fingerprint, quads).to_bytes()
+        evil = r.signed_by(u, vec, bad)
+        for d in (0, 1, 2):
+            _decryptor_refuses(r, d, r.request({u: evil}), IntegrityError,
+                               f"client {u}'s proof of plaintext knowledge is refused: "
+                               f"item 0: the proof of plaintext knowledge of ciphertext {j}")
+        before = observable_state(r.agg)
+        with pytest.raises(IntegrityError, match=f"client {u}'s proof"):
+            r.agg.handle(evil)
+        assert observable_state(r.agg) == before
+
+
+def test_the_decryptor_verifies_all_proofs_in_one_batch(tkp: Any, monkeypatch) -> None:
+    """An honest request costs the decryptor exactly one verify_batch call
+    over every included input (and no one-by-one verify_vector)."""
+    from protocols.paillier_sum import parties
+    calls: list[int] = []
+    real = popk.verify_batch
+
+    def counting(items: Any) -> None:
+        calls.append(len(items))
+        real(items)
+
+    monkeypatch.setattr(parties.popk, "verify_batch", counting)
+    monkeypatch.setattr(parties.popk, "verify_vector",
+                        lambda *a, **k: pytest.fail("one-by-one verification"))
+    r = Round(tkp)
+    (reply,) = r.s.clients[0].handle(r.request({}))
+    assert reply.receiver == SERVER
+    assert calls == [N]
+
+
+def test_compact_form_proofs_are_refused(tkp: Any) -> None:
+    """The compact form (SGPR, version 4 inputs) is not accepted in place of
+    the committed form, even correctly signed with valid proofs in it."""
+    r = Round(tkp)
+    colluder = 3
+    vec, compact = popk.encrypt_with_proofs(
+        r.pk, r.layout, r.inputs[colluder], context=ps.proof_context(r.cfg, colluder),
+        **INSECURE)
+    evil = r.signed_by(colluder, vec, compact.to_bytes())
+    _decryptor_refuses(r, 0, r.request({colluder: evil}), IntegrityError,
+                       f"client {colluder}'s proof of plaintext knowledge is refused: bad magic")
+    with pytest.raises(IntegrityError, match=f"client {colluder}'s proof"):
+        r.agg.handle(evil)

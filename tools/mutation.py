@@ -775,8 +775,8 @@ _paillier = (
     ("            config.registry[sender].verify(\n                signature, input_signing_payload(config, sender, payload, proofs))",
      "            pass",
      "malicious mode: decryptor skips the signatures")
-    ("        _check_proofs(config, sender, vec, proofs, public_key, insecure, workers)",
-     "        pass",
+    ("    _check_proofs(config, checked, public_key, insecure)",
+     "    pass",
      "malicious mode: decryptor skips the proofs of plaintext knowledge")
     ("        if vec.summands != 1:\n            raise ProtocolError(f\"client {sender}'s vector claims",
      "        if vec.summands > 2:\n            raise ProtocolError(f\"client {sender}'s vector claims",

@@ -25,12 +25,14 @@ SignedInputs       PSSI    aggregator (threshold,    decrypt   every included in
                                                                proofs
 =================  ======  ========================  ========  =====================
 
-Under a configuration in ``mode="malicious"`` every message is version 4:
+Under a configuration in ``mode="malicious"`` every message is version 5:
 an :class:`EncryptedInput` then also carries its client's 64-byte Ed25519
 signature over :func:`input_signing_payload` and, after it, a blob of
-proofs of plaintext knowledge (:class:`secagg.paillier.popk.ProofVector`,
-one per ciphertext, bound to :func:`proof_context`), which the signature
-covers; the aggregator sends the committee :class:`SignedInputs` (every
+proofs of plaintext knowledge in committed form
+(:class:`secagg.paillier.popk.BatchableProofVector`, ``SGPB``: one
+``(a, z, w)`` per ciphertext, bound to :func:`proof_context`, so that a
+decryptor checks every input's proofs in one batched verification), which
+the signature covers; the aggregator sends the committee :class:`SignedInputs` (every
 included input, each with its signature and proofs) instead of an
 :class:`EncryptedSum`, which that mode refuses. Semi-honest configurations
 keep version 2 and their exact bytes.
@@ -95,10 +97,11 @@ KEY_HOLDER = "key_holder"
 DEALER = "dealer"
 
 _VERSION = 2
-# mode="malicious": signed inputs with proofs of plaintext knowledge, SignedInputs,
-# no EncryptedSum (version 3 carried no proofs)
-_VERSION_MALICIOUS = 4
-_INPUT_SIGN_DOMAIN = b"secagg/paillier_sum/signed-input/v2"
+# mode="malicious": signed inputs with proofs of plaintext knowledge in committed form
+# (SGPB), SignedInputs, no EncryptedSum (version 3 carried no proofs, version 4 the
+# compact form SGPR)
+_VERSION_MALICIOUS = 5
+_INPUT_SIGN_DOMAIN = b"secagg/paillier_sum/signed-input/v3"
 _PROOF_DOMAIN = b"secagg/paillier_sum/plaintext-knowledge/v1"
 _ROLE_AGGREGATOR, _ROLE_KEY_HOLDER, _ROLE_CLIENT, _ROLE_DEALER = 0, 1, 2, 3
 _MAX_TKEY_BYTES = (tp.MAX_PARTIES + 2) * (2 * paillier.MAX_KEY_BITS // 8 + 4) + 16
@@ -148,7 +151,7 @@ class EncryptedInput:
     :class:`~secagg.paillier.EncryptedVector` (parsed by the receiver) and,
     in malicious mode, the client's Ed25519 signature over
     :func:`input_signing_payload` and its proofs of plaintext knowledge
-    (:class:`secagg.paillier.popk.ProofVector` bytes, parsed by the
+    (:class:`secagg.paillier.popk.BatchableProofVector` bytes, parsed by the
     receiver); both empty in semi-honest mode."""
 
     ROUND: ClassVar[str] = "encrypt"
@@ -274,9 +277,8 @@ class PaillierSumCodec:
         # an encrypted vector never holds more ciphertexts than values
         self._max_payload = min(wire.MAX_FIELD,
                                 1024 + config.dimension * (_CT_BYTES_MAX + 8))
-        # one proof (16-byte challenge, two responses mod n) per ciphertext
-        self._max_proofs = min(wire.MAX_FIELD,
-                               1024 + config.dimension * (_CT_BYTES_MAX + 16))
+        # one proof (a commitment mod n^2, two responses mod n) per ciphertext
+        self._max_proofs = min(wire.MAX_FIELD, 1024 + config.dimension * 2 * _CT_BYTES_MAX)
 
     # -- addresses -------------------------------------------------------------------
     def _put_sender(self, w: wire.Writer, sender: Address) -> None:

@@ -36,8 +36,10 @@ aggregator verifies each signature and the proofs on arrival and sends the
 committee :class:`SignedInputs` (every included input with its signature
 and proofs) instead of the product. A decryptor checks every input
 (distinct ids of the round, distinct ciphertexts, signatures valid under
-the registry for this config digest, proofs of plaintext knowledge, at
-least ``min_clients`` of them), multiplies them itself and partially
+the registry for this config digest, at least ``min_clients`` of them),
+then verifies all inputs' proofs of plaintext knowledge in one batch
+(committed form, :func:`secagg.paillier.popk.verify_batch`), multiplies
+them itself and partially
 decrypts only that product, once per session. The aggregator still
 computes the same product to verify the decryption proofs.
 """
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -168,23 +170,45 @@ def _exact_input(i: object) -> tuple[int, bytes, bytes, bytes]:
     return i.sender, i.payload, i.signature, i.proofs
 
 
-def _check_proofs(config: PaillierSumConfig, client: int, vec: EncryptedVector,
-                  proofs: bytes, public_key: Any, insecure: bool,
-                  workers: int | None = None) -> None:
-    """Client ``client``'s proofs of plaintext knowledge for ``vec`` verify
-    under :func:`proof_context`; else :class:`IntegrityError` naming it."""
+def _check_proofs(config: PaillierSumConfig,
+                  items: Sequence[tuple[int, EncryptedVector, bytes]],
+                  public_key: Any, insecure: bool) -> None:
+    """Every ``(client, vector, proof bytes)`` item's proofs of plaintext
+    knowledge (committed form, ``SGPB``) verify under that client's
+    :func:`proof_context`, checked together in ONE batched verification
+    (:func:`secagg.paillier.popk.verify_batch`: soundness 2^-127 for the
+    dealer's safe-prime threshold keys); else :class:`IntegrityError`
+    naming the first client whose proofs fail. Malformed proof bytes are
+    refused while parsing, before any exponentiation; when the batch fails,
+    each item is re-checked alone (one batch of its own proofs) to name
+    the culprit, so only a refused request pays more than one batch."""
+    batch: list[tuple[EncryptedVector, popk.BatchableProofVector, bytes]] = []
+    for client, vec, proofs in items:
+        try:
+            pv = popk.BatchableProofVector.from_bytes(
+                proofs, public_key, count=len(vec.ciphertexts),
+                insecure_allow_small_key_for_tests=insecure)
+        except SecAggError as exc:
+            raise IntegrityError(f"client {client}'s proof of plaintext knowledge is refused: "
+                                 f"{exc}") from exc
+        batch.append((vec, pv, proof_context(config, client)))
     try:
-        pv = popk.ProofVector.from_bytes(proofs, public_key, count=len(vec.ciphertexts),
-                                         insecure_allow_small_key_for_tests=insecure)
-        popk.verify_vector(vec, pv, context=proof_context(config, client), workers=workers)
+        popk.verify_batch(batch)
+        return
     except SecAggError as exc:
-        raise IntegrityError(f"client {client}'s proof of plaintext knowledge is refused: "
-                             f"{exc}") from exc
+        failure = exc
+    for (client, _, _), item in zip(items, batch, strict=True):
+        try:
+            popk.verify_batch([item])
+        except SecAggError as exc:
+            raise IntegrityError(f"client {client}'s proof of plaintext knowledge is refused: "
+                                 f"{exc}") from exc
+    raise IntegrityError(f"the proofs of plaintext knowledge of clients "
+                         f"{[c for c, _, _ in items]} are refused together: {failure}")
 
 
 def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, public_key: Any,
-                    msg: SignedInputs, insecure: bool,
-                    workers: int | None = None) -> tuple[EncryptedVector, frozenset[int]]:
+                    msg: SignedInputs, insecure: bool) -> tuple[EncryptedVector, frozenset[int]]:
     """Malicious mode: check every input a decryption request carries and
     return their product mod n^2, computed here (never the aggregator's),
     with the ids of the clients in it.
@@ -198,8 +222,11 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
     layout or claiming more than one summand, proofs of plaintext knowledge
     that do not verify for that client under this config digest (so no
     client can sign a product, inverse or re-randomised copy of others'
-    ciphertexts as its input). Each field is read once; only those values
-    are checked and used; the request itself must be exactly a
+    ciphertexts as its input). The cheap checks (types, ids, count,
+    signatures, layout, summands, proof parsing) run on every input first;
+    then ALL inputs' proofs are verified in one batch (:func:`_check_proofs`)
+    before anything is multiplied. Each field is read once; only those
+    values are checked and used; the request itself must be exactly a
     :class:`SignedInputs`."""
     if type(msg) is not SignedInputs:
         raise ProtocolError(f"a decryption request must be a SignedInputs, not "
@@ -224,6 +251,7 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
         raise ProtocolError("the request holds one ciphertext twice")
     assert config.registry is not None
     vectors = []
+    checked: list[tuple[int, EncryptedVector, bytes]] = []
     for sender, payload, signature, proofs in inputs:
         try:
             config.registry[sender].verify(
@@ -237,8 +265,9 @@ def _signed_product(config: PaillierSumConfig, layout: paillier.PackingLayout, p
         if vec.summands != 1:
             raise ProtocolError(f"client {sender}'s vector claims {vec.summands} summands, "
                                 "expected 1")
-        _check_proofs(config, sender, vec, proofs, public_key, insecure, workers)
+        checked.append((sender, vec, proofs))
         vectors.append(vec)
+    _check_proofs(config, checked, public_key, insecure)
     try:
         return paillier.aggregate(vectors), frozenset(ids)
     except ParameterError as exc:
@@ -747,7 +776,7 @@ class PaillierSumClient:
                                    insecure_allow_small_key_for_tests=self._insecure, **kw)
             return EncryptedInput(self.client_id, vec.to_bytes())
         # malicious mode: the online path, proving knowledge of every plaintext
-        vec, proofs = popk.encrypt_with_proofs(
+        vec, proofs = popk.encrypt_with_batchable_proofs(
             self._pk, layout, values, context=proof_context(self.config, self.client_id),
             workers=self._workers, insecure_allow_small_key_for_tests=self._insecure)
         payload, proof_bytes = vec.to_bytes(), proofs.to_bytes()
@@ -841,7 +870,7 @@ class PaillierSumClient:
             raise ProtocolError("signed inputs belong to mode='malicious'")
         share = self._check_decryptor()
         product, included = _signed_product(self.config, self._layout(), self._pk, msg,
-                                            self._insecure, self._workers)
+                                            self._insecure)
         partial = tp.partial_decrypt(share, product, context=decryption_context(self.config),
                                      workers=self._workers)
         self.included = included  # the checked ids, not a second read of the request
@@ -1245,7 +1274,10 @@ class PaillierSumAggregator:
         if msg.sender in self._included:
             raise ProtocolError(f"client {msg.sender} already sent its input (replay refused)")
         malicious = self.config.mode == "malicious"
-        payload = _exact_input(msg)[1] if malicious else msg.payload
+        if malicious:  # exact fields, each read once
+            _, payload, signature, proofs = _exact_input(msg)
+        else:
+            payload = msg.payload
         digest = hashlib.sha256(payload).digest()
         if digest in self._seen:
             raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
@@ -1253,8 +1285,7 @@ class PaillierSumAggregator:
             assert self.config.registry is not None
             try:
                 self.config.registry[msg.sender].verify(
-                    msg.signature,
-                    input_signing_payload(self.config, msg.sender, payload, msg.proofs))
+                    signature, input_signing_payload(self.config, msg.sender, payload, proofs))
             except SecAggError as exc:
                 raise IntegrityError(f"client {msg.sender}'s input is not signed by its "
                                      f"registry key for this configuration: {exc}") from exc
@@ -1269,7 +1300,7 @@ class PaillierSumAggregator:
                 f"client {msg.sender}'s vector claims {vec.summands} summands, expected 1"
             )
         if malicious:
-            _check_proofs(self.config, msg.sender, vec, msg.proofs, self._pk, self._insecure)
+            _check_proofs(self.config, [(msg.sender, vec, proofs)], self._pk, self._insecure)
         try:
             new_sum = vec if self._sum is None else paillier.aggregate([self._sum, vec])
         except ParameterError as exc:
