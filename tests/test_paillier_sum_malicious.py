@@ -240,7 +240,8 @@ def test_a_forged_signature_is_refused(tkp: Any) -> None:
     wrong_key = SigningKey.generate()
     for sig in (bytes(64), wrong_key.sign(ps.input_signing_payload(r.cfg, victim,
                                                                    r.enc[victim].payload)),
-                r.enc[3].signature, r.enc[victim].signature[:-1] + b"\0"):
+                r.enc[3].signature,
+                r.enc[victim].signature[:-1] + bytes([r.enc[victim].signature[-1] ^ 1])):
         bad = dataclasses.replace(r.enc[victim], signature=sig)
         _refused(r, 0, ps.SignedInputs((r.enc[3], bad)), IntegrityError, f"client {victim}")
     # a signature of the wrong length is refused by the party, and cannot be encoded
