@@ -46,13 +46,14 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from secagg import wire
 from secagg.errors import IntegrityError, ParameterError, ProtocolError
+
+from ..paillier_sum.dealing import write_private_file
 
 __all__ = ["MAX_ENTRIES", "journal_file", "read_journal", "write_journal"]
 
@@ -202,28 +203,11 @@ def write_journal(folder: Path | str, node_id: int, key_digest: bytes,
         raise ParameterError(f"the journal {path} would hold {len(items)} sessions, limit "
                              f"{MAX_ENTRIES}: deal a new key")
     _check_folder(path.parent, create=True)
-    data = _encode(node_id, key_digest, items)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-             | getattr(os, "O_CLOEXEC", 0))
+    write_private_file(path, _encode(node_id, key_digest, items), "journal")
     try:
-        fd = os.open(tmp, flags, 0o600)
-    except OSError as exc:
-        raise ParameterError(f"cannot write the journal {path}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o600)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
         _fsync_folder(path.parent)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # disk full, I/O error: the session is refused
-            raise ParameterError(f"cannot write the journal {path}: {exc}") from exc
-        raise
+    except OSError as exc:  # I/O error: the session is refused
+        raise ParameterError(f"cannot write the journal {path}: {exc}") from exc
 
 
 def _fsync_folder(folder: Path) -> None:

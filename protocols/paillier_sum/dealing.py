@@ -72,6 +72,7 @@ __all__ = [
     "read_key_share",
     "read_public",
     "write_key_share",
+    "write_private_file",
     "write_public",
 ]
 
@@ -267,14 +268,25 @@ def write_key_share(path: Path | str, client: int, share: tp.KeyShare) -> None:
     if not isinstance(share, tp.KeyShare):
         raise ParameterError(f"expected a KeyShare, got {type(share).__name__}")
     data = wire.Writer(_SHARE_MAGIC, 1).u64(client).blob(share.to_bytes()).getvalue()
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{secrets.token_hex(8)}.tmp")
+    write_private_file(Path(path), data, "key share file")
+
+
+def write_private_file(path: Path, data: bytes, what: str) -> None:
+    """Atomically replace ``path`` with ``data``, readable by its owner only.
+
+    ``data`` goes to a fresh temporary file in the same folder (created
+    exclusively, never through a link, mode 0600), fsynced, then renamed over
+    ``path`` (a symlink there is replaced, its target never written). Any
+    OS error (disk full, I/O error, a folder that cannot be written) becomes
+    a :class:`~secagg.errors.ParameterError` naming ``what`` and ``path``,
+    and no temporary file is left behind."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
              | getattr(os, "O_CLOEXEC", 0))
     try:
         fd = os.open(tmp, flags, 0o600)
     except OSError as exc:
-        raise ParameterError(f"cannot write the key share file {p}: {exc}") from exc
+        raise ParameterError(f"cannot write the {what} {path}: {exc}") from exc
     try:
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
@@ -282,9 +294,11 @@ def write_key_share(path: Path | str, client: int, share: tp.KeyShare) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
+        os.replace(tmp, path)
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ParameterError(f"cannot write the {what} {path}: {exc}") from exc
         raise
 
 
