@@ -98,6 +98,33 @@ _MAX_CONTEXT = 1 << 16
 _randbelow: Callable[[int], int] = secrets.randbelow
 
 
+
+def _read_header(data: bytes, magic: bytes, public_key: Any, count: int | None,
+                 size_of: Callable[[int], int],
+                 insecure: bool) -> tuple[_PublicContext, Reader, int]:
+    """Check a proof vector's header (type, magic and version, key
+    fingerprint, count, field width) and that exactly ``count * size_of(n)``
+    bytes follow; return the key's context, the reader at the first proof and
+    the count. :class:`ProtocolError` otherwise."""
+    check_public_key(public_key, insecure_allow_small_key_for_tests=insecure)
+    if type(data) is not bytes:
+        raise ProtocolError(f"proofs must be bytes, got {type(data).__name__}")
+    ctx = _PublicContext.of(public_key)
+    n = int(ctx.n)
+    width = _width(n)
+    r = Reader(data, magic)
+    if r.raw(32) != ctx.fingerprint:
+        raise ProtocolError("the proofs were made under another public key")
+    got = r.u32()
+    if count is not None and got != count:
+        raise ProtocolError(f"{got} proofs for {count} ciphertexts")
+    if r.u16() != width:
+        raise ProtocolError(f"proof field width differs from {width} bytes for this key")
+    size = size_of(n)
+    if got * size != r.remaining():
+        raise ProtocolError(f"{got} proofs need {got * size} bytes, {r.remaining()} follow")
+    return ctx, r, got
+
 @dataclass(frozen=True)
 class PlaintextProof:
     """One proof in compact form: challenge ``e`` (< 2^128) and responses
@@ -259,25 +286,11 @@ class ProofVector:
         Raises :class:`ProtocolError` on malformed bytes (bad magic or version,
         another key, another count or width, a field out of range, bytes left
         over); nothing is verified here."""
-        check_public_key(
-            public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
-        )
-        if type(data) is not bytes:
-            raise ProtocolError(f"proofs must be bytes, got {type(data).__name__}")
-        ctx = _PublicContext.of(public_key)
+        ctx, r, got = _read_header(data, _MAGIC, public_key, count,
+                                   lambda n: _E_BYTES + 2 * _width(n),
+                                   insecure_allow_small_key_for_tests)
         n = int(ctx.n)
         width = _width(n)
-        r = Reader(data, _MAGIC)
-        if r.raw(32) != ctx.fingerprint:
-            raise ProtocolError("the proofs were made under another public key")
-        got = r.u32()
-        if count is not None and got != count:
-            raise ProtocolError(f"{got} proofs for {count} ciphertexts")
-        if r.u16() != width:
-            raise ProtocolError(f"proof field width differs from {width} bytes for this key")
-        size = _E_BYTES + 2 * width
-        if got * size != r.remaining():
-            raise ProtocolError(f"{got} proofs need {got * size} bytes, {r.remaining()} follow")
         proofs = []
         for j in range(got):
             e = int.from_bytes(r.raw(_E_BYTES), "big")
@@ -477,25 +490,11 @@ class BatchableProofVector:
         """Parse committed proofs under ``public_key`` (``count`` of them if
         given); :class:`ProtocolError` on malformed bytes or a field out of
         range (``0 < a < n^2``, ``0 <= z < n``, ``0 < w < n``)."""
-        check_public_key(
-            public_key, insecure_allow_small_key_for_tests=insecure_allow_small_key_for_tests
-        )
-        if type(data) is not bytes:
-            raise ProtocolError(f"proofs must be bytes, got {type(data).__name__}")
-        ctx = _PublicContext.of(public_key)
+        ctx, r, got = _read_header(data, _BATCH_MAGIC, public_key, count,
+                                   lambda n: _width(n * n) + 2 * _width(n),
+                                   insecure_allow_small_key_for_tests)
         n = int(ctx.n)
         width, w2 = _width(n), _width(n * n)
-        r = Reader(data, _BATCH_MAGIC)
-        if r.raw(32) != ctx.fingerprint:
-            raise ProtocolError("the proofs were made under another public key")
-        got = r.u32()
-        if count is not None and got != count:
-            raise ProtocolError(f"{got} proofs for {count} ciphertexts")
-        if r.u16() != width:
-            raise ProtocolError(f"proof field width differs from {width} bytes for this key")
-        size = w2 + 2 * width
-        if got * size != r.remaining():
-            raise ProtocolError(f"{got} proofs need {got * size} bytes, {r.remaining()} follow")
         quads = []
         for j in range(got):
             a = int.from_bytes(r.raw(w2), "big")
