@@ -485,3 +485,36 @@ def test_fuzzed_batchable_proof_bytes_raise_only_library_errors(data: st.DataObj
         except IntegrityError:
             continue
         assert got == proofs
+
+
+def test_a_batch_needs_its_random_exponents_errors_that_cancel_are_caught() -> None:
+    """Two proofs tampered with reciprocal factors on w (and opposite shifts on
+    z) leave the product of plain equations unchanged: only independent random
+    exponents per proof catch them."""
+    vec, proofs, context = _batchable([0.25] * 60, b"ctx")
+    assert len(proofs) >= 2
+    p0, p1 = proofs.proofs[0], proofs.proofs[1]
+    y = 12345
+    y_inv = int(gmpy2.invert(y, N))
+    quads = [(0, q.a, q.z, q.w) for q in proofs.proofs]
+    quads[0] = (0, p0.a, p0.z, p0.w * y % N)
+    quads[1] = (0, p1.a, p1.z, p1.w * y_inv % N)
+    bad = popk.BatchableProofVector._of(N, proofs.key_fingerprint, quads)
+    with pytest.raises(IntegrityError, match="ciphertext 0"):
+        popk.verify_batch([(vec, bad, context)])
+    quads = [(0, q.a, q.z, q.w) for q in proofs.proofs]
+    quads[0] = (0, p0.a, (p0.z + 7) % N, p0.w)
+    quads[1] = (0, p1.a, (p1.z - 7) % N, p1.w)
+    with pytest.raises(IntegrityError, match="ciphertext 0"):
+        popk.verify_batch([(vec, popk.BatchableProofVector._of(N, proofs.key_fingerprint,
+                                                                quads), context)])
+
+
+def test_a_batch_refuses_non_unit_commitments_and_responses() -> None:
+    """A commitment or response sharing a factor with n is refused by name (only
+    someone who knows the factorisation could make one)."""
+    vec, proofs, context = _batchable([0.25] * 8, b"ctx")
+    p = proofs.proofs[0]
+    for bad_p in (popk.CommittedProof(P * 3, p.z, p.w), popk.CommittedProof(p.a, p.z, Q)):
+        with pytest.raises(IntegrityError, match="non-unit"):
+            popk.verify_batch([(vec, _with(proofs, 0, bad_p), context)])

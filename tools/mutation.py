@@ -812,6 +812,33 @@ _paillier_flower = (
      "a node takes part twice in one malicious-mode configuration")
 ).out
 
+_popk = (
+    _m("secagg/paillier/popk.py")
+    ("    rho = [secrets.randbits(_RHO_BITS) | 1 for _ in flat]",
+     "    rho = [1 for _ in flat]",
+     "batch verification without random exponents (errors of two proofs can cancel)")
+    ("    if left * left % n2 == right * right % n2:\n        return",
+     "    if left % n2 == left % n2:\n        return",
+     "batch verification accepts everything")
+    ("            if not 0 < c < n2 or gmpy2.gcd(c, n) != 1:\n                raise IntegrityError(f\"item {k}: ciphertext",
+     "            if not 0 < c < n2:\n                raise IntegrityError(f\"item {k}: ciphertext",
+     "batch verification takes a non-unit ciphertext",
+     "EncryptedVector refuses a non-unit ciphertext when it is built or parsed (validate_ciphertext), so no vector reaching the check holds one")
+    ("            if gmpy2.gcd(p.a, n) != 1 or gmpy2.gcd(p.w, n) != 1:",
+     "            if False:",
+     "batch verification takes a non-unit commitment or response")
+    ("        if _challenge(head, index, cc, a, w2) != e:",
+     "        if _challenge(head, index, cc, a, w2) == -1:",
+     "one-by-one verification never compares the challenge")
+    ("    h.update(len(context).to_bytes(4, \"big\") + context)",
+     "    h.update(b\"\")",
+     "challenges not bound to the context")
+    ("        if not 0 < c < n2 or gmpy2.gcd(c, n) != 1:\n            raise IntegrityError(f\"ciphertext {j} is not a unit",
+     "        if not 0 < c < n2:\n            raise IntegrityError(f\"ciphertext {j} is not a unit",
+     "one-by-one verification takes a non-unit ciphertext",
+     "EncryptedVector refuses a non-unit ciphertext when it is built or parsed (validate_ciphertext), so no vector reaching the check holds one")
+).out
+
 # -- dp ------------------------------------------------------------------------------
 
 _dp_ledger = (
@@ -1023,6 +1050,7 @@ TARGETS: tuple[Target, ...] = (
                         "tests/test_paillier_sum_malicious.py",
                         "tests/test_paillier_sum_malicious_popk.py"),
            tuple(_paillier + _paillier_config)),
+    Target("popk", ("tests/test_paillier_popk.py",), tuple(_popk)),
     Target("paillier-flower", ("tests/test_flower_paillier_malicious.py",),
            tuple(_paillier_flower)),
     Target("dp-ledger", ("tests/test_dp_ledger.py", "tests/test_dp_budget_cli.py"),
