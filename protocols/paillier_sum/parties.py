@@ -1269,47 +1269,47 @@ class PaillierSumAggregator:
             raise ProtocolError(
                 f"input from client {msg.sender} after the round closed; it is not included"
             )
-        if msg.sender not in self.config.clients:
-            raise ProtocolError(f"client {msg.sender} is not in the round")
-        if msg.sender in self._included:
-            raise ProtocolError(f"client {msg.sender} already sent its input (replay refused)")
         malicious = self.config.mode == "malicious"
-        if malicious:  # exact fields, each read once
-            _, payload, signature, proofs = _exact_input(msg)
+        if malicious:  # exact fields, each read once; only these copies are used
+            sender, payload, signature, proofs = _exact_input(msg)
         else:
-            payload = msg.payload
+            sender, payload = msg.sender, msg.payload
+        if sender not in self.config.clients:
+            raise ProtocolError(f"client {sender} is not in the round")
+        if sender in self._included:
+            raise ProtocolError(f"client {sender} already sent its input (replay refused)")
         digest = hashlib.sha256(payload).digest()
         if digest in self._seen:
-            raise ProtocolError(f"client {msg.sender} sent a ciphertext already received (replay)")
+            raise ProtocolError(f"client {sender} sent a ciphertext already received (replay)")
         if malicious:
             assert self.config.registry is not None
             try:
-                self.config.registry[msg.sender].verify(
-                    signature, input_signing_payload(self.config, msg.sender, payload, proofs))
+                self.config.registry[sender].verify(
+                    signature, input_signing_payload(self.config, sender, payload, proofs))
             except SecAggError as exc:
-                raise IntegrityError(f"client {msg.sender}'s input is not signed by its "
+                raise IntegrityError(f"client {sender}'s input is not signed by its "
                                      f"registry key for this configuration: {exc}") from exc
         elif msg.signature or msg.proofs:
-            raise ProtocolError(f"client {msg.sender}'s input carries a signature or proofs; "
+            raise ProtocolError(f"client {sender}'s input carries a signature or proofs; "
                                 "this round is semi-honest")
         vec = open_vector(payload, self._pk, self._insecure)
         if vec.layout != self.layout:
-            raise ProtocolError(f"client {msg.sender}'s vector has another packing layout")
+            raise ProtocolError(f"client {sender}'s vector has another packing layout")
         if vec.summands != 1:
             raise ProtocolError(
-                f"client {msg.sender}'s vector claims {vec.summands} summands, expected 1"
+                f"client {sender}'s vector claims {vec.summands} summands, expected 1"
             )
         if malicious:
-            _check_proofs(self.config, [(msg.sender, vec, proofs)], self._pk, self._insecure)
+            _check_proofs(self.config, [(sender, vec, proofs)], self._pk, self._insecure)
         try:
             new_sum = vec if self._sum is None else paillier.aggregate([self._sum, vec])
         except ParameterError as exc:
-            raise ProtocolError(f"cannot add client {msg.sender}'s vector: {exc}") from exc
+            raise ProtocolError(f"cannot add client {sender}'s vector: {exc}") from exc
         self._sum = new_sum
-        self._included.add(msg.sender)
+        self._included.add(sender)
         self._seen.add(digest)
-        if self.config.mode == "malicious":
-            self._inputs[msg.sender] = msg
+        if malicious:  # what the committee gets: the checked copies, never the caller's object
+            self._inputs[sender] = EncryptedInput(sender, payload, signature, proofs)
         if self._included == set(self.config.clients):
             return self._send_sum()
         return []
