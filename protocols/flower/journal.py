@@ -93,14 +93,21 @@ def _check_folder(folder: Path, create: bool) -> None:
     if not stat.S_ISDIR(st.st_mode):
         raise ParameterError(f"the journal folder {folder} is not a folder "
                              f"(mode {stat.filemode(st.st_mode)})")
-    if os.name == "posix":
-        if st.st_uid != os.geteuid():
-            raise IntegrityError(f"the journal folder {folder} belongs to uid {st.st_uid}, "
-                                 f"not this user ({os.geteuid()})")
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o022:
-            raise IntegrityError(f"the journal folder {folder} has mode {oct(mode)}: group or "
-                                 f"others may replace its files (chmod 700 {folder})")
+    _check_owner_and_mode(st, f"the journal folder {folder}", 0o022,
+                          f"group or others may replace its files (chmod 700 {folder})")
+
+
+def _check_owner_and_mode(st: os.stat_result, what: str, forbidden: int, hint: str) -> None:
+    """On POSIX, refuse (``IntegrityError``) what another user owns or whose
+    mode has any of the ``forbidden`` bits."""
+    if os.name != "posix":  # pragma: no cover - no owner or mode bits there
+        return
+    if st.st_uid != os.geteuid():
+        raise IntegrityError(f"{what} belongs to uid {st.st_uid}, not this user "
+                             f"({os.geteuid()})")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & forbidden:
+        raise IntegrityError(f"{what} has mode {oct(mode)}: {hint}")
 
 
 def _load(path: Path, node_id: int, key_digest: bytes) -> list[bytes]:
@@ -119,14 +126,8 @@ def _load(path: Path, node_id: int, key_digest: bytes) -> list[bytes]:
         if not stat.S_ISREG(st.st_mode):
             raise IntegrityError(f"the journal {path} is not a regular file "
                                  f"(mode {stat.filemode(st.st_mode)})")
-        if os.name == "posix":
-            if st.st_uid != os.geteuid():
-                raise IntegrityError(f"the journal {path} belongs to uid {st.st_uid}, not "
-                                     f"this user ({os.geteuid()})")
-            mode = stat.S_IMODE(st.st_mode)
-            if mode & 0o077:
-                raise IntegrityError(f"the journal {path} has mode {oct(mode)}; it must be "
-                                     f"0600 or stricter (chmod 600 {path})")
+        _check_owner_and_mode(st, f"the journal {path}", 0o077,
+                              f"it must be 0600 or stricter (chmod 600 {path})")
         if st.st_size > _MAX_BYTES:
             raise IntegrityError(f"the journal {path} has {st.st_size} bytes, limit "
                                  f"{_MAX_BYTES}")
